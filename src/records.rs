@@ -78,6 +78,9 @@ pub struct RunResult {
     pub train_loss: Option<f64>,
     pub wall_s: f64,
     pub tokens_per_s: f64,
+    /// Passes over the unique training tokens (tokens / data.unique_tokens) when the data repeats.
+    #[serde(default)]
+    pub epochs: Option<f64>,
 }
 
 /// run.json.

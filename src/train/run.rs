@@ -283,6 +283,7 @@ fn finish(
         train_loss: Some(r.train_loss),
         wall_s,
         tokens_per_s: (r.tokens as f64) / wall_s.max(1e-9),
+        epochs: None,
     });
     let status = if stop.is_some() { RunStatus::Diverged } else { RunStatus::Done };
     RunEnd { status, reason: stop, result }
