@@ -20,10 +20,16 @@
 //! document boundary is a code token whose probability is q × P(first digit). Tables are hashed
 //! rather than stored, so memory is O(n_quanta × sub_vocab) and a row costs ~20 ns per token.
 //!
-//! The defaults (65536 quanta, exponent 1.4, orders 1–3 over 16-token sub-vocabularies) are
-//! chosen so that there is always more to learn: a count-based oracle that knows the structure
-//! and estimates the tables from D tokens has excess loss falling as about D^−0.3 from 1e4 to
-//! 1e8 tokens (the `learnability` test), as the quantization model predicts for α = 0.4.
+//! The defaults (4096 quanta, exponent 1.4, order-2 tables over 64-token sub-vocabularies,
+//! 32-token documents) are chosen so that capacity binds at CPU scale: a short document shows
+//! too little of its table for in-context statistics to stand in for it, so a model must store
+//! the tables of the quanta it knows in its weights, and bigger models learn more of them from
+//! the same tokens. A count-based oracle that knows the structure and estimates the tables from
+//! D tokens has excess loss falling as about D^−0.45 from 1e4 to 1e8 tokens (the `learnability`
+//! test); transformers of 12k, 49k and 197k non-embedding parameters trained on 1M tokens reach
+//! 2.765, 2.551 and 2.474 nats against a true entropy of 1.43. Earlier defaults (65536 quanta,
+//! orders 1–3 over 16 tokens, 128-token documents) were learnable in context, and there the
+//! smallest model was as good as the biggest at every CPU budget.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -79,15 +85,15 @@ impl Default for SyntheticConfig {
     fn default() -> Self {
         SyntheticConfig {
             seed: 1,
-            vocab_size: 2048,
-            n_quanta: 65536,
+            vocab_size: 1024,
+            n_quanta: 4096,
             quanta_zipf_exponent: 1.4,
-            ngram_orders: vec![1, 2, 3],
-            sub_vocab: 16,
+            ngram_orders: vec![2],
+            sub_vocab: 64,
             branching: 4,
             successor_zipf_exponent: 1.0,
             token_zipf_exponent: 1.0,
-            mean_doc_len: 128.0,
+            mean_doc_len: 32.0,
             code_alphabet: 64,
         }
     }

@@ -194,8 +194,8 @@ fn batches_are_pinned_across_platforms_and_versions() {
     assert_eq!(fingerprint(&source.validation_set(4, 64).unwrap().batch.inputs), PINNED_VALIDATION_FINGERPRINT);
 }
 
-const PINNED_TRAIN_FINGERPRINT: u64 = 4814341904197406762;
-const PINNED_VALIDATION_FINGERPRINT: u64 = 7154121874857666913;
+const PINNED_TRAIN_FINGERPRINT: u64 = 5144708917466461091;
+const PINNED_VALIDATION_FINGERPRINT: u64 = 15214797176070133536;
 
 #[test]
 fn train_and_validation_streams_differ() {
@@ -256,9 +256,11 @@ fn quantum_frequencies_follow_the_zipf_law() {
     assert!((ratio / 2f64.powf(1.4) - 1.0).abs() < 1e-4, "{ratio}");
     let ratio = source.quantum_probability(9) / source.quantum_probability(99);
     assert!((ratio - 10f64.powf(1.4)).abs() < 1e-3, "{ratio}");
-    let orders: Vec<usize> = (0..300).map(|k| source.quantum_order(k).unwrap()).collect();
     assert_eq!(source.quantum_order(source.config.n_quanta), None);
-    assert!((1..=3).all(|n| orders.iter().filter(|&&o| o == n).count() > 60), "orders are mixed");
+    let mixed = SyntheticConfig { ngram_orders: vec![1, 2, 3], sub_vocab: 16, ..SyntheticConfig::default() };
+    let mixed = SyntheticSource::new(&mixed).unwrap();
+    let orders: Vec<usize> = (0..300).map(|k| mixed.quantum_order(k).unwrap()).collect();
+    assert!((1..=3).all(|n| orders.iter().filter(|&&o| o == n).count() == 100), "orders interleave by rank");
 }
 
 /// Every row of `row_len` tokens over a `vocab`-token alphabet with its exact probability
@@ -379,7 +381,8 @@ fn true_entropy_is_below_unigram_entropy() {
     let validation = source.validation_set(64, 256).unwrap();
     let true_entropy = validation.true_entropy.unwrap();
     assert_eq!(validation.batch.targets.len(), 64 * 256);
-    // Body tokens carry H(1, 1/2, 1/3, 1/4 normalised) = 1.2425 nats; boundaries add a little.
+    // Body tokens carry H(1, 1/2, 1/3, 1/4 normalised) = 1.2425 nats; boundaries add a little more
+    // with 32-token documents (1.41 at the defaults).
     assert!(true_entropy > 1.0 && true_entropy < 1.6, "{true_entropy}");
     assert!(validation.unigram_entropy > true_entropy + 2.0, "{} vs {true_entropy}", validation.unigram_entropy);
 }
@@ -398,7 +401,7 @@ fn config_errors_name_the_field() {
         ("ngram_orders", |c| c.ngram_orders = vec![2, 0]),
         ("ngram_orders", |c| c.ngram_orders = vec![12]),
         ("sub_vocab", |c| c.sub_vocab = 0),
-        ("branching", |c| c.branching = 17),
+        ("branching", |c| c.branching = 65),
         ("successor_zipf_exponent", |c| c.successor_zipf_exponent = f64::INFINITY),
         ("token_zipf_exponent", |c| c.token_zipf_exponent = 11.0),
         ("mean_doc_len", |c| c.mean_doc_len = 0.5),
@@ -456,7 +459,7 @@ fn config_reads_from_serde_with_defaults_and_rejects_unknown_fields() {
 fn describe_names_the_whole_config() {
     let line = default_source().describe();
     assert!(
-        line.starts_with("synthetic(seed=1, vocab=2048, quanta=65536, quanta_zipf=1.4, orders=[1, 2, 3]"),
+        line.starts_with("synthetic(seed=1, vocab=1024, quanta=4096, quanta_zipf=1.4, orders=[2], sub_vocab=64"),
         "{line}"
     );
     assert!(!line.contains('\n'));
@@ -467,7 +470,7 @@ fn describe_names_the_whole_config() {
 fn learnability_excess_loss_falls_as_a_power_law_of_training_tokens() {
     // A count-based oracle's excess loss over the true entropy, after D = 1e4 ... 1e7 tokens.
     // The quantization model predicts slope −α/(α+1) = −0.4/1.4 ≈ −0.29 (Michaud et al. 2023,
-    // §2); this oracle measures about −0.27 here (0.54, 0.33, 0.19, 0.081) and −0.34 to 1e8.
+    // §2); this oracle measures about −0.38 here (1.03, 0.53, 0.23, 0.074) and −0.45 to 1e8.
     let source = default_source();
     let budgets = [10_000u64, 100_000, 1_000_000, 10_000_000];
     let curve = learning_curve(&source, &budgets, 256);
