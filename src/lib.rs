@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod devcheck;
 pub mod device;
 pub mod error;
 pub mod fit;

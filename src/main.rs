@@ -166,6 +166,10 @@ struct BenchArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     json: bool,
+    /// Instead of timing, check the device against the CPU: finite-difference gradients, an f32
+    /// training run, and (on CUDA) a bf16 run; exits 1 when a check fails.
+    #[arg(long)]
+    check: bool,
 }
 
 fn main() -> ExitCode {
@@ -331,6 +335,12 @@ fn cmd_bench(args: BenchArgs) -> anyhow::Result<()> {
         tie_embeddings: false,
     };
     let device = sweeplaw::device::resolve(&args.device, &args.precision)?;
+    if args.check {
+        let check = sweeplaw::devcheck::check_device(&device)?;
+        println!("{}", check.describe());
+        anyhow::ensure!(check.passed(), "device {} disagrees with the cpu (see above)", device.name);
+        return Ok(());
+    }
     let options = BenchOptions { shape, batch_size: args.batch_size, steps: args.steps, warmup_steps: args.warmup };
     let result = run_bench(&options, &device)?;
     println!("{}", result.describe());

@@ -480,58 +480,5 @@ mod tests {
         assert!((la as f64 - (512f64).ln()).abs() < 0.05, "initial loss {la} vs ln V {}", (512f64).ln());
     }
 
-    /// Central finite differences in f64 on a sample of every parameter tensor.
-    fn check_gradients(s: &ModelShape) {
-        let dev = Device::Cpu;
-        let model = Model::new(s, 1, DType::F64, DType::F64, &dev).unwrap();
-        // Perturb the norm gains away from 1 so their gradients are generic.
-        for p in model.params().iter().filter(|p| p.kind == ParamKind::NormGain) {
-            let n = p.var.elem_count();
-            let vals: Vec<f64> = (0..n).map(|i| 1.0 + 0.1 * ((i * 7 % 5) as f64 - 2.0)).collect();
-            p.var.set(&Tensor::from_vec(vals, n, &dev).unwrap()).unwrap();
-        }
-        let (b, t) = (2, s.seq_len);
-        let ids = Tensor::from_vec(
-            (0..(b * t) as u32).map(|i| (i * 7 + 3) % s.vocab_size as u32).collect::<Vec<_>>(),
-            (b, t),
-            &dev,
-        )
-        .unwrap();
-        let tg = Tensor::from_vec(
-            (0..(b * t) as u32).map(|i| (i * 5 + 1) % s.vocab_size as u32).collect::<Vec<_>>(),
-            (b, t),
-            &dev,
-        )
-        .unwrap();
-        let loss = |m: &Model| m.loss(&ids, &tg).unwrap().to_scalar::<f64>().unwrap();
-        let grads = model.loss(&ids, &tg).unwrap().backward().unwrap();
-        let h = 1e-5;
-        for p in model.params() {
-            let g = grads.get(p.var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {}", p.name));
-            let g = g.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let orig = p.var.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let n = orig.len();
-            for k in 0..4 {
-                let i = (k * 7919 + 13) % n;
-                let mut plus = orig.clone();
-                plus[i] += h;
-                p.var.set(&Tensor::from_vec(plus, p.var.shape(), &dev).unwrap()).unwrap();
-                let lp = loss(&model);
-                let mut minus = orig.clone();
-                minus[i] -= h;
-                p.var.set(&Tensor::from_vec(minus, p.var.shape(), &dev).unwrap()).unwrap();
-                let lm = loss(&model);
-                p.var.set(&Tensor::from_vec(orig.clone(), p.var.shape(), &dev).unwrap()).unwrap();
-                let numeric = (lp - lm) / (2.0 * h);
-                let rel = (numeric - g[i]).abs() / numeric.abs().max(g[i].abs()).max(1e-7);
-                assert!(rel < 1e-4, "{} [{i}]: analytic {} numeric {numeric} rel {rel}", p.name, g[i]);
-            }
-        }
-    }
-
-    #[test]
-    fn gradients_match_finite_differences() {
-        check_gradients(&shape(MlpKind::Gelu, false));
-        check_gradients(&shape(MlpKind::Swiglu, true));
-    }
+    // The finite-difference gradient check is devcheck::gradient_check (run on every device).
 }
