@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Everything issue 7 measures on the H100, in one command, so a session's short GPU lease goes to
+# measuring. Run on the GPU machine from the repository root, with the cuda binary unpacked:
+#
+#   here:   CUDAFORGE_THREADS=2 bash scripts/build-cuda.sh "$PWD" --features cuda --target-dir target-cuda
+#           mkdir -p gpu && cp target-cuda/release/sweeplaw gpu/ && xz -T2 -f gpu/sweeplaw
+#           (gpu/ is listed in .git/info/exclude; name it in the device tool's `carry`)
+#   there:  xz -d gpu/sweeplaw.xz && bash scripts/gpu-session.sh gpu/sweeplaw "$OUT"
+#
+# Writes under OUT: check.txt (bench --check: gradients, f32 vs cpu, bf16 vs f32), bench-h100/
+# (bench.json, bench.md: scripts/bench_torch.py, PyTorch eager and compile against sweeplaw),
+# sweep/ (configs/gpu-smoke.toml trained on cuda:0 with one and with 4 runs per device, fit and
+# report), and summary.txt, the table printed last.
+set -uo pipefail
+BIN=$(realpath "${1:?usage: gpu-session.sh SWEEPLAW_BINARY OUT_DIR}")
+OUT=$(realpath -m "${2:?usage: gpu-session.sh SWEEPLAW_BINARY OUT_DIR}")
+mkdir -p "$OUT"
+PY=${PY:-python3}
+NV=$("$PY" -c 'import nvidia; print(list(nvidia.__path__)[0])')
+export LD_LIBRARY_PATH="$(find "$NV" -maxdepth 3 -type d -name lib | tr '\n' ':')${LD_LIBRARY_PATH:-}"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/gpu.txt" 2>&1
+
+step() { echo "== $1 ($(date +%T))" | tee -a "$OUT/summary.txt"; }
+
+step "device check"
+"$BIN" bench --check --device cuda:0 > "$OUT/check.txt" 2>&1
+echo "bench --check exit $?" >> "$OUT/summary.txt"
+
+step "speed against PyTorch"
+"$PY" scripts/bench_torch.py --device cuda --sweeplaw "$BIN" --out "$OUT/bench-h100" \
+  > "$OUT/bench.log" 2>&1
+echo "bench_torch exit $?" >> "$OUT/summary.txt"
+
+for k in 1 4; do
+  step "sweep, $k run(s) per device"
+  start=$(date +%s)
+  "$BIN" sweep configs/gpu-smoke.toml --results "$OUT/sweep-k$k" --runs-per-device "$k" \
+    > "$OUT/sweep-k$k.log" 2>&1
+  echo "sweep k=$k exit $? in $(( $(date +%s) - start )) s" >> "$OUT/summary.txt"
+done
+"$BIN" fit "$OUT/sweep-k1/gpu-smoke" --holdout 2 > "$OUT/fit.log" 2>&1
+"$BIN" report "$OUT/sweep-k1/gpu-smoke" > "$OUT/report.log" 2>&1
+
+cat "$OUT/gpu.txt" "$OUT/check.txt" >> "$OUT/summary.txt"
+cat "$OUT/bench-h100/bench.md" >> "$OUT/summary.txt" 2>/dev/null
+cat "$OUT/summary.txt"
