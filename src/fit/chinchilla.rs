@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::fit::compute::ComputeModel;
 use crate::fit::data::Point;
 use crate::fit::error::FitError;
 use crate::fit::fastmath;
@@ -24,12 +25,14 @@ pub struct ChinchillaParams {
     pub b: f64,
     pub alpha: f64,
     pub beta: f64,
+    /// How the fitted runs' compute grows with N (C = 6·N·D unless the count says otherwise).
+    pub compute: ComputeModel,
 }
 
 impl ChinchillaParams {
     /// From the optimiser's vector (a, b, e, alpha, beta) = (log A, log B, log E, alpha, beta).
-    pub(crate) fn from_log_form(x: &[f64]) -> ChinchillaParams {
-        ChinchillaParams { e: x[2].exp(), a: x[0].exp(), b: x[1].exp(), alpha: x[3], beta: x[4] }
+    pub(crate) fn from_log_form(x: &[f64], compute: ComputeModel) -> ChinchillaParams {
+        ChinchillaParams { e: x[2].exp(), a: x[0].exp(), b: x[1].exp(), alpha: x[3], beta: x[4], compute }
     }
 
     /// Predicted loss for N parameters trained on D tokens (eq. 2).
@@ -37,23 +40,25 @@ impl ChinchillaParams {
         self.e + self.a / params.powf(self.alpha) + self.b / tokens.powf(self.beta)
     }
 
-    /// Exponent a of N_opt ∝ C^a: beta / (alpha + beta) (eq. 4).
+    /// Exponent a of N_opt ∝ C^a: beta / (alpha + beta) (eq. 4), beta / (alpha + beta·c) under
+    /// C = k·N^c·D (see `compute`).
     pub fn exponent_a(&self) -> f64 {
-        self.beta / (self.alpha + self.beta)
+        self.beta / (self.alpha + self.beta * self.compute.params_exponent)
     }
 
-    /// Exponent b of D_opt ∝ C^b: alpha / (alpha + beta) (eq. 4).
+    /// Exponent b of D_opt ∝ C^b: alpha / (alpha + beta) (eq. 4), 1 − c·a under C = k·N^c·D.
     pub fn exponent_b(&self) -> f64 {
-        self.alpha / (self.alpha + self.beta)
+        1.0 - self.compute.params_exponent * self.exponent_a()
     }
 
     /// (N_opt, D_opt) at compute C (eq. 4): G = (alpha A / (beta B))^(1/(alpha+beta)),
-    /// N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b.
+    /// N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b; under C = k·N^c·D, G = (αA/(βcB))^(1/(α+βc)),
+    /// N_opt = G (C/k)^a and D_opt = C / (k N_opt^c).
     pub fn compute_optimal(&self, flops: f64) -> (f64, f64) {
-        let sum = self.alpha + self.beta;
-        let g = (self.alpha * self.a / (self.beta * self.b)).powf(1.0 / sum);
-        let budget = flops / 6.0;
-        (g * budget.powf(self.beta / sum), budget.powf(self.alpha / sum) / g)
+        let c = self.compute.params_exponent;
+        let g = (self.alpha * self.a / (self.beta * c * self.b)).powf(1.0 / (self.alpha + self.beta * c));
+        let n_opt = g * (flops / self.compute.coefficient).powf(self.exponent_a());
+        (n_opt, self.compute.tokens(flops, n_opt))
     }
 }
 
@@ -63,6 +68,8 @@ pub(crate) struct LogPoints {
     pub ln_params: Vec<f64>,
     pub ln_tokens: Vec<f64>,
     pub ln_loss: Vec<f64>,
+    /// C = k·N^c·D fitted to the points: the constraint of the compute-optimal allocation.
+    pub compute: ComputeModel,
     /// (min, max) of ln_params and of ln_tokens.
     params_range: (f64, f64),
     tokens_range: (f64, f64),
@@ -73,6 +80,7 @@ impl LogPoints {
         let ln_params: Vec<f64> = points.iter().map(|p| p.params.ln()).collect();
         let ln_tokens: Vec<f64> = points.iter().map(|p| p.tokens.ln()).collect();
         LogPoints {
+            compute: ComputeModel::fit(points),
             params_range: range(&ln_params),
             tokens_range: range(&ln_tokens),
             ln_params,
@@ -311,14 +319,14 @@ pub(crate) fn fit_grid(points: &LogPoints, weights: &[f64]) -> Result<Approach3,
     let starts = published_grid();
     let best = minimize_from_starts(&objective, &starts, &settings())
         .ok_or(FitError::NoOptimum { law: "chinchilla".to_string(), starts: starts.len() })?;
-    Ok(Approach3 { params: ChinchillaParams::from_log_form(&best.x), objective: best.value, x: best.x })
+    Ok(Approach3 { params: ChinchillaParams::from_log_form(&best.x, points.compute), objective: best.value, x: best.x })
 }
 
 /// Refits from one start (a bootstrap resample warm-started from the full-data optimum).
 pub(crate) fn refit_from(points: &LogPoints, weights: &[f64], start: &[f64]) -> Option<Approach3> {
     let objective = HuberLse { points, weights };
     let end = minimize(&objective, start, &settings())?;
-    Some(Approach3 { params: ChinchillaParams::from_log_form(&end.x), objective: end.value, x: end.x })
+    Some(Approach3 { params: ChinchillaParams::from_log_form(&end.x, points.compute), objective: end.value, x: end.x })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 mod bootstrap;
 mod chinchilla;
+mod compute;
 mod counting;
 mod curves;
 mod data;
@@ -37,6 +38,7 @@ mod table;
 mod tests;
 
 pub use chinchilla::ChinchillaParams;
+pub use compute::ComputeModel;
 pub use data::{load_points, Curve, CurvePoint, Dataset, Excluded, Point};
 pub use error::FitError;
 pub use options::{FitOptions, FlopCount, Law, ParamCount};

@@ -12,7 +12,14 @@ pub(crate) mod synth {
 
     /// Hoffmann et al. 2022's fitted law (eq. 10): E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28.
     pub fn hoffmann() -> ChinchillaParams {
-        ChinchillaParams { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 }
+        ChinchillaParams {
+            e: 1.69,
+            a: 406.4,
+            b: 410.7,
+            alpha: 0.34,
+            beta: 0.28,
+            compute: crate::fit::ComputeModel { coefficient: 6.0, params_exponent: 1.0 },
+        }
     }
 
     /// Multiplies a loss by exp(noise x standard normal).

@@ -12,6 +12,7 @@ use crate::plot::records::Counting;
 /// Approach 3 of Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta (eq. 2), the
 /// fitter's own parameter type (prediction and compute-optimal allocation included).
 pub(crate) type Chinchilla = crate::fit::ChinchillaParams;
+use crate::fit::ComputeModel;
 
 /// Kaplan et al. 2020 eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -135,7 +136,12 @@ impl FitJson {
     /// Approach 3's parameters.
     pub fn chinchilla(&self) -> Option<Chinchilla> {
         let p = |key: &str| self.law_number("chinchilla", &format!("/params/{key}"));
-        let fit = Chinchilla { e: p("E")?, a: p("A")?, b: p("B")?, alpha: p("alpha")?, beta: p("beta")? };
+        // fit.json files written before the compute model was recorded assumed C = 6·N·D.
+        let compute = match (p("compute/coefficient"), p("compute/params_exponent")) {
+            (Some(coefficient), Some(params_exponent)) => ComputeModel { coefficient, params_exponent },
+            _ => ComputeModel::default(),
+        };
+        let fit = Chinchilla { e: p("E")?, a: p("A")?, b: p("B")?, alpha: p("alpha")?, beta: p("beta")?, compute };
         (fit.alpha > 0.0 && fit.beta > 0.0 && fit.a > 0.0 && fit.b > 0.0).then_some(fit)
     }
 
@@ -253,7 +259,7 @@ mod tests {
     /// G = (0.34·406.4 / (0.28·410.7))^(1/0.62) = 1.345 and (C/6)^a = 2.39e10, so N_opt = 3.2e10.
     #[test]
     fn chinchilla_published_fit_gives_the_published_exponents() {
-        let fit = Chinchilla { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 };
+        let fit = Chinchilla { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28, compute: ComputeModel::default() };
         assert!((fit.exponent_a() - 0.4516).abs() < 1e-3);
         assert!((fit.exponent_b() - 0.5484).abs() < 1e-3);
         let (n_opt, d_opt) = fit.compute_optimal(5.76e23);

@@ -10,7 +10,14 @@ use serde_json::json;
 use crate::plot::fitjson::Chinchilla;
 
 /// The planted law: L = 1.9 + 80/N^0.34 + 100/D^0.29 (a = 0.46, b = 0.54).
-pub(crate) const PLANTED: Chinchilla = Chinchilla { e: 1.9, a: 80.0, b: 100.0, alpha: 0.34, beta: 0.29 };
+pub(crate) const PLANTED: Chinchilla = Chinchilla {
+    e: 1.9,
+    a: 80.0,
+    b: 100.0,
+    alpha: 0.34,
+    beta: 0.29,
+    compute: crate::fit::ComputeModel { coefficient: 6.0, params_exponent: 1.0 },
+};
 /// The synthetic source's true entropy in the fixtures.
 pub(crate) const TRUE_ENTROPY: f64 = 1.85;
 

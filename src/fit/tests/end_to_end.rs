@@ -170,7 +170,11 @@ fn fit_json_has_the_documented_keys() -> TestResult {
     let fits = &json["fits"];
     let expected = ["chinchilla", "frontier", "holdout", "isoflop", "kaplan_c", "kaplan_d", "kaplan_n", "kaplan_nd"];
     assert_eq!(keys(fits), expected.iter().map(|s| s.to_string()).collect());
-    assert_eq!(keys(&fits["chinchilla"]["params"]), ["A", "B", "E", "alpha", "beta"].map(String::from).into());
+    assert_eq!(
+        keys(&fits["chinchilla"]["params"]),
+        ["A", "B", "E", "alpha", "beta", "compute"].map(String::from).into()
+    );
+    assert_eq!(fits["chinchilla"]["params"]["compute"]["coefficient"], 6.0, "the CSV has no C: C = 6ND");
     assert_eq!(keys(&fits["kaplan_n"]["params"]), ["N_c", "alpha_N"].map(String::from).into());
     for key in ["ci95", "objective", "a", "b"] {
         assert!(fits["chinchilla"].get(key).is_some(), "no chinchilla.{key}");
