@@ -211,10 +211,9 @@ fn size_label(shape: &ModelShape) -> String {
 fn dedupe(specs: Vec<RunSpec>, warnings: &mut Vec<String>) -> Vec<RunSpec> {
     let mut out: Vec<RunSpec> = Vec::new();
     for spec in specs {
-        if out
-            .iter()
-            .any(|s| s.tokens == spec.tokens && s.flop_budget == spec.flop_budget && s.unique_tokens == spec.unique_tokens)
-        {
+        if out.iter().any(|s| {
+            s.tokens == spec.tokens && s.flop_budget == spec.flop_budget && s.unique_tokens == spec.unique_tokens
+        }) {
             warnings.push(format!("{}: two budgets give the same run; kept once", spec.run_id));
         } else {
             out.push(spec);
@@ -394,6 +393,33 @@ mod tests {
         let per_step = run_flops(&plan.runs[1], FlopConvention::SixN) / 100.0;
         let saved = plan.flops_saved_by_branching(FlopConvention::SixN);
         assert!((saved - per_step * (700.0 - 460.0)).abs() < 1e-3 * saved, "{saved}");
+    }
+
+    #[test]
+    fn unique_tokens_axis_multiplies_runs_and_names_them() {
+        let c =
+            config("n_layers = [1]\nd_model = [32]", "tokens = [25600, 51200]\nunique_tokens = [6400, 12800]", FIXED);
+        let plan = expand(&c).unwrap();
+        let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["L1-d32-D25600-U6400-s0", "L1-d32-D25600-U12800-s0", "L1-d32-D51200-U6400-s0", "L1-d32-D51200-U12800-s0"]
+        );
+        assert_eq!(
+            plan.runs.iter().map(|r| r.unique_tokens).collect::<Vec<_>>(),
+            [Some(6400), Some(12800), Some(6400), Some(12800)]
+        );
+        // Without the axis, ids and specs are as before (and plan.json does not mention it).
+        let plain = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [25600]", FIXED)).unwrap();
+        assert_eq!(plain.runs[0].run_id, "L1-d32-D25600-s0");
+        assert!(!serde_json::to_string(&plain.runs[0]).unwrap().contains("unique_tokens"));
+        // WSD branching shares one trunk across budgets: it cannot also vary the data.
+        let text =
+            "name = \"t\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\n[model]\nseq_len = 64\nhead_dim = 16\n\
+                    [grid]\nn_layers = [1]\nd_model = [32]\n[budget]\ntokens = [25600, 51200]\nunique_tokens = [6400]\n\
+                    wsd_branching = true\n[train]\nbatch_size = 4\nlr = 1e-3\n[train.schedule]\nkind = \"wsd\"\n";
+        let bad: SweepConfig = toml::from_str(text).unwrap();
+        assert!(bad.validate().unwrap_err().contains("unique_tokens"));
     }
 
     #[test]

@@ -113,7 +113,9 @@ impl SweepConfig {
             return Err("train.unique_tokens is for single runs; a sweep gives them in budget.unique_tokens".into());
         }
         if self.budget.wsd_branching && self.budget.unique_tokens.is_some() {
-            return Err("budget.wsd_branching and budget.unique_tokens cannot be combined (a trunk has one dataset)".into());
+            return Err(
+                "budget.wsd_branching and budget.unique_tokens cannot be combined (a trunk has one dataset)".into()
+            );
         }
         if self.train.tokens.is_some() {
             return Err("train.tokens is for single runs; a sweep gives its budgets in [budget]".into());

@@ -109,7 +109,8 @@ impl HubConfig {
 impl TextConfig {
     /// Field checks that need neither files nor a tokenizer.
     fn validate_without_tokenizer(&self) -> Result<usize, DataError> {
-        let probe = TextConfig { tokenizer: None, vocab_size: Some(self.vocab_size.unwrap_or(bpe_min())), ..self.clone() };
+        let probe =
+            TextConfig { tokenizer: None, vocab_size: Some(self.vocab_size.unwrap_or(bpe_min())), ..self.clone() };
         probe.validate()
     }
 }
@@ -125,13 +126,16 @@ pub struct HubAccess {
     pub cache: Option<PathBuf>,
     /// Never use the network (`HF_HUB_OFFLINE=1`): only files already in the cache.
     pub offline: bool,
+    /// The hub's address (`HF_ENDPOINT`); None = huggingface.co.
+    pub endpoint: Option<String>,
 }
 
 impl HubAccess {
     /// From the environment: hf-hub's cache, offline when `HF_HUB_OFFLINE` is 1 or true.
     pub fn from_env() -> HubAccess {
         let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes"));
-        HubAccess { cache: None, offline }
+        let endpoint = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.is_empty());
+        HubAccess { cache: None, offline, endpoint }
     }
 
     /// The local path of `file` of `repo`, downloading it when it is not in the cache.
@@ -141,7 +145,13 @@ impl HubAccess {
 }
 
 #[cfg(feature = "hub")]
-fn fetch_impl(access: &HubAccess, repo: &str, repo_type: &str, revision: &str, file: &str) -> Result<PathBuf, DataError> {
+fn fetch_impl(
+    access: &HubAccess,
+    repo: &str,
+    repo_type: &str,
+    revision: &str,
+    file: &str,
+) -> Result<PathBuf, DataError> {
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::{Cache, Repo, RepoType};
     let kind = if repo_type == "model" { RepoType::Model } else { RepoType::Dataset };
@@ -160,8 +170,11 @@ fn fetch_impl(access: &HubAccess, repo: &str, repo_type: &str, revision: &str, f
             format!("{place} is not in the hub cache {} and HF_HUB_OFFLINE is set", cache.path().display()),
         ));
     }
-    let api = ApiBuilder::from_cache(cache.clone())
-        .with_progress(true)
+    let mut builder = ApiBuilder::from_cache(cache.clone()).with_progress(true);
+    if let Some(endpoint) = &access.endpoint {
+        builder = builder.with_endpoint(endpoint.clone());
+    }
+    let api = builder
         .build()
         .map_err(|e| DataError::config("repo", format!("{place}: cannot set up the hub client: {e}")))?;
     api.repo(spec).get(file).map_err(|e| {
@@ -185,4 +198,88 @@ fn fetch_impl(_: &HubAccess, repo: &str, _: &str, revision: &str, file: &str) ->
              or download the files yourself and use kind = \"text\""
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::text::tests::{write_corpus, TempDir};
+    use crate::data::TokenSource;
+
+    fn hub_config(dir: &Path) -> HubConfig {
+        HubConfig {
+            repo: "someone/tiny-stories".into(),
+            repo_type: "dataset".into(),
+            revision: "main".into(),
+            files: vec!["train.txt".into()],
+            tokenizer_repo: None,
+            vocab_size: Some(300),
+            document_separator: Some("<|endoftext|>".into()),
+            validation_fraction: 0.15,
+            split_seed: 0,
+            cache_dir: Some("cache".into()),
+            base_dir: Some(dir.to_path_buf()),
+        }
+    }
+
+    #[test]
+    fn config_errors_need_no_network() {
+        let dir = TempDir::new("hub-config");
+        let config = hub_config(&dir.0);
+        assert_eq!(config.validate().unwrap(), 300);
+        let bad = HubConfig { repo: "no-slash".into(), ..config.clone() };
+        assert!(bad.validate().unwrap_err().to_string().contains("owner/name"));
+        let bad = HubConfig { tokenizer_repo: Some("gpt2/gpt2".into()), vocab_size: None, ..config.clone() };
+        assert!(bad.validate().unwrap_err().to_string().contains("vocab_size"));
+        let bad = HubConfig { repo_type: "space".into(), ..config };
+        assert!(bad.validate().unwrap_err().to_string().contains("repo_type"));
+    }
+
+    #[cfg(not(feature = "hub"))]
+    #[test]
+    fn without_the_feature_the_error_says_how_to_build() {
+        let dir = TempDir::new("hub-nofeature");
+        let access = HubAccess { cache: Some(dir.0.join("hf")), offline: false, endpoint: None };
+        let message = hub_config(&dir.0).build(&access).err().unwrap().to_string();
+        assert!(message.contains("--features hub") && message.contains("train.txt"), "{message}");
+    }
+
+    /// Lays out `files` in an hf-hub cache as a download would: snapshots/<commit>/ and refs/main.
+    #[cfg(feature = "hub")]
+    fn fake_hub_cache(cache: &Path, repo_folder: &str, files: &[(&str, &str)]) {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let repo = cache.join(repo_folder);
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), commit).unwrap();
+        for (name, text) in files {
+            let path = repo.join("snapshots").join(commit).join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+    }
+
+    #[cfg(feature = "hub")]
+    #[test]
+    fn cached_files_are_used_offline_and_missing_ones_fail_early() {
+        let dir = TempDir::new("hub-cache");
+        let docs = write_corpus(&dir.0, 8, 120);
+        let text = docs.join("<|endoftext|>");
+        let hf = dir.0.join("hf");
+        fake_hub_cache(&hf, "datasets--someone--tiny-stories", &[("train.txt", &text)]);
+        let access = HubAccess { cache: Some(hf.clone()), offline: true, endpoint: None };
+        let source = hub_config(&dir.0).build(&access).unwrap();
+        assert_eq!(source.vocab_size(), 300);
+        assert!(source.train_tokens() > 0);
+        let missing = HubConfig { files: vec!["train.txt".into(), "valid.txt".into()], ..hub_config(&dir.0) };
+        let message = missing.build(&access).err().unwrap().to_string();
+        assert!(
+            message.contains("someone/tiny-stories@main/valid.txt") && message.contains("HF_HUB_OFFLINE"),
+            "{message}"
+        );
+        // Online but unreachable: the download error names the file and the cache (no network here:
+        // an endpoint that refuses connections stands in for it).
+        let online = HubAccess { cache: Some(hf), offline: false, endpoint: Some("http://127.0.0.1:9".into()) };
+        let message = online.fetch("someone/tiny-stories", "dataset", "main", "valid.txt").unwrap_err().to_string();
+        assert!(message.contains("valid.txt") && message.contains("download failed"), "{message}");
+    }
 }

@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn repeated_synthetic_rows_count_unique_tokens_and_epochs() {
-        let config = crate::data::SyntheticConfig { vocab_size: 64, n_quanta: 16, ..Default::default() };
+        let config = crate::data::SyntheticConfig { vocab_size: 256, n_quanta: 16, ..Default::default() };
         let source = crate::data::SyntheticSource::new(&config).unwrap();
         // 10 rows of 8 predicted tokens.
         let repeated = RepeatedRows::new(&source, 85, 8).unwrap();

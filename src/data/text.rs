@@ -101,10 +101,9 @@ impl TextConfig {
                 "vocab_size",
                 "give vocab_size (train a BPE tokenizer) or tokenizer (a tokenizer.json)",
             )),
-            (None, Some(v)) if v < bpe::MIN_VOCAB || v > 1 << 24 => Err(DataError::config(
-                "vocab_size",
-                format!("{v} must be in {}..={}", bpe::MIN_VOCAB, 1 << 24),
-            )),
+            (None, Some(v)) if v < bpe::MIN_VOCAB || v > 1 << 24 => {
+                Err(DataError::config("vocab_size", format!("{v} must be in {}..={}", bpe::MIN_VOCAB, 1 << 24)))
+            }
             (None, Some(v)) => Ok(v),
             (Some(path), given) => {
                 let loaded = bpe::load(&self.resolve(path))?;
@@ -379,9 +378,9 @@ impl TokenSource for TextSource {
     }
 
     fn limited(&self, unique_tokens: u64, seq_len: usize) -> Option<Result<Box<dyn TokenSource + '_>, DataError>> {
-        let view = self.train_rows(unique_tokens, seq_len.max(1)).map(|n_rows| {
-            Box::new(TextView { source: self, n_rows, seq_len }) as Box<dyn TokenSource + '_>
-        });
+        let view = self
+            .train_rows(unique_tokens, seq_len.max(1))
+            .map(|n_rows| Box::new(TextView { source: self, n_rows, seq_len }) as Box<dyn TokenSource + '_>);
         Some(view)
     }
 }
@@ -422,4 +421,4 @@ impl TokenSource for TextView<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -40,9 +40,9 @@ pub fn load(path: &Path) -> Result<LoadedTokenizer, DataError> {
         .map_err(|e| DataError::config("tokenizer", format!("{}: cannot read: {e}", path.display())))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| DataError::config("tokenizer", format!("{}: not a tokenizer.json (not UTF-8)", path.display())))?;
-    let tokenizer: Tokenizer = text.parse().map_err(|e| {
-        DataError::config("tokenizer", format!("{}: not a valid tokenizer.json: {e}", path.display()))
-    })?;
+    let tokenizer: Tokenizer = text
+        .parse()
+        .map_err(|e| DataError::config("tokenizer", format!("{}: not a valid tokenizer.json: {e}", path.display())))?;
     let separator = tokenizer.token_to_id(END_OF_TEXT);
     Ok(LoadedTokenizer { tokenizer, hash: Sha256::digest(&bytes).into(), path: path.to_path_buf(), separator })
 }
@@ -85,9 +85,8 @@ pub fn save(tokenizer: &Tokenizer, path: &Path) -> Result<(), DataError> {
 
 /// Token ids of `text` (no special tokens added).
 pub fn encode(tokenizer: &Tokenizer, text: &str, origin: &str) -> Result<Vec<u32>, DataError> {
-    let encoding = tokenizer
-        .encode_fast(text, false)
-        .map_err(|e| DataError::Internal(format!("tokenizing {origin}: {e}")))?;
+    let encoding =
+        tokenizer.encode_fast(text, false).map_err(|e| DataError::Internal(format!("tokenizing {origin}: {e}")))?;
     Ok(encoding.get_ids().to_vec())
 }
 

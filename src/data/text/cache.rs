@@ -47,7 +47,8 @@ impl TokenCache {
 
     /// Appends tokens `start..end` (absolute positions) to `out`.
     pub fn extend(&self, start: u64, end: u64, out: &mut Vec<u32>) {
-        let (from, to) = (self.data_start + start as usize * self.token_bytes, self.data_start + end as usize * self.token_bytes);
+        let (from, to) =
+            (self.data_start + start as usize * self.token_bytes, self.data_start + end as usize * self.token_bytes);
         let bytes = &self.map[from..to];
         if self.token_bytes == 2 {
             out.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as u32));
