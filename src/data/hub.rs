@@ -203,8 +203,7 @@ fn fetch_impl(_: &HubAccess, repo: &str, _: &str, revision: &str, file: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::text::tests::{write_corpus, TempDir};
-    use crate::data::TokenSource;
+    use crate::data::text::tests::TempDir;
 
     fn hub_config(dir: &Path) -> HubConfig {
         HubConfig {
@@ -261,6 +260,8 @@ mod tests {
     #[cfg(feature = "hub")]
     #[test]
     fn cached_files_are_used_offline_and_missing_ones_fail_early() {
+        use crate::data::text::tests::write_corpus;
+        use crate::data::TokenSource;
         let dir = TempDir::new("hub-cache");
         let docs = write_corpus(&dir.0, 8, 120);
         let text = docs.join("<|endoftext|>");
