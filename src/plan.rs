@@ -66,9 +66,11 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
             let budgets = budgets_for(config, shape);
             let specs = budgets
                 .into_iter()
-                .filter_map(|(tokens, flop_budget)| {
-                    let id = run_id(shape, tokens, flop_budget, seed);
-                    match config.train.spec_for(identity(config, id, seed), shape.clone(), tokens, flop_budget) {
+                .flat_map(|(tokens, flop_budget)| unique_axis(config).map(move |u| (tokens, flop_budget, u)))
+                .filter_map(|(tokens, flop_budget, unique)| {
+                    let id = run_id_with_unique(shape, tokens, flop_budget, unique, seed);
+                    let who = identity(config, id, seed, unique);
+                    match config.train.spec_for(who, shape.clone(), tokens, flop_budget) {
                         Ok(spec) => Some(Ok(spec)),
                         // A FLOP budget too small for one step of this size leaves the size out of that budget.
                         Err(e) if flop_budget.is_some() && e.contains("less than one step") => {
@@ -100,14 +102,24 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
     })
 }
 
-fn identity(config: &SweepConfig, run_id: String, seed: u64) -> RunIdentity {
+fn identity(config: &SweepConfig, run_id: String, seed: u64, unique_tokens: Option<u64>) -> RunIdentity {
     RunIdentity {
         run_id,
         seed,
         device: config.device.clone(),
         precision: config.precision.clone(),
         data: config.data.clone(),
+        unique_tokens,
     }
+}
+
+/// The values of the unique-token axis: each U of `budget.unique_tokens`, or just "all data".
+fn unique_axis(config: &SweepConfig) -> impl Iterator<Item = Option<u64>> + '_ {
+    let values: Vec<Option<u64>> = match &config.budget.unique_tokens {
+        Some(list) => list.iter().map(|&u| Some(u)).collect(),
+        None => vec![None],
+    };
+    values.into_iter()
 }
 
 /// The model sizes of the grid, in order of increasing non-embedding parameters.
@@ -172,7 +184,19 @@ fn budgets_for(config: &SweepConfig, shape: &ModelShape) -> Vec<(u64, Option<f64
 /// Stable, directory-safe run id: `L{layers}-d{width}-D{tokens}-s{seed}`, prefixed by `C{budget}-`
 /// for IsoFLOP runs.
 pub fn run_id(shape: &ModelShape, tokens: u64, flop_budget: Option<f64>, seed: u64) -> String {
-    let base = format!("L{}-d{}-D{}-s{}", shape.n_layers, shape.d_model, tokens, seed);
+    run_id_with_unique(shape, tokens, flop_budget, None, seed)
+}
+
+/// `run_id` with a `-U{unique tokens}` part before the seed for data-constrained runs.
+pub fn run_id_with_unique(
+    shape: &ModelShape,
+    tokens: u64,
+    flop_budget: Option<f64>,
+    unique_tokens: Option<u64>,
+    seed: u64,
+) -> String {
+    let unique = unique_tokens.map(|u| format!("-U{u}")).unwrap_or_default();
+    let base = format!("L{}-d{}-D{}{unique}-s{}", shape.n_layers, shape.d_model, tokens, seed);
     match flop_budget {
         Some(c) => format!("C{c:e}-{base}"),
         None => base,
@@ -187,7 +211,9 @@ fn size_label(shape: &ModelShape) -> String {
 fn dedupe(specs: Vec<RunSpec>, warnings: &mut Vec<String>) -> Vec<RunSpec> {
     let mut out: Vec<RunSpec> = Vec::new();
     for spec in specs {
-        if out.iter().any(|s| s.tokens == spec.tokens && s.flop_budget == spec.flop_budget) {
+        if out.iter().any(|s| {
+            s.tokens == spec.tokens && s.flop_budget == spec.flop_budget && s.unique_tokens == spec.unique_tokens
+        }) {
             warnings.push(format!("{}: two budgets give the same run; kept once", spec.run_id));
         } else {
             out.push(spec);
@@ -367,6 +393,33 @@ mod tests {
         let per_step = run_flops(&plan.runs[1], FlopConvention::SixN) / 100.0;
         let saved = plan.flops_saved_by_branching(FlopConvention::SixN);
         assert!((saved - per_step * (700.0 - 460.0)).abs() < 1e-3 * saved, "{saved}");
+    }
+
+    #[test]
+    fn unique_tokens_axis_multiplies_runs_and_names_them() {
+        let c =
+            config("n_layers = [1]\nd_model = [32]", "tokens = [25600, 51200]\nunique_tokens = [6400, 12800]", FIXED);
+        let plan = expand(&c).unwrap();
+        let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["L1-d32-D25600-U6400-s0", "L1-d32-D25600-U12800-s0", "L1-d32-D51200-U6400-s0", "L1-d32-D51200-U12800-s0"]
+        );
+        assert_eq!(
+            plan.runs.iter().map(|r| r.unique_tokens).collect::<Vec<_>>(),
+            [Some(6400), Some(12800), Some(6400), Some(12800)]
+        );
+        // Without the axis, ids and specs are as before (and plan.json does not mention it).
+        let plain = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [25600]", FIXED)).unwrap();
+        assert_eq!(plain.runs[0].run_id, "L1-d32-D25600-s0");
+        assert!(!serde_json::to_string(&plain.runs[0]).unwrap().contains("unique_tokens"));
+        // WSD branching shares one trunk across budgets: it cannot also vary the data.
+        let text =
+            "name = \"t\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\n[model]\nseq_len = 64\nhead_dim = 16\n\
+                    [grid]\nn_layers = [1]\nd_model = [32]\n[budget]\ntokens = [25600, 51200]\nunique_tokens = [6400]\n\
+                    wsd_branching = true\n[train]\nbatch_size = 4\nlr = 1e-3\n[train.schedule]\nkind = \"wsd\"\n";
+        let bad: SweepConfig = toml::from_str(text).unwrap();
+        assert!(bad.validate().unwrap_err().contains("unique_tokens"));
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! `RunSpec`: everything one training run needs, with every impossible value reported as an
 //! error naming the key and the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::SyntheticConfig;
+use crate::data::{HubConfig, SyntheticConfig, TextConfig};
 use crate::error::{Error, Result};
 use crate::model::{MlpKind, ModelShape};
 use crate::train::optim::AdamWConfig;
@@ -56,6 +56,10 @@ pub struct ModelSection {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DataConfig {
     Synthetic(SyntheticConfig),
+    /// Local UTF-8 files with a BPE tokenizer.
+    Text(TextConfig),
+    /// Files of a Hugging Face hub repository (feature `hub`), then as `text`.
+    Hub(HubConfig),
 }
 
 impl DataConfig {
@@ -66,6 +70,8 @@ impl DataConfig {
                 s.validate().map_err(|e| e.to_string())?;
                 Ok(s.vocab_size)
             }
+            DataConfig::Text(t) => t.validate().map_err(|e| e.to_string()),
+            DataConfig::Hub(h) => h.validate().map_err(|e| e.to_string()),
         }
     }
 
@@ -73,6 +79,19 @@ impl DataConfig {
     pub fn build_source(&self) -> Result<Box<dyn crate::data::TokenSource>> {
         match self {
             DataConfig::Synthetic(s) => Ok(Box::new(crate::data::SyntheticSource::new(s)?)),
+            DataConfig::Text(t) => Ok(Box::new(crate::data::TextSource::new(t)?)),
+            DataConfig::Hub(h) => Ok(Box::new(h.build(&crate::data::hub::HubAccess::from_env())?)),
+        }
+    }
+
+    /// Relative paths in the data section are relative to `config_path`'s directory.
+    pub fn set_config_path(&mut self, config_path: &Path) {
+        let dir = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        match self {
+            DataConfig::Synthetic(_) => {}
+            DataConfig::Text(t) => t.base_dir = Some(dir),
+            DataConfig::Hub(h) => h.base_dir = Some(dir),
         }
     }
 }
@@ -112,6 +131,10 @@ pub struct TrainSection {
     pub checkpoint_every_tokens: Option<u64>,
     #[serde(default)]
     pub divergence: DivergenceConfig,
+    /// A single run's unique training tokens: the first U tokens of the training data, repeated
+    /// for as many epochs as `tokens` needs (sweeps give `budget.unique_tokens` instead).
+    #[serde(default)]
+    pub unique_tokens: Option<u64>,
 }
 
 /// Per-size hyperparameter rules.
@@ -187,6 +210,10 @@ pub struct RunSpec {
     pub flop_budget: Option<f64>,
     #[serde(default)]
     pub role: RunRole,
+    /// Trains on the first U unique tokens of the data, repeated (Muennighoff et al. 2023);
+    /// None = all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_tokens: Option<u64>,
 }
 
 /// A run's part in WSD branching (Hägele et al. 2024): independent, a trunk, or a branch.
@@ -205,7 +232,8 @@ impl RunConfig {
     /// Reads and validates a single-run config file.
     pub fn load(path: &Path) -> Result<(RunConfig, RunSpec)> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config: RunConfig = parse_toml(path, &text)?;
+        let mut config: RunConfig = parse_toml(path, &text)?;
+        config.data.set_config_path(path);
         let spec = config.to_spec().map_err(|m| Error::config(path, m))?;
         Ok((config, spec))
     }
@@ -234,6 +262,7 @@ impl RunConfig {
             device: self.device.clone(),
             precision: self.precision.clone(),
             data: self.data.clone(),
+            unique_tokens: self.train.unique_tokens,
         };
         self.train.spec_for(run, shape, tokens, None)
     }
@@ -246,6 +275,8 @@ pub struct RunIdentity {
     pub device: String,
     pub precision: String,
     pub data: DataConfig,
+    /// The run's unique-token limit (the `unique_tokens` axis), if any.
+    pub unique_tokens: Option<u64>,
 }
 
 impl TrainSection {
@@ -282,6 +313,9 @@ impl TrainSection {
         }
         if self.eval_tokens == 0 {
             return Err("train.eval_tokens must be positive".into());
+        }
+        if self.unique_tokens == Some(0) {
+            return Err("train.unique_tokens must be positive".into());
         }
         Ok(())
     }
@@ -348,6 +382,7 @@ impl TrainSection {
             divergence: self.divergence.clone(),
             flop_budget,
             role: RunRole::Independent,
+            unique_tokens: run.unique_tokens,
             shape,
         })
     }

@@ -80,6 +80,10 @@ pub struct BudgetSection {
     /// (needs `[train.schedule] kind = "wsd"`).
     #[serde(default)]
     pub wsd_branching: bool,
+    /// Data-constrained axis (Muennighoff et al. 2023): every (size, budget) run once per U,
+    /// training on the first U unique tokens, repeated for as many epochs as the budget needs.
+    #[serde(default)]
+    pub unique_tokens: Option<Vec<u64>>,
 }
 
 fn default_param_count() -> String {
@@ -93,7 +97,8 @@ impl SweepConfig {
     /// Reads a sweep config; structural errors name the key and line, value errors the key.
     pub fn load(path: &Path) -> Result<SweepConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let config: SweepConfig = parse_toml(path, &text)?;
+        let mut config: SweepConfig = parse_toml(path, &text)?;
+        config.data.set_config_path(path);
         config.validate().map_err(|m| Error::config(path, m))?;
         Ok(config)
     }
@@ -104,6 +109,14 @@ impl SweepConfig {
         crate::device::check_spec(&self.device, &self.precision)?;
         self.data.vocab_size()?;
         self.train.validate()?;
+        if self.train.unique_tokens.is_some() {
+            return Err("train.unique_tokens is for single runs; a sweep gives them in budget.unique_tokens".into());
+        }
+        if self.budget.wsd_branching && self.budget.unique_tokens.is_some() {
+            return Err(
+                "budget.wsd_branching and budget.unique_tokens cannot be combined (a trunk has one dataset)".into()
+            );
+        }
         if self.train.tokens.is_some() {
             return Err("train.tokens is for single runs; a sweep gives its budgets in [budget]".into());
         }
@@ -157,6 +170,11 @@ impl BudgetSection {
             }
             _ => Ok(()),
         };
+        if let Some(u) = &self.unique_tokens {
+            if u.is_empty() || u.contains(&0) {
+                return Err("budget.unique_tokens must list positive token counts".into());
+            }
+        }
         positive("tokens_per_param", &self.tokens_per_param)?;
         positive("flops", &self.flops)?;
         if !matches!(self.param_count.as_str(), "nonembedding" | "total" | "matmul") {

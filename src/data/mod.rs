@@ -4,12 +4,20 @@
 //! resumed run asks for the next index and gets what it would have got) and a fixed validation
 //! set. Batches are plain `u32` vectors; the training code turns them into tensors. The
 //! [`synthetic`] source is a generative language that knows the exact probability of every token
-//! it emits, so its validation set carries the exact irreducible loss (`true_entropy`).
+//! it emits, so its validation set carries the exact irreducible loss (`true_entropy`). The
+//! [`text`] source reads local text files with a BPE tokenizer, [`hub`] fetches them from the
+//! Hugging Face hub first, and [`repeat`] limits any source to U unique tokens repeated over
+//! epochs (data-constrained sweeps).
 
+pub mod hub;
+pub mod repeat;
 pub mod sampling;
 pub mod synthetic;
+pub mod text;
 
+pub use hub::HubConfig;
 pub use synthetic::{SyntheticConfig, SyntheticSource};
+pub use text::{TextConfig, TextSource};
 
 /// Which stream a batch comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +98,24 @@ pub trait TokenSource: Send + Sync {
     fn validation_set(&self, n_sequences: usize, seq_len: usize) -> Result<ValidationSet, DataError>;
     /// Number of distinct training tokens available (None = unlimited, as for the synthetic source).
     fn unique_tokens(&self) -> Option<u64>;
+    /// A source's own view of its first `unique_tokens` training tokens, cut into rows of
+    /// `seq_len` and repeated; None = use the generic [`repeat::RepeatedRows`].
+    fn limited(&self, _unique_tokens: u64, _seq_len: usize) -> Option<Result<Box<dyn TokenSource + '_>, DataError>> {
+        None
+    }
+}
+
+/// `source` limited to its first `unique_tokens` training tokens (rows of `seq_len`), repeated
+/// for as many epochs as a run asks for (Muennighoff et al. 2023).
+pub fn limit_unique<'a>(
+    source: &'a dyn TokenSource,
+    unique_tokens: u64,
+    seq_len: usize,
+) -> Result<Box<dyn TokenSource + 'a>, DataError> {
+    match source.limited(unique_tokens, seq_len) {
+        Some(view) => view,
+        None => Ok(Box::new(repeat::RepeatedRows::new(source, unique_tokens, seq_len)?)),
+    }
 }
 
 /// Largest number of tokens one batch request may ask for (2^31).

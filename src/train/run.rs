@@ -162,6 +162,18 @@ fn warn(message: &str) {
 /// it ended; an observer's `Verdict::Abandon` returns an error and leaves the records as they are.
 pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
     let RunContext { source, device, mut observers, checkpoint_dir, start_points } = ctx;
+    let limited = run_source(spec, source)?;
+    let source: &dyn TokenSource = limited.as_deref().unwrap_or(source);
+    if source.vocab_size() > spec.shape.vocab_size {
+        return Err(Error::Run {
+            run: spec.run_id.clone(),
+            message: format!(
+                "the data has {} tokens but the model's vocabulary is {}",
+                source.vocab_size(),
+                spec.shape.vocab_size
+            ),
+        });
+    }
     let model = Model::new(&spec.shape, spec.seed, DType::F32, device.matmul_dtype, &device.device)?;
     let optimizer = AdamW::new(model.params(), spec.optimizer.clone())?;
     let validation = source.validation_set(spec.eval_sequences, spec.shape.seq_len)?;
@@ -215,11 +227,31 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
             save_when_due(&trainer, dir, step + 1, elapsed)?;
         }
     }
-    let end = finish(flops_per_token, last, last_val, stop, elapsed_before + started.elapsed().as_secs_f64());
+    let wall_s = elapsed_before + started.elapsed().as_secs_f64();
+    let mut end = finish(flops_per_token, last, last_val, stop, wall_s);
+    if let (Some(result), Some(unique)) = (end.result.as_mut(), source.unique_tokens()) {
+        result.epochs = Some(epochs(result.tokens, unique));
+    }
     for o in observers.iter_mut() {
         o.on_end(&end)?;
     }
     Ok(end)
+}
+
+/// The source a run trains on: for data with a known number of unique tokens (text), the
+/// view cut into rows of the run's seq_len and limited to the run's `unique_tokens`, so that the
+/// record's unique tokens and epochs are exact; None = the source as it is.
+fn run_source<'a>(spec: &RunSpec, source: &'a dyn TokenSource) -> Result<Option<Box<dyn TokenSource + 'a>>> {
+    let limit = match (spec.unique_tokens, source.unique_tokens()) {
+        (Some(u), _) | (None, Some(u)) => u,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(crate::data::limit_unique(source, limit, spec.shape.seq_len)?))
+}
+
+/// Passes over the unique training tokens: tokens trained / unique tokens.
+pub fn epochs(tokens: u64, unique_tokens: u64) -> f64 {
+    tokens as f64 / unique_tokens.max(1) as f64
 }
 
 /// Saves a rotating checkpoint every `checkpoint_every_steps` (keeping the newest two) and, for a

@@ -1,0 +1,162 @@
+//! The token cache of a text corpus: every document's token ids (each followed by the document
+//! separator) in corpus order, as little-endian u16 (vocabularies up to 65,536) or u32, behind a
+//! small header, memory-mapped so that a sweep tokenizes once and its runs share the pages.
+//!
+//! Layout (all little-endian): magic `SWLTOKS\0`, format version u32, bytes per token u32,
+//! vocab size u64, tokenizer SHA-256 [32], corpus SHA-256 [32], documents u64, tokens u64, then
+//! documents + 1 token offsets u64 (document i is tokens offsets[i]..offsets[i+1]), then the tokens.
+//! Written to a temporary file and renamed, so a reader never sees half a cache.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::data::DataError;
+
+const MAGIC: &[u8; 8] = b"SWLTOKS\0";
+pub const CACHE_VERSION: u32 = 1;
+const FIXED_HEADER: usize = 8 + 4 + 4 + 8 + 32 + 32 + 8 + 8;
+
+/// What a cache must match to be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheKey {
+    pub tokenizer_hash: [u8; 32],
+    pub corpus_hash: [u8; 32],
+    pub vocab_size: u64,
+}
+
+/// An opened, verified token cache.
+pub struct TokenCache {
+    map: Mmap,
+    pub path: PathBuf,
+    token_bytes: usize,
+    data_start: usize,
+    /// Token offset of each document, and the total at the end.
+    pub offsets: Vec<u64>,
+}
+
+impl TokenCache {
+    pub fn n_tokens(&self) -> u64 {
+        *self.offsets.last().unwrap_or(&0)
+    }
+
+    pub fn n_documents(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Appends tokens `start..end` (absolute positions) to `out`.
+    pub fn extend(&self, start: u64, end: u64, out: &mut Vec<u32>) {
+        let (from, to) =
+            (self.data_start + start as usize * self.token_bytes, self.data_start + end as usize * self.token_bytes);
+        let bytes = &self.map[from..to];
+        if self.token_bytes == 2 {
+            out.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as u32));
+        } else {
+            out.extend(bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+        }
+    }
+
+    /// Opens `path` if it exists and matches `key`; Ok(None) when it is absent, Err(reason) when
+    /// it is there but stale or damaged (the caller rebuilds it).
+    pub fn open(path: &Path, key: &CacheKey) -> Result<Option<TokenCache>, String> {
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        // SAFETY: the cache is only ever replaced by rename, never written in place, so the
+        // mapped file does not change under us.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("{}: cannot map: {e}", path.display()))?;
+        let header = parse_header(&map).map_err(|e| format!("{}: {e}", path.display()))?;
+        if header.key != *key {
+            return Err(format!("{}: made by another tokenizer or corpus", path.display()));
+        }
+        let data_start = FIXED_HEADER + 8 * (header.documents + 1);
+        let offsets: Vec<u64> = map[FIXED_HEADER..data_start]
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+            .collect();
+        let n_tokens = *offsets.last().unwrap_or(&0);
+        let consistent = offsets.windows(2).all(|w| w[0] <= w[1])
+            && n_tokens == header.tokens
+            && map.len() as u64 == data_start as u64 + n_tokens * header.token_bytes as u64;
+        if !consistent {
+            return Err(format!("{}: truncated or damaged (sizes disagree)", path.display()));
+        }
+        Ok(Some(TokenCache { map, path: path.to_path_buf(), token_bytes: header.token_bytes, data_start, offsets }))
+    }
+}
+
+struct Header {
+    key: CacheKey,
+    token_bytes: usize,
+    documents: usize,
+    tokens: u64,
+}
+
+fn parse_header(map: &[u8]) -> Result<Header, String> {
+    if map.len() < FIXED_HEADER || &map[..8] != MAGIC {
+        return Err("not a sweeplaw token cache".into());
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(map[at..at + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().unwrap_or([0; 8]));
+    let version = u32_at(8);
+    if version != CACHE_VERSION {
+        return Err(format!("cache format version {version}, this build reads {CACHE_VERSION}"));
+    }
+    let token_bytes = u32_at(12) as usize;
+    let hash_at = |at: usize| -> [u8; 32] { map[at..at + 32].try_into().unwrap_or([0; 32]) };
+    let key = CacheKey { vocab_size: u64_at(16), tokenizer_hash: hash_at(24), corpus_hash: hash_at(56) };
+    let documents = u64_at(88) as usize;
+    if !matches!(token_bytes, 2 | 4) || documents > map.len() / 8 || map.len() < FIXED_HEADER + 8 * (documents + 1) {
+        return Err("damaged header".into());
+    }
+    Ok(Header { key, token_bytes, documents, tokens: u64_at(96) })
+}
+
+/// Writes a cache of `documents` (token ids; the separator already appended) for `key`.
+pub fn write(path: &Path, key: &CacheKey, documents: &[Vec<u32>]) -> Result<(), DataError> {
+    let token_bytes: usize = if key.vocab_size <= 1 << 16 { 2 } else { 4 };
+    let tokens: u64 = documents.iter().map(|d| d.len() as u64).sum();
+    let mut out = Vec::with_capacity(FIXED_HEADER + 8 * (documents.len() + 1) + tokens as usize * token_bytes);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&CACHE_VERSION.to_le_bytes());
+    out.extend_from_slice(&(token_bytes as u32).to_le_bytes());
+    out.extend_from_slice(&key.vocab_size.to_le_bytes());
+    out.extend_from_slice(&key.tokenizer_hash);
+    out.extend_from_slice(&key.corpus_hash);
+    out.extend_from_slice(&(documents.len() as u64).to_le_bytes());
+    out.extend_from_slice(&tokens.to_le_bytes());
+    let mut offset = 0u64;
+    out.extend_from_slice(&offset.to_le_bytes());
+    for document in documents {
+        offset += document.len() as u64;
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    for &id in documents.iter().flatten() {
+        if token_bytes == 2 {
+            out.extend_from_slice(&(id as u16).to_le_bytes());
+        } else {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+    write_atomic(path, &out)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let fail = |e: std::io::Error| DataError::config("cache_dir", format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let temp = path.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    let mut file = std::fs::File::create(&temp).map_err(fail)?;
+    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(fail)?;
+    std::fs::rename(&temp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        fail(e)
+    })
+}

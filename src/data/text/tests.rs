@@ -1,0 +1,268 @@
+//! Tests of the text source on tiny corpora written to temporary directories.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::data::limit_unique;
+
+/// A fresh temporary directory, removed when dropped.
+pub(crate) struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("sweeplaw-text-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the", "whale", "sea", "ship", "captain", "harpoon", "sailor", "ocean", "wind", "storm", "deck", "mast", "sail",
+    "island", "harbour", "letter", "sister", "estate", "marriage", "fortune", "union", "congress", "nation", "peace",
+];
+
+/// `n_docs` documents of pseudo-random prose, about `words` words each, as `doc_XX.txt`.
+pub(crate) fn write_corpus(dir: &Path, n_docs: usize, words: usize) -> Vec<String> {
+    let corpus_dir = dir.join("corpus");
+    std::fs::create_dir_all(&corpus_dir).unwrap();
+    let mut rng = crate::rng::SplitMix64::new(42);
+    (0..n_docs)
+        .map(|d| {
+            let mut text = format!("Document {d}: ");
+            for w in 0..words {
+                text.push_str(WORDS[rng.below(WORDS.len() as u64) as usize]);
+                text.push(if w % 11 == 10 { '\n' } else { ' ' });
+            }
+            text.push_str("Fin — ünïcödé ✓.\n");
+            std::fs::write(corpus_dir.join(format!("doc_{d:02}.txt")), &text).unwrap();
+            text
+        })
+        .collect()
+}
+
+pub(crate) fn text_config(dir: &Path, vocab_size: usize) -> TextConfig {
+    TextConfig {
+        files: vec!["corpus/*.txt".into()],
+        vocab_size: Some(vocab_size),
+        tokenizer: None,
+        document_separator: None,
+        validation_fraction: 0.15,
+        split_seed: 0,
+        cache_dir: Some("cache".into()),
+        base_dir: Some(dir.to_path_buf()),
+    }
+}
+
+#[test]
+fn bpe_training_is_deterministic_and_round_trips_exactly() {
+    let dir = TempDir::new("bpe");
+    let docs = write_corpus(&dir.0, 6, 300);
+    let a = bpe::train(docs.iter().map(String::as_str), 300).unwrap();
+    let b = bpe::train(docs.iter().map(String::as_str), 300).unwrap();
+    assert_eq!(a.to_string(false).unwrap(), b.to_string(false).unwrap());
+    assert_eq!(a.get_vocab_size(true), 300);
+    assert_eq!(a.token_to_id(bpe::END_OF_TEXT), Some(0));
+    let samples =
+        ["  leading spaces\n\ttabs\r\nand CRLF  ", "ünïcödé ✓ 日本語 🐋", "the whale<|endoftext|>sea", "", "x"];
+    for text in samples.iter().copied().chain(docs.iter().map(String::as_str)) {
+        let ids = bpe::encode(&a, text, "sample").unwrap();
+        assert_eq!(bpe::decode(&a, &ids).unwrap(), text);
+    }
+    // 43 merges already compress the text: fewer tokens than 0.6 × bytes.
+    let ids = bpe::encode(&a, &docs[0], "doc").unwrap();
+    assert!((ids.len() as f64) < 0.6 * docs[0].len() as f64, "{} tokens for {} bytes", ids.len(), docs[0].len());
+    assert!(bpe::train(docs.iter().map(String::as_str), 100).unwrap_err().to_string().contains("vocab_size"));
+}
+
+#[test]
+fn second_build_reuses_the_cache_and_a_changed_tokenizer_invalidates_it() {
+    let dir = TempDir::new("cache");
+    write_corpus(&dir.0, 8, 200);
+    let config = text_config(&dir.0, 300);
+    let first = TextSource::new(&config).unwrap();
+    assert_eq!(first.report, BuildReport { trained_tokenizer: true, tokenized: true });
+    let second = TextSource::new(&config).unwrap();
+    assert_eq!(second.report, BuildReport { trained_tokenizer: false, tokenized: false });
+    assert_eq!(first.train_batch(3, 4, 16).unwrap(), second.train_batch(3, 4, 16).unwrap());
+    assert_eq!(first.validation_set(4, 16).unwrap().batch, second.validation_set(4, 16).unwrap().batch);
+    // Another vocabulary size is another tokenizer, hence another token cache.
+    let bigger = TextSource::new(&text_config(&dir.0, 320)).unwrap();
+    assert_eq!(bigger.report, BuildReport { trained_tokenizer: true, tokenized: true });
+    // An existing tokenizer.json whose content changes invalidates the cache too.
+    let external = dir.0.join("tokenizer.json");
+    std::fs::copy(&first.tokenizer_path, &external).unwrap();
+    let with_file = TextConfig { tokenizer: Some("tokenizer.json".into()), vocab_size: None, ..config.clone() };
+    assert_eq!(TextSource::new(&with_file).unwrap().report.tokenized, false, "same bytes, same hash");
+    let pretty = bpe::load(&bigger.tokenizer_path).unwrap().tokenizer.to_string(true).unwrap();
+    std::fs::write(&external, pretty).unwrap();
+    let changed = TextSource::new(&with_file).unwrap();
+    assert!(changed.report.tokenized, "new bytes, new hash, new cache");
+    assert_eq!(changed.vocab_size(), 320);
+    // A damaged cache file is rebuilt, not trusted.
+    let cache_file = std::fs::read_dir(dir.0.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bin"))
+        .unwrap();
+    let bytes = std::fs::read(&cache_file).unwrap();
+    std::fs::write(&cache_file, &bytes[..bytes.len() - 3]).unwrap();
+    let sources = [config.clone(), TextConfig { vocab_size: Some(320), ..config.clone() }, with_file];
+    assert!(sources.iter().any(|c| TextSource::new(c).unwrap().report.tokenized));
+}
+
+#[test]
+fn split_is_by_whole_documents_and_fixed() {
+    let dir = TempDir::new("split");
+    let docs = write_corpus(&dir.0, 10, 150);
+    let config = text_config(&dir.0, 300);
+    let files = corpus::expand_files(&config.files, &dir.0).unwrap();
+    let corpus = corpus::read_corpus(&files, None).unwrap();
+    let split = corpus::split_documents(&corpus, 0.15, 0).unwrap();
+    assert_eq!(split, corpus::split_documents(&corpus, 0.15, 0).unwrap(), "same seed, same split");
+    assert_ne!(split, corpus::split_documents(&corpus, 0.15, 1).unwrap());
+    let mut all: Vec<usize> = split.validation.iter().chain(&split.train).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..10).collect::<Vec<_>>(), "every document in exactly one split");
+    assert_eq!(split.validation.len(), 2, "15% of 10 documents of similar size: 2");
+    // The validation stream is exactly the validation documents, each ended by <|endoftext|>.
+    let source = TextSource::new(&config).unwrap();
+    let tokenizer = bpe::load(&source.tokenizer_path).unwrap();
+    let mut expected = Vec::new();
+    for &d in &split.validation {
+        expected.extend(bpe::encode(&tokenizer.tokenizer, &docs[d], "doc").unwrap());
+        expected.push(0);
+    }
+    assert_eq!(source.validation_tokens(), expected.len() as u64);
+    let n = (expected.len() - 1) / 8;
+    let validation = source.validation_set(n, 8).unwrap();
+    assert_eq!(validation.batch.row_inputs(0), &expected[..8]);
+    assert_eq!(validation.batch.row_targets(n - 1), &expected[(n - 1) * 8 + 1..n * 8 + 1]);
+    // No validation row appears in the training stream's documents.
+    let train_text: String = split.train.iter().map(|&d| docs[d].as_str()).collect();
+    for &d in &split.validation {
+        assert!(!train_text.contains(&docs[d][..40]));
+    }
+}
+
+#[test]
+fn repeated_data_counts_unique_tokens_and_epochs() {
+    let dir = TempDir::new("repeat");
+    write_corpus(&dir.0, 8, 200);
+    let source = TextSource::new(&text_config(&dir.0, 300)).unwrap();
+    let seq_len = 16;
+    let view = limit_unique(&source, 330, seq_len).unwrap();
+    // ⌊330 / 16⌋ = 20 rows of 16 predicted tokens.
+    assert_eq!(view.unique_tokens(), Some(320));
+    // The first 321 tokens of the training stream, rows overlapping by one token.
+    let mut first = Vec::new();
+    source.train.read(&source.cache, 0, 321, &mut first);
+    let mut seen = std::collections::HashMap::new();
+    for index in 0..15 {
+        let batch = view.train_batch(index, 4, seq_len).unwrap();
+        for r in 0..4 {
+            let start = first.windows(seq_len).position(|w| w == batch.row_inputs(r)).expect("row from the first U");
+            assert_eq!(start % seq_len, 0);
+            assert_eq!(batch.row_targets(r), &first[start + 1..start + seq_len + 1]);
+            *seen.entry(start).or_insert(0) += 1;
+        }
+    }
+    // 60 rows = 3 epochs over 20 rows: every row exactly 3 times.
+    assert_eq!(seen.len(), 20);
+    assert!(seen.values().all(|&c| c == 3));
+    assert_eq!(crate::train::run::epochs(60 * 16, 320), 3.0);
+    // Without a limit the whole training stream is the pool; a limit past it is capped.
+    let whole = limit_unique(&source, u64::MAX, seq_len).unwrap();
+    assert_eq!(whole.unique_tokens(), Some((source.train_tokens() - 1) / 16 * 16));
+    assert!(whole.train_batch(0, 2, 8).is_err(), "rows were cut for seq_len 16");
+}
+
+#[test]
+fn bad_input_errors_name_the_file() {
+    let dir = TempDir::new("bad");
+    write_corpus(&dir.0, 4, 50);
+    let config = text_config(&dir.0, 300);
+    let empty = dir.0.join("corpus").join("empty.txt");
+    std::fs::write(&empty, "  \n").unwrap();
+    let message = TextSource::new(&config).err().unwrap().to_string();
+    assert!(message.contains("empty.txt") && message.contains("empty"), "{message}");
+    std::fs::write(&empty, b"valid start \xff\xfe then junk").unwrap();
+    let message = TextSource::new(&config).err().unwrap().to_string();
+    assert!(
+        message.contains("empty.txt") && message.contains("not UTF-8") && message.contains("offset 12"),
+        "{message}"
+    );
+    std::fs::remove_file(&empty).unwrap();
+    let missing = TextConfig { files: vec!["nothing/*.txt".into()], ..config.clone() };
+    assert!(TextSource::new(&missing).err().unwrap().to_string().contains("matches no file"));
+    let broken = dir.0.join("broken.json");
+    std::fs::write(&broken, "{\"model\": 3").unwrap();
+    let with_broken = TextConfig { tokenizer: Some("broken.json".into()), vocab_size: None, ..config.clone() };
+    let message = with_broken.validate().unwrap_err().to_string();
+    assert!(message.contains("broken.json") && message.contains("not a valid tokenizer.json"), "{message}");
+    // A corpus smaller than one sequence, and a validation split smaller than the evaluation.
+    let source = TextSource::new(&config).unwrap();
+    let message = source.train_batch(0, 1, 100_000).unwrap_err().to_string();
+    assert!(message.contains("less than one sequence"), "{message}");
+    let message = source.validation_set(1000, 64).unwrap_err().to_string();
+    assert!(message.contains("validation split holds") && message.contains("eval_tokens"), "{message}");
+    // One document cannot be split.
+    let single = TempDir::new("single");
+    write_corpus(&single.0, 1, 50);
+    let message = TextSource::new(&text_config(&single.0, 300)).err().unwrap().to_string();
+    assert!(message.contains("at least 2"), "{message}");
+}
+
+#[test]
+fn separator_cuts_files_into_documents() {
+    let dir = TempDir::new("sep");
+    std::fs::create_dir_all(dir.0.join("corpus")).unwrap();
+    std::fs::write(dir.0.join("corpus/all.txt"), "one story<|endoftext|>two story\n<|endoftext|>\n<|endoftext|>three")
+        .unwrap();
+    let files = corpus::expand_files(&["corpus/all.txt".into()], &dir.0).unwrap();
+    let corpus = corpus::read_corpus(&files, Some("<|endoftext|>")).unwrap();
+    let texts: Vec<&str> = corpus.documents.iter().map(|d| d.text.as_str()).collect();
+    assert_eq!(texts, ["one story", "two story\n", "three"]);
+    assert!(corpus.documents[2].origin.ends_with("all.txt#2"));
+}
+
+#[test]
+fn sweep_config_paths_are_relative_to_the_file_and_runs_record_epochs() {
+    let dir = TempDir::new("sweep");
+    write_corpus(&dir.0, 8, 200);
+    let config_path = dir.0.join("text.toml");
+    let text =
+        "name = \"t\"\ndevice = \"cpu\"\n[data]\nkind = \"text\"\nfiles = [\"corpus/*.txt\"]\nvocab_size = 300\n\
+                validation_fraction = 0.15\ncache_dir = \"cache\"\n[model]\nseq_len = 16\nhead_dim = 8\n\
+                [grid]\nn_layers = [1]\nd_model = [16]\n[budget]\ntokens = [960]\nunique_tokens = [330]\n\
+                [train]\nbatch_size = 4\nlr = 1e-3\neval_tokens = 64\n";
+    std::fs::write(&config_path, text).unwrap();
+    let (config, plan) = crate::sweep::load_plan(&config_path).unwrap();
+    assert!(dir.0.join("cache").is_dir() == false, "planning reads no corpus");
+    let spec = &plan.runs[0];
+    assert_eq!(spec.run_id, "L1-d16-D960-U330-s0");
+    assert_eq!(spec.unique_tokens, Some(330));
+    let source = config.data.build_source().unwrap();
+    assert!(dir.0.join("cache").is_dir(), "cache_dir resolved against the config's directory");
+    let device = crate::device::resolve("cpu", "auto").unwrap();
+    let context = crate::train::run::RunContext {
+        source: source.as_ref(),
+        device: &device,
+        observers: Vec::new(),
+        checkpoint_dir: None,
+        start_points: Vec::new(),
+    };
+    let end = crate::train::run::train(spec, context).unwrap();
+    let result = end.result.unwrap();
+    // 960 tokens over ⌊330 / 16⌋ × 16 = 320 unique tokens: exactly 3 epochs.
+    assert_eq!(result.tokens, 960);
+    assert_eq!(result.epochs, Some(3.0));
+}
