@@ -196,3 +196,58 @@ fn pending_record(spec: &RunSpec) -> RunRecord {
     record.status = RunStatus::Pending;
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_plan(hash: &str) -> Plan {
+        Plan {
+            format_version: crate::plan::PLAN_VERSION,
+            sweep: "s".into(),
+            config_hash: hash.into(),
+            runs: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sweeplaw-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn names_that_leave_the_results_directory_are_refused() {
+        for bad in ["..", "../x", "/tmp/x", "a/b", ".hidden", "", "a\\b", "a b", "x/../.."] {
+            assert!(check_component(bad).is_err(), "{bad:?}");
+        }
+        for good in ["smoke", "L1-d32-D10240-s0", "C1e17-L2-d64-D5-s0", "a.b_c"] {
+            assert_eq!(check_component(good), Ok(()), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_open_writes_nothing() {
+        let results = scratch("refused");
+        let e = SweepStore::open(&results, "../outside", b"", &empty_plan("ab")).err().unwrap().to_string();
+        assert!(e.contains("sweep name") && e.contains("../outside"), "{e}");
+        assert!(!results.exists() && !results.with_file_name("outside").exists());
+        std::fs::create_dir_all(results.join("s")).unwrap();
+        std::fs::write(results.join("s/plan.json"), b"{ not json").unwrap();
+        let e = SweepStore::open(&results, "s", b"", &empty_plan("ab")).err().unwrap().to_string();
+        assert!(e.contains("plan.json") && e.contains("line 1"), "{e}");
+        assert!(!results.join("s/runs").exists() && !results.join("s/sweep.toml").exists());
+        std::fs::remove_dir_all(&results).unwrap();
+    }
+
+    #[test]
+    fn another_configs_directory_is_refused_even_with_a_short_hash() {
+        let results = scratch("other");
+        SweepStore::open(&results, "s", b"name = \"s\"", &empty_plan("0123456789abcdef")).unwrap();
+        let e = SweepStore::open(&results, "s", b"", &empty_plan("x")).err().unwrap().to_string();
+        assert!(e.contains("belongs to another config (hash 0123456789ab…, this config x…)"), "{e}");
+        assert_eq!(std::fs::read(results.join("s/sweep.toml")).unwrap(), b"name = \"s\"");
+        std::fs::remove_dir_all(&results).unwrap();
+    }
+}
