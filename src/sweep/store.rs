@@ -104,6 +104,9 @@ pub fn rebuild_summary(dir: &Path) -> Result<RebuiltSummary> {
     let plan_path = dir.join("plan.json");
     let records = if plan_path.exists() {
         let plan = read_plan(&plan_path)?;
+        if let Some(bad) = plan.runs.iter().find(|spec| check_component(&spec.run_id).is_err()) {
+            return Err(Error::record(&plan_path, format!("run id {:?} is not a plain directory name", bad.run_id)));
+        }
         let store = SweepStore { dir: dir.to_path_buf() };
         plan.runs
             .iter()
