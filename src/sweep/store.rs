@@ -40,9 +40,10 @@ impl SweepStore {
         }
         std::fs::create_dir_all(dir.join("runs")).map_err(|e| Error::io(&dir, e))?;
         if existing.is_none() {
+            publish_plan(&dir, plan)?;
+        }
+        if !dir.join("sweep.toml").exists() {
             write_atomic(&dir.join("sweep.toml"), config_text)?;
-            let json = serde_json::to_vec_pretty(plan).map_err(|e| Error::record(&plan_path, e.to_string()))?;
-            write_atomic(&plan_path, &json)?;
         }
         Ok(SweepStore { dir })
     }
@@ -148,6 +149,27 @@ fn records_in(runs: &Path, warnings: &mut Vec<String>) -> Result<Vec<RunRecord>>
     Ok(records)
 }
 
+/// Creates `dir/plan.json` only if no other worker has meanwhile: written to a temporary file and
+/// hard-linked into place (`link` fails rather than replace), so of two different configs started
+/// at once on one directory exactly one wins and the other is refused. Filesystems without hard
+/// links fall back to a rename.
+fn publish_plan(dir: &Path, plan: &Plan) -> Result<()> {
+    let plan_path = dir.join("plan.json");
+    let json = serde_json::to_vec_pretty(plan).map_err(|e| Error::record(&plan_path, e.to_string()))?;
+    let temp = dir.join(format!(".plan.json.new{}", std::process::id()));
+    write_atomic(&temp, &json)?;
+    let linked = std::fs::hard_link(&temp, &plan_path);
+    let result = match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_plan(&plan_path).and_then(|existing| check_same_config(dir, &existing, plan))
+        }
+        Err(_) => std::fs::rename(&temp, &plan_path).map_err(|e| Error::io(&plan_path, e)),
+    };
+    let _ = std::fs::remove_file(&temp);
+    result
+}
+
 /// Reads a sweep directory's plan.json.
 pub fn read_plan(path: &Path) -> Result<Plan> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -242,6 +264,20 @@ mod tests {
         assert!(e.contains("plan.json") && e.contains("line 1"), "{e}");
         assert!(!results.join("s/runs").exists() && !results.join("s/sweep.toml").exists());
         std::fs::remove_dir_all(&results).unwrap();
+    }
+
+    #[test]
+    fn publishing_a_plan_never_replaces_another_configs() {
+        let dir = scratch("publish");
+        std::fs::create_dir_all(&dir).unwrap();
+        publish_plan(&dir, &empty_plan("first")).unwrap();
+        publish_plan(&dir, &empty_plan("first")).unwrap();
+        let e = publish_plan(&dir, &empty_plan("second")).err().unwrap().to_string();
+        assert!(e.contains("belongs to another config"), "{e}");
+        assert_eq!(read_plan(&dir.join("plan.json")).unwrap().config_hash, "first");
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec!["plan.json"], "no temporary file is left");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
