@@ -54,6 +54,7 @@ pub fn fit_input(dir: &Path, bytes: &[u8]) {
     }
     let options = crate::fit::FitOptions { bootstrap: 0, ..crate::fit::FitOptions::default() };
     let _ = crate::fit::load_points(&path, &options);
+    let _ = std::fs::remove_file(&path);
 }
 
 /// `dir/fit-input-<pid>.csv`: one scratch file per fuzzing process.
