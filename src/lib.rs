@@ -14,6 +14,8 @@ pub mod devcheck;
 pub mod device;
 pub mod error;
 pub mod fit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod ops;
 pub mod plan;
@@ -22,6 +24,7 @@ pub mod records;
 pub mod regenerate;
 pub mod report;
 pub mod rng;
+pub mod slurm;
 pub mod sweep;
 pub mod train;
 

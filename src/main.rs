@@ -44,6 +44,10 @@ enum Command {
     Sweep(SweepArgs),
     /// Train one run described by a single-run TOML config.
     Train(TrainArgs),
+    /// Write an sbatch script for a Slurm job array whose tasks are the sweep's workers.
+    Slurm(SlurmArgs),
+    /// Rebuild a sweep's summary.csv from its run folders (runs/<id>/run.json).
+    Summary(SweepDirArgs),
     /// Fit the scaling laws to a sweep's records or to a CSV of N, D, loss.
     Fit(FitArgs),
     /// Draw the figures of a sweep from its records (fitting first if fit.json is missing or stale).
@@ -83,6 +87,39 @@ struct SweepArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Only rebuild <results>/<name>/summary.csv from the run folders; train nothing.
+    #[arg(long)]
+    rebuild_summary: bool,
+}
+
+#[derive(Args)]
+struct SlurmArgs {
+    /// The sweep's TOML config.
+    config: PathBuf,
+    /// The results directory every task shares (as <results>/<name>/); on a shared filesystem.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Array tasks, each one worker (`--worker i/N`); default: one per run.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// GPUs each task asks for (#SBATCH --gpus-per-task; 0 = none).
+    #[arg(long, default_value_t = 0)]
+    gpus_per_task: usize,
+    /// CPUs each task asks for (#SBATCH --cpus-per-task).
+    #[arg(long)]
+    cpus_per_task: Option<usize>,
+    /// Slurm partition (#SBATCH --partition).
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit per task (#SBATCH --time), e.g. 2:00:00.
+    #[arg(long)]
+    time: Option<String>,
+    /// Where the script goes (default: <results>/<name>/slurm/<name>.sbatch).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seconds without a heartbeat after which a dead task's claim is taken over.
+    #[arg(long, default_value_t = 120.0)]
+    stale_after: f64,
 }
 
 #[derive(Args)]
@@ -175,14 +212,32 @@ struct BenchArgs {
 fn main() -> ExitCode {
     // SAFETY: sets a plain integer option of the global allocator, before any thread starts.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("{} (see --help)", one_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }
+}
+
+/// A message on one line: its lines joined, up to clap's usage and help hints.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -190,6 +245,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => cmd_plan(args),
         Command::Sweep(args) => cmd_sweep(args),
         Command::Train(args) => cmd_train(args),
+        Command::Slurm(args) => cmd_slurm(args),
+        Command::Summary(args) => cmd_summary(&args.sweep_dir),
         Command::Fit(args) => cmd_fit(args),
         Command::Plot(args) => cmd_regenerate(args, false),
         Command::Report(args) => cmd_regenerate(args, true),
@@ -219,6 +276,10 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
 fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
     if !(args.stale_after > 0.0) {
         anyhow::bail!("--stale-after must be a positive number of seconds");
+    }
+    if args.rebuild_summary {
+        let (config, _) = sweeplaw::sweep::load_plan(&args.config)?;
+        return cmd_summary(&args.results.join(&config.name));
     }
     let options = sweeplaw::sweep::SweepOptions {
         config: args.config.clone(),
@@ -261,6 +322,42 @@ fn cmd_train(args: TrainArgs) -> anyhow::Result<()> {
         result.map(|r| r.wall_s).unwrap_or(0.0),
         record.reason.as_ref().map(|r| format!("  reason: {r}")).unwrap_or_default()
     );
+    Ok(())
+}
+
+fn cmd_slurm(args: SlurmArgs) -> anyhow::Result<()> {
+    let binary = std::env::current_exe().context("finding the sweeplaw binary for the tasks to run")?;
+    let options = sweeplaw::slurm::SlurmOptions {
+        config: args.config,
+        results: args.results,
+        workers: args.workers,
+        gpus_per_task: args.gpus_per_task,
+        cpus_per_task: args.cpus_per_task,
+        partition: args.partition,
+        time: args.time,
+        out: args.out,
+        binary,
+        stale_after: args.stale_after,
+    };
+    let script = sweeplaw::slurm::write_script(&options)?;
+    let job = &script.job;
+    println!(
+        "wrote {}: {} array task(s) for the {} run(s) of sweep {}; submit with: sbatch {}",
+        script.path.display(),
+        job.workers,
+        job.runs,
+        job.sweep,
+        script.path.display()
+    );
+    Ok(())
+}
+
+fn cmd_summary(sweep_dir: &std::path::Path) -> anyhow::Result<()> {
+    let rebuilt = sweeplaw::sweep::store::rebuild_summary(sweep_dir)?;
+    for w in &rebuilt.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("rebuilt {} ({} runs) from the run folders", rebuilt.path.display(), rebuilt.rows);
     Ok(())
 }
 

@@ -120,8 +120,13 @@ impl RunRecord {
     }
 
     pub fn read(path: &Path) -> Result<RunRecord> {
-        let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::record(path, format!("not a valid run.json: {e}")))
+        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+        RunRecord::parse(path, &bytes)
+    }
+
+    /// Parses the bytes of a run.json; `path` only names it in the error (with serde's line).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<RunRecord> {
+        serde_json::from_slice(bytes).map_err(|e| Error::record(path, format!("not a valid run.json: {e}")))
     }
 
     /// The summary.csv row of this run (empty cells for unknowns, never zero).
@@ -228,7 +233,14 @@ impl MetricsWriter {
 /// Reads metrics.csv. Lines that do not parse (a row cut short by a kill, garbage) are
 /// skipped, each with a warning naming the file and line.
 pub fn read_metrics(path: &Path) -> Result<(Vec<MetricsRow>, Vec<String>)> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_metrics(path, &bytes)
+}
+
+/// Parses the bytes of a metrics.csv (see `read_metrics`); bytes that are not UTF-8 are
+/// replaced, so their line is skipped as malformed. `path` only names the file in messages.
+pub fn parse_metrics(path: &Path, bytes: &[u8]) -> Result<(Vec<MetricsRow>, Vec<String>)> {
+    let text = String::from_utf8_lossy(bytes);
     let mut rows = Vec::new();
     let mut warnings = Vec::new();
     let mut lines = text.lines().enumerate();

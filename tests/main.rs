@@ -1,7 +1,10 @@
 //! sweeplaw's integration tests, linked into one binary (autotests = false) so candle is linked
 //! once. Each module drives the real `sweeplaw` binary or the library's public API.
 
+mod bad_input;
 mod common;
+mod corrupt_records;
 mod fit_cli;
+mod slurm_cli;
 mod sweep_cli;
 mod train_cli;

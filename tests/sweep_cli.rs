@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 /// A small sweep: 2 sizes × 2 budgets, checkpoints every 4 steps.
-fn sweep_config(name: &str, extra: &str) -> String {
+pub fn sweep_config(name: &str, extra: &str) -> String {
     format!(
         r#"name = "{name}"
 device = "cpu"
@@ -40,16 +40,16 @@ checkpoint_every_tokens = 1024
     )
 }
 
-fn sweep_args<'a>(config: &'a Path, results: &'a Path) -> Vec<&'a str> {
+pub fn sweep_args<'a>(config: &'a Path, results: &'a Path) -> Vec<&'a str> {
     vec!["sweep", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet", "--stale-after", "0.5"]
 }
 
-fn spawn(args: &[&str]) -> Child {
+pub fn spawn(args: &[&str]) -> Child {
     sweeplaw().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn sweeplaw")
 }
 
 /// step,tokens,flops,lr,train_loss,val_loss,grad_norm of every run, by run id.
-fn all_losses(sweep_dir: &Path) -> Vec<(String, Vec<String>)> {
+pub fn all_losses(sweep_dir: &Path) -> Vec<(String, Vec<String>)> {
     let mut runs: Vec<PathBuf> =
         std::fs::read_dir(sweep_dir.join("runs")).unwrap().map(|e| e.unwrap().path()).collect();
     runs.sort();
@@ -62,36 +62,63 @@ fn all_losses(sweep_dir: &Path) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn statuses(sweep_dir: &Path) -> Vec<String> {
+pub fn statuses(sweep_dir: &Path) -> Vec<String> {
     let summary = std::fs::read_to_string(sweep_dir.join("summary.csv")).unwrap();
     summary.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().to_string()).collect()
 }
 
-fn run_to_end(args: &[&str]) -> String {
+pub fn run_to_end(args: &[&str]) -> String {
     let out = run(args);
     assert!(out.status.success(), "{}", stderr(&out));
     stdout(&out)
 }
 
+/// run.json of every run recorded done so far, by run id.
+fn done_records(sweep_dir: &Path) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(sweep_dir.join("runs")) else { return Vec::new() };
+    let mut done: Vec<(String, String)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let text = std::fs::read_to_string(e.path().join("run.json")).ok()?;
+            text.contains("\"status\": \"done\"").then(|| (e.file_name().to_string_lossy().into_owned(), text))
+        })
+        .collect();
+    done.sort();
+    done
+}
+
 #[test]
-fn sigkill_at_random_moments_then_resume_gives_identical_losses() {
+fn sigkill_at_20_random_moments_then_resume_gives_identical_losses() {
     let dir = scratch("sweep-kill");
     let config = write(&dir, "sweep.toml", &sweep_config("kill", ""));
     let (reference, killed) = (dir.join("reference"), dir.join("killed"));
+    let started = Instant::now();
     run_to_end(&sweep_args(&config, &reference));
-    let mut delay_ms = 137u64;
-    for _ in 0..6 {
+    // Kill moments spread over about one uninterrupted sweep, drawn by a fixed LCG.
+    let span_ms = (started.elapsed().as_millis() as u64).clamp(200, 3000);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut finished = Vec::new();
+    for _ in 0..20 {
         let mut child = spawn(&sweep_args(&config, &killed));
-        delay_ms = (delay_ms * 7919 + 311) % 700 + 80;
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(20 + (state >> 33) % span_ms));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
+        // A run once done is never trained or rewritten again.
+        let now = done_records(&killed.join("kill"));
+        for record in &finished {
+            assert!(now.contains(record), "{} changed after it was done", record.0);
+        }
+        finished = now;
     }
-    run_to_end(&sweep_args(&config, &killed));
+    let out = run_to_end(&sweep_args(&config, &killed));
+    let trained: usize = out.split("trained ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert_eq!(trained + finished.len(), 4, "each run done once: {out}");
     assert_eq!(statuses(&killed.join("kill")), vec!["done"; 4]);
     assert_eq!(all_losses(&killed.join("kill")), all_losses(&reference.join("kill")));
-    let leftovers: Vec<_> = std::fs::read_dir(killed.join("kill/runs/L1-d32-D10240-s0")).unwrap().collect();
-    assert_eq!(leftovers.len(), 2, "a finished run keeps run.json and metrics.csv only");
+    for run in ["L1-d32-D10240-s0", "L2-d32-D20480-s0"] {
+        assert!(!killed.join("kill/runs").join(run).join("checkpoint").exists(), "{run} keeps no checkpoint");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -264,12 +264,26 @@ impl Sweep {
 
 fn csv_reader(path: &Path) -> Result<csv::Reader<std::fs::File>, PlotError> {
     let file = std::fs::File::open(path).map_err(|e| PlotError::io(path, e))?;
-    Ok(csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(file))
+    Ok(csv_from(file))
+}
+
+fn csv_from<R: std::io::Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(input)
 }
 
 /// summary.csv rows; rows that do not parse or have the wrong field count become warnings.
 fn read_summary(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Run>, PlotError> {
-    let mut reader = csv_reader(path)?;
+    let file = std::fs::File::open(path).map_err(|e| PlotError::io(path, e))?;
+    parse_summary(path, file, warnings)
+}
+
+/// summary.csv rows read from `input`; `path` only names the file in messages.
+pub(crate) fn parse_summary<R: std::io::Read>(
+    path: &Path,
+    input: R,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Run>, PlotError> {
+    let mut reader = csv_from(input);
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| PlotError::Summary { path: path.to_path_buf(), message: format!("header does not parse: {e}") })?
@@ -326,13 +340,21 @@ fn summary_row(header: &[String], row: &StringRecord) -> Result<Run, String> {
 
 /// The evaluations of one metrics.csv; a missing file is a warning, corrupt rows too.
 fn read_metrics(path: &Path, warnings: &mut Vec<String>) -> Vec<Eval> {
-    let mut reader = match csv_reader(path) {
-        Ok(reader) => reader,
+    match csv_reader(path) {
+        Ok(reader) => parse_metrics(path, reader, warnings),
         Err(error) => {
             warnings.push(format!("{error}; the run's curve is not drawn"));
-            return Vec::new();
+            Vec::new()
         }
-    };
+    }
+}
+
+/// The evaluations of a metrics.csv read from `reader`; `path` only names the file in messages.
+pub(crate) fn parse_metrics<R: std::io::Read>(
+    path: &Path,
+    mut reader: csv::Reader<R>,
+    warnings: &mut Vec<String>,
+) -> Vec<Eval> {
     let header: Vec<String> = match reader.headers() {
         Ok(header) => header.iter().map(str::to_string).collect(),
         Err(error) => {
@@ -387,14 +409,18 @@ fn metrics_row(
 
 /// The parts of run.json the figures use; an unreadable file is a warning.
 fn read_run_json(path: &Path, warnings: &mut Vec<String>) -> RunInfo {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    match std::fs::read(path) {
+        Ok(bytes) => parse_run_json(path, &bytes, warnings),
         Err(error) => {
             warnings.push(format!("{}: {error}", path.display()));
-            return RunInfo::default();
+            RunInfo::default()
         }
-    };
-    let json: Value = match serde_json::from_str(&text) {
+    }
+}
+
+/// The parts of a run.json's bytes the figures use; `path` only names the file in messages.
+pub(crate) fn parse_run_json(path: &Path, bytes: &[u8], warnings: &mut Vec<String>) -> RunInfo {
+    let json: Value = match serde_json::from_slice(bytes) {
         Ok(json) => json,
         Err(error) => {
             warnings.push(format!("{} line {}: not valid JSON ({error}); ignored", path.display(), error.line()));

@@ -46,13 +46,14 @@ pub struct SweepReport {
 }
 
 /// Loads, plans and runs a sweep.
+/// Everything is checked (config, plan, device, data, results directory) before anything is
+/// written, so a bad input leaves the results directory as it was.
 pub fn run_sweep(options: &SweepOptions) -> Result<SweepReport> {
     let (config, plan) = load_plan(&options.config)?;
-    crate::train::single::check_results_dir(&options.results)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
-    let store = SweepStore::open(&options.results.join(&config.name), &config_text, &plan)?;
     let device = crate::device::resolve(&config.device, &config.precision)?;
     let source = config.data.build_source()?;
+    let store = SweepStore::open(&options.results, &config.name, &config_text, &plan)?;
     let mine: Vec<&RunSpec> = plan
         .runs
         .iter()
@@ -88,6 +89,8 @@ enum Attempt {
     /// Held by a live worker, or a branch whose trunk has not reached its branch point yet.
     Waiting,
     Failed(String),
+    /// The sweep cannot go on (the disk is full): stop with this error, recording nothing.
+    Stop(Error),
 }
 
 impl Worker<'_> {
@@ -116,6 +119,10 @@ impl Worker<'_> {
                         progress.println(&format!("run {} failed: {reason}", spec.run_id));
                         report.failed.push((spec.run_id.clone(), reason));
                         self.store.write_summary(self.plan)?;
+                    }
+                    Attempt::Stop(error) => {
+                        progress.finish();
+                        return Err(error);
                     }
                 }
                 progress.set_done(self.plan, self.store);
@@ -161,6 +168,10 @@ impl Worker<'_> {
                 Attempt::Finished(status)
             }
             Err(Error::Run { message, .. }) if message.starts_with("claim lost") => Attempt::Waiting,
+            Err(e) if is_disk_full(&e) => Attempt::Stop(Error::Run {
+                run: spec.run_id.clone(),
+                message: format!("{e}; the sweep stopped with its records intact: free some space and rerun it"),
+            }),
             Err(e) => {
                 let reason = e.to_string();
                 self.store.mark_failed(spec, &reason)?;
@@ -232,6 +243,19 @@ impl Worker<'_> {
     }
 }
 
+/// A full disk or an exceeded quota: not the run's fault, so the run is not marked failed (it
+/// resumes from its last checkpoint) and the sweep stops instead of failing every run in turn.
+/// Errors that reach us as text (candle's safetensors writer) are recognised by the OS message.
+fn is_disk_full(error: &Error) -> bool {
+    if let Error::Io { source, .. } = error {
+        if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) {
+            return true;
+        }
+    }
+    let text = error.to_string();
+    ["No space left on device", "Disk quota exceeded"].iter().any(|m| text.contains(m))
+}
+
 /// "host:pid" (with "i/n" for a partitioned worker): who holds a claim.
 fn worker_name(worker: Option<(usize, usize)>) -> String {
     let base = claim::default_worker_name();
@@ -250,4 +274,27 @@ pub fn parse_worker(text: &str) -> std::result::Result<(usize, usize), String> {
         return Err(format!("--worker {text:?}: need 0 <= i < n"));
     }
     Ok((i, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_recognised_through_io_and_wrapped_errors() {
+        let full = Error::io("runs/a/metrics.csv", std::io::Error::from_raw_os_error(28));
+        assert!(is_disk_full(&full));
+        assert!(full.to_string().starts_with("runs/a/metrics.csv: No space left on device"));
+        let wrapped = Error::record("model.safetensors", "I/O error: No space left on device (os error 28)");
+        assert!(is_disk_full(&wrapped));
+        assert!(!is_disk_full(&Error::io("x", std::io::Error::from_raw_os_error(13))));
+    }
+
+    #[test]
+    fn worker_flags_parse_and_refuse_out_of_range() {
+        assert_eq!(parse_worker("1/4"), Ok((1, 4)));
+        for bad in ["4/4", "1", "a/2", "0/0"] {
+            assert!(parse_worker(bad).is_err(), "{bad}");
+        }
+    }
 }

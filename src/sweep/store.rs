@@ -2,7 +2,7 @@
 //! directory belongs to one config, by hash), each run's folder and status, and summary.csv
 //! rebuilt from the run records.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::config::{RunRole, RunSpec};
 use crate::error::{Error, Result};
@@ -15,35 +15,37 @@ pub struct SweepStore {
 }
 
 impl SweepStore {
-    /// Opens (creating if needed) `dir` for `plan`. Refuses a directory that holds another
-    /// config's plan, naming both hashes.
-    pub fn open(dir: &Path, config_text: &[u8], plan: &Plan) -> Result<SweepStore> {
-        if dir.exists() && !dir.is_dir() {
-            return Err(Error::config(dir, "the sweep's results path exists and is not a directory"));
-        }
-        std::fs::create_dir_all(dir.join("runs")).map_err(|e| Error::io(dir, e))?;
-        let plan_path = dir.join("plan.json");
-        if plan_path.exists() {
-            let text = std::fs::read_to_string(&plan_path).map_err(|e| Error::io(&plan_path, e))?;
-            let existing: Plan = serde_json::from_str(&text)
-                .map_err(|e| Error::record(&plan_path, format!("not a valid plan.json: {e}")))?;
-            if existing.config_hash != plan.config_hash {
-                return Err(Error::config(
-                    dir,
-                    format!(
-                        "this results directory belongs to another config (hash {}…, this config {}…); \
-                         use another --results directory or sweep name",
-                        &existing.config_hash[..12],
-                        &plan.config_hash[..12]
-                    ),
-                ));
+    /// Opens (creating if needed) `<results>/<name>` for `plan`. Checks everything first, so a
+    /// refusal writes nothing: the sweep name and every run id must be one plain path component
+    /// (nothing can land outside the results directory), and a directory that holds another
+    /// config's plan is refused, naming both hashes.
+    pub fn open(results: &Path, name: &str, config_text: &[u8], plan: &Plan) -> Result<SweepStore> {
+        check_component(name).map_err(|m| Error::config(results, format!("sweep name: {m}")))?;
+        for spec in &plan.runs {
+            check_component(&spec.run_id).map_err(|m| Error::config(results, format!("run id: {m}")))?;
+            if let RunRole::Branch { trunk, .. } = &spec.role {
+                check_component(trunk).map_err(|m| Error::config(results, format!("trunk run id: {m}")))?;
             }
-        } else {
-            write_atomic(&dir.join("sweep.toml"), config_text)?;
-            let json = serde_json::to_vec_pretty(plan).map_err(|e| Error::record(&plan_path, e.to_string()))?;
-            write_atomic(&plan_path, &json)?;
         }
-        Ok(SweepStore { dir: dir.to_path_buf() })
+        for path in [results, &results.join(name)] {
+            if path.exists() && !path.is_dir() {
+                return Err(Error::config(path, "the results path exists and is not a directory"));
+            }
+        }
+        let dir = results.join(name);
+        let plan_path = dir.join("plan.json");
+        let existing = if plan_path.exists() { Some(read_plan(&plan_path)?) } else { None };
+        if let Some(existing) = &existing {
+            check_same_config(&dir, existing, plan)?;
+        }
+        std::fs::create_dir_all(dir.join("runs")).map_err(|e| Error::io(&dir, e))?;
+        if existing.is_none() {
+            publish_plan(&dir, plan)?;
+        }
+        if !dir.join("sweep.toml").exists() {
+            write_atomic(&dir.join("sweep.toml"), config_text)?;
+        }
+        Ok(SweepStore { dir })
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
@@ -82,6 +84,129 @@ impl SweepStore {
     }
 }
 
+/// What `rebuild_summary` wrote.
+#[derive(Clone, Debug)]
+pub struct RebuiltSummary {
+    pub path: PathBuf,
+    pub rows: usize,
+    /// One per run.json that could not be read (file and line named).
+    pub warnings: Vec<String>,
+}
+
+/// Rebuilds `dir/summary.csv` from the run folders (`runs/<id>/run.json`), for when summary.csv
+/// is lost or corrupt. With plan.json the rows follow the plan, and a run whose run.json is
+/// missing or unreadable is `pending` (as the runner sees it); without one, every readable
+/// run.json under runs/ gives a row, in run id order. WSD trunks are left out, as in a sweep.
+pub fn rebuild_summary(dir: &Path) -> Result<RebuiltSummary> {
+    if !dir.join("runs").is_dir() {
+        return Err(Error::record(dir, "not a sweep directory: it has no runs/ folder"));
+    }
+    let mut warnings = Vec::new();
+    let plan_path = dir.join("plan.json");
+    let records = if plan_path.exists() {
+        let plan = read_plan(&plan_path)?;
+        if let Some(bad) = plan.runs.iter().find(|spec| check_component(&spec.run_id).is_err()) {
+            return Err(Error::record(&plan_path, format!("run id {:?} is not a plain directory name", bad.run_id)));
+        }
+        let store = SweepStore { dir: dir.to_path_buf() };
+        plan.runs
+            .iter()
+            .filter(|spec| !matches!(spec.role, RunRole::Trunk { .. }))
+            .map(|spec| match RunRecord::read(&store.run_dir(&spec.run_id).join("run.json")) {
+                Ok(record) => record,
+                Err(e) => {
+                    if !matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound) {
+                        warnings.push(format!("{e}; listed as pending"));
+                    }
+                    pending_record(spec)
+                }
+            })
+            .collect()
+    } else {
+        records_in(&dir.join("runs"), &mut warnings)?
+    };
+    let path = dir.join("summary.csv");
+    write_summary(&path, &records)?;
+    Ok(RebuiltSummary { path, rows: records.len(), warnings })
+}
+
+/// Every readable run.json under `runs`, by run id; unreadable ones become warnings.
+fn records_in(runs: &Path, warnings: &mut Vec<String>) -> Result<Vec<RunRecord>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
+        .map_err(|e| Error::io(runs, e))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_dir())
+        .collect();
+    dirs.sort();
+    let mut records = Vec::new();
+    for run_dir in dirs {
+        match RunRecord::read(&run_dir.join("run.json")) {
+            Ok(record) if matches!(record.spec.role, RunRole::Trunk { .. }) => {}
+            Ok(record) => records.push(record),
+            Err(e) => warnings.push(format!("{e}; skipped")),
+        }
+    }
+    Ok(records)
+}
+
+/// Creates `dir/plan.json` only if no other worker has meanwhile: written to a temporary file and
+/// hard-linked into place (`link` fails rather than replace), so of two different configs started
+/// at once on one directory exactly one wins and the other is refused. Filesystems without hard
+/// links fall back to a rename.
+fn publish_plan(dir: &Path, plan: &Plan) -> Result<()> {
+    let plan_path = dir.join("plan.json");
+    let json = serde_json::to_vec_pretty(plan).map_err(|e| Error::record(&plan_path, e.to_string()))?;
+    let temp = dir.join(format!(".plan.json.new{}", std::process::id()));
+    write_atomic(&temp, &json)?;
+    let linked = std::fs::hard_link(&temp, &plan_path);
+    let result = match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_plan(&plan_path).and_then(|existing| check_same_config(dir, &existing, plan))
+        }
+        Err(_) => std::fs::rename(&temp, &plan_path).map_err(|e| Error::io(&plan_path, e)),
+    };
+    let _ = std::fs::remove_file(&temp);
+    result
+}
+
+/// Reads a sweep directory's plan.json.
+pub fn read_plan(path: &Path) -> Result<Plan> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::record(path, format!("not a valid plan.json: {e}")))
+}
+
+fn check_same_config(dir: &Path, existing: &Plan, plan: &Plan) -> Result<()> {
+    if existing.config_hash == plan.config_hash {
+        return Ok(());
+    }
+    let short = |hash: &str| hash.chars().take(12).collect::<String>();
+    Err(Error::config(
+        dir,
+        format!(
+            "this results directory belongs to another config (hash {}…, this config {}…); \
+             use another --results directory or sweep name",
+            short(&existing.config_hash),
+            short(&plan.config_hash)
+        ),
+    ))
+}
+
+/// A name that becomes a directory under the results directory must be exactly one plain path
+/// component: no separators, no `..`, not absolute, not hidden, nothing a shell would mangle.
+pub fn check_component(name: &str) -> std::result::Result<(), String> {
+    let mut components = Path::new(name).components();
+    let single = matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none();
+    if single && crate::config::check_run_id(name).is_ok() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a plain directory name (1-200 letters, digits, '-', '_' or '.', \
+             not starting with '.'): it must not reach outside the results directory"
+        ))
+    }
+}
+
 /// A record for a run that has not started: spec and counts, nothing measured.
 fn pending_record(spec: &RunSpec) -> RunRecord {
     let data = DataInfo {
@@ -95,4 +220,73 @@ fn pending_record(spec: &RunSpec) -> RunRecord {
     let mut record = crate::train::run::start_record(spec, data, &spec.device);
     record.status = RunStatus::Pending;
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_plan(hash: &str) -> Plan {
+        Plan {
+            format_version: crate::plan::PLAN_VERSION,
+            sweep: "s".into(),
+            config_hash: hash.into(),
+            runs: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sweeplaw-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn names_that_leave_the_results_directory_are_refused() {
+        for bad in ["..", "../x", "/tmp/x", "a/b", ".hidden", "", "a\\b", "a b", "x/../.."] {
+            assert!(check_component(bad).is_err(), "{bad:?}");
+        }
+        for good in ["smoke", "L1-d32-D10240-s0", "C1e17-L2-d64-D5-s0", "a.b_c"] {
+            assert_eq!(check_component(good), Ok(()), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_open_writes_nothing() {
+        let results = scratch("refused");
+        let e = SweepStore::open(&results, "../outside", b"", &empty_plan("ab")).err().unwrap().to_string();
+        assert!(e.contains("sweep name") && e.contains("../outside"), "{e}");
+        assert!(!results.exists() && !results.with_file_name("outside").exists());
+        std::fs::create_dir_all(results.join("s")).unwrap();
+        std::fs::write(results.join("s/plan.json"), b"{ not json").unwrap();
+        let e = SweepStore::open(&results, "s", b"", &empty_plan("ab")).err().unwrap().to_string();
+        assert!(e.contains("plan.json") && e.contains("line 1"), "{e}");
+        assert!(!results.join("s/runs").exists() && !results.join("s/sweep.toml").exists());
+        std::fs::remove_dir_all(&results).unwrap();
+    }
+
+    #[test]
+    fn publishing_a_plan_never_replaces_another_configs() {
+        let dir = scratch("publish");
+        std::fs::create_dir_all(&dir).unwrap();
+        publish_plan(&dir, &empty_plan("first")).unwrap();
+        publish_plan(&dir, &empty_plan("first")).unwrap();
+        let e = publish_plan(&dir, &empty_plan("second")).err().unwrap().to_string();
+        assert!(e.contains("belongs to another config"), "{e}");
+        assert_eq!(read_plan(&dir.join("plan.json")).unwrap().config_hash, "first");
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec!["plan.json"], "no temporary file is left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn another_configs_directory_is_refused_even_with_a_short_hash() {
+        let results = scratch("other");
+        SweepStore::open(&results, "s", b"name = \"s\"", &empty_plan("0123456789abcdef")).unwrap();
+        let e = SweepStore::open(&results, "s", b"", &empty_plan("x")).err().unwrap().to_string();
+        assert!(e.contains("belongs to another config (hash 0123456789ab…, this config x…)"), "{e}");
+        assert_eq!(std::fs::read(results.join("s/sweep.toml")).unwrap(), b"name = \"s\"");
+        std::fs::remove_dir_all(&results).unwrap();
+    }
 }

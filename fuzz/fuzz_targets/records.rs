@@ -1,0 +1,5 @@
+//! The records readers: arbitrary bytes as run.json, metrics.csv and summary.csv.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| sweeplaw::fuzzing::records(data));

@@ -1,0 +1,237 @@
+//! `sweeplaw slurm CONFIG`: writes an sbatch script for a Slurm job array whose tasks are the
+//! workers of one sweep (`sweeplaw sweep --worker $SLURM_ARRAY_TASK_ID/N`) sharing one results
+//! directory. Workers claim runs through `runs/<id>/claim.json` (`crate::sweep::claim`), skip
+//! runs already done and take over the claims of dead tasks, so submitting the same script again
+//! after failures or time limits trains only what is missing.
+//!
+//! The sweep directory is opened here, before submission: sweep.toml and plan.json are written
+//! (a directory of another config is refused now rather than in every task), and the tasks read
+//! the copy `<results>/<name>/sweep.toml`, so editing the original config later cannot split a
+//! sweep between two configs.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::sweep::{load_plan, store::SweepStore};
+
+/// Options of `sweeplaw slurm`.
+#[derive(Clone, Debug)]
+pub struct SlurmOptions {
+    pub config: PathBuf,
+    pub results: PathBuf,
+    /// Array tasks (workers); default one per run.
+    pub workers: Option<usize>,
+    /// GPUs per task (0: none requested).
+    pub gpus_per_task: usize,
+    pub cpus_per_task: Option<usize>,
+    pub partition: Option<String>,
+    /// Slurm time limit per task, e.g. "2:00:00" or "1-00:00:00".
+    pub time: Option<String>,
+    /// Where the script goes (default `<results>/<name>/slurm/<name>.sbatch`).
+    pub out: Option<PathBuf>,
+    /// The sweeplaw binary the tasks run (default: this one).
+    pub binary: PathBuf,
+    /// Seconds without a heartbeat after which a dead task's claim is taken over.
+    pub stale_after: f64,
+}
+
+/// What the script asks Slurm for and runs: everything `render` needs, all paths absolute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobArray {
+    pub sweep: String,
+    pub runs: usize,
+    pub workers: usize,
+    pub binary: PathBuf,
+    pub config: PathBuf,
+    pub results: PathBuf,
+    pub log_dir: PathBuf,
+    pub gpus_per_task: usize,
+    pub cpus_per_task: Option<usize>,
+    pub partition: Option<String>,
+    pub time: Option<String>,
+    pub stale_after: f64,
+}
+
+/// The script written, for the command to print.
+#[derive(Clone, Debug)]
+pub struct SlurmScript {
+    pub path: PathBuf,
+    pub job: JobArray,
+}
+
+/// Plans the sweep, opens its directory and writes the sbatch script.
+pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
+    let (config, plan) = load_plan(&options.config)?;
+    let workers = options.workers.unwrap_or(plan.runs.len());
+    if workers == 0 {
+        return Err(Error::Usage("--workers must be at least 1".into()));
+    }
+    for (flag, value) in [("--partition", &options.partition), ("--time", &options.time)] {
+        if let Some(value) = value {
+            check_sbatch_value(flag, value)?;
+        }
+    }
+    if !(options.stale_after > 0.0) {
+        return Err(Error::Usage("--stale-after must be a positive number of seconds".into()));
+    }
+    let results = absolute(&options.results)?;
+    check_plain_path("--results", &results)?;
+    let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
+    let store = SweepStore::open(&results, &config.name, &config_text, &plan)?;
+    let log_dir = store.dir.join("slurm");
+    std::fs::create_dir_all(&log_dir).map_err(|e| Error::io(&log_dir, e))?;
+    let job = JobArray {
+        sweep: config.name.clone(),
+        runs: plan.runs.len(),
+        workers: workers.min(plan.runs.len()),
+        binary: absolute(&options.binary)?,
+        config: store.dir.join("sweep.toml"),
+        results,
+        log_dir,
+        gpus_per_task: options.gpus_per_task,
+        cpus_per_task: options.cpus_per_task,
+        partition: options.partition.clone(),
+        time: options.time.clone(),
+        stale_after: options.stale_after,
+    };
+    let path = match &options.out {
+        Some(out) => out.clone(),
+        None => job.log_dir.join(format!("{}.sbatch", job.sweep)),
+    };
+    crate::records::write_atomic(&path, render(&job).as_bytes())?;
+    Ok(SlurmScript { path, job })
+}
+
+/// The sbatch script of a job array.
+pub fn render(job: &JobArray) -> String {
+    let mut s = String::from("#!/bin/bash\n");
+    s += &format!(
+        "# Written by `sweeplaw slurm` for sweep {} ({} runs, {} array tasks).\n\
+         # Each task is one worker (`sweeplaw sweep --worker i/{}`); workers claim runs in\n\
+         # runs/<id>/claim.json, so submitting this script again trains only what is missing.\n",
+        job.sweep, job.runs, job.workers, job.workers
+    );
+    let mut directive = |line: String| s += &format!("#SBATCH {line}\n");
+    directive(format!("--job-name=sweeplaw-{}", job.sweep));
+    directive(format!("--array=0-{}", job.workers - 1));
+    directive("--ntasks=1".into());
+    if let Some(cpus) = job.cpus_per_task {
+        directive(format!("--cpus-per-task={cpus}"));
+    }
+    if job.gpus_per_task > 0 {
+        directive(format!("--gpus-per-task={}", job.gpus_per_task));
+    }
+    if let Some(partition) = &job.partition {
+        directive(format!("--partition={partition}"));
+    }
+    if let Some(time) = &job.time {
+        directive(format!("--time={time}"));
+    }
+    directive(format!("--output={}/%A_%a.out", job.log_dir.display()));
+    s += "set -euo pipefail\n";
+    s += &format!("SWEEPLAW=\"${{SWEEPLAW:-{}}}\"\n", job.binary.display());
+    s += &format!(
+        "exec \"$SWEEPLAW\" sweep {} --results {} --worker \"$SLURM_ARRAY_TASK_ID/{}\" --stale-after {} --quiet\n",
+        shell_quote(&job.config.display().to_string()),
+        shell_quote(&job.results.display().to_string()),
+        job.workers,
+        job.stale_after
+    );
+    s
+}
+
+/// `text` in single quotes for a POSIX shell.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// A value that goes into an `#SBATCH` line: no spaces, quotes or newlines.
+fn check_sbatch_value(flag: &str, value: &str) -> Result<()> {
+    let ok = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "_.,:=+-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!("{flag} {value:?}: only letters, digits and _.,:=+- are allowed")))
+    }
+}
+
+/// Paths in `#SBATCH --output` are not shell-quoted: refuse whitespace, quotes and `%`.
+fn check_plain_path(flag: &str, path: &Path) -> Result<()> {
+    let text = path.display().to_string();
+    if text.chars().any(|c| c.is_whitespace() || c.is_control() || "'\"%\\$`".contains(c)) {
+        return Err(Error::Usage(format!(
+            "{flag} {text:?}: the path goes into #SBATCH lines; use one without spaces, quotes, %, $ or backslashes"
+        )));
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> JobArray {
+        JobArray {
+            sweep: "smoke".into(),
+            runs: 8,
+            workers: 4,
+            binary: "/opt/sweeplaw/bin/sweeplaw".into(),
+            config: "/shared/results/smoke/sweep.toml".into(),
+            results: "/shared/results".into(),
+            log_dir: "/shared/results/smoke/slurm".into(),
+            gpus_per_task: 1,
+            cpus_per_task: Some(8),
+            partition: Some("gpu".into()),
+            time: Some("2:00:00".into()),
+            stale_after: 120.0,
+        }
+    }
+
+    #[test]
+    fn the_script_is_a_job_array_of_sweep_workers() {
+        let text = render(&job());
+        let expected = "#SBATCH --job-name=sweeplaw-smoke\n\
+                        #SBATCH --array=0-3\n\
+                        #SBATCH --ntasks=1\n\
+                        #SBATCH --cpus-per-task=8\n\
+                        #SBATCH --gpus-per-task=1\n\
+                        #SBATCH --partition=gpu\n\
+                        #SBATCH --time=2:00:00\n\
+                        #SBATCH --output=/shared/results/smoke/slurm/%A_%a.out\n\
+                        set -euo pipefail\n\
+                        SWEEPLAW=\"${SWEEPLAW:-/opt/sweeplaw/bin/sweeplaw}\"\n\
+                        exec \"$SWEEPLAW\" sweep '/shared/results/smoke/sweep.toml' --results '/shared/results' \
+                        --worker \"$SLURM_ARRAY_TASK_ID/4\" --stale-after 120 --quiet\n";
+        assert!(text.starts_with("#!/bin/bash\n# Written by `sweeplaw slurm` for sweep smoke (8 runs, 4 array tasks)"));
+        assert!(text.ends_with(expected), "{text}");
+    }
+
+    #[test]
+    fn optional_directives_are_left_out() {
+        let job = JobArray { gpus_per_task: 0, cpus_per_task: None, partition: None, time: None, ..job() };
+        let text = render(&job);
+        for absent in ["--gpus-per-task", "--cpus-per-task", "--partition", "--time"] {
+            assert!(!text.contains(absent), "{absent} in {text}");
+        }
+    }
+
+    #[test]
+    fn shell_quoting_survives_quotes() {
+        assert_eq!(shell_quote("a'b c"), r"'a'\''b c'");
+    }
+
+    #[test]
+    fn sbatch_values_refuse_injection() {
+        assert!(check_sbatch_value("--partition", "gpu-a100").is_ok());
+        assert!(check_sbatch_value("--time", "1-00:00:00").is_ok());
+        for bad in ["gpu\n#SBATCH --uid=0", "a b", "", "x;rm"] {
+            assert!(check_sbatch_value("--partition", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_plain_path("--results", Path::new("/a b")).is_err());
+        assert!(check_plain_path("--results", Path::new("/shared/results")).is_ok());
+    }
+}

@@ -1,0 +1,160 @@
+//! `sweeplaw slurm`: the sbatch script, and a real job array on a single-node Slurm cluster on
+//! localhost when slurmctld, slurmd, munged and sbatch are installed (Debian's slurm-wlm and
+//! munge) and the tests run as root; skipped with a message otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+use crate::sweep_cli::{statuses, sweep_config};
+
+#[test]
+fn the_script_runs_the_sweep_workers_as_an_array_over_the_shared_results() {
+    let dir = scratch("slurm-script");
+    let config = write(&dir, "sweep.toml", &sweep_config("array", ""));
+    let results = dir.join("shared");
+    let args = [
+        "slurm",
+        config.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--workers",
+        "3",
+        "--gpus-per-task",
+        "1",
+        "--partition",
+        "gpu",
+        "--time",
+        "1:00:00",
+    ];
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script_path = results.join("array/slurm/array.sbatch");
+    assert!(stdout(&out).contains(&format!("sbatch {}", script_path.display())), "{}", stdout(&out));
+    let script = std::fs::read_to_string(&script_path).unwrap();
+    let sweep_dir = results.join("array");
+    for line in [
+        "#SBATCH --array=0-2".to_string(),
+        "#SBATCH --gpus-per-task=1".to_string(),
+        "#SBATCH --partition=gpu".to_string(),
+        "#SBATCH --time=1:00:00".to_string(),
+        format!("#SBATCH --output={}/slurm/%A_%a.out", sweep_dir.display()),
+        format!(
+            "exec \"$SWEEPLAW\" sweep '{}/sweep.toml' --results '{}' --worker \"$SLURM_ARRAY_TASK_ID/3\" \
+             --stale-after 120 --quiet",
+            sweep_dir.display(),
+            results.display()
+        ),
+    ] {
+        assert!(script.lines().any(|l| l == line), "{line:?} not in\n{script}");
+    }
+    // The sweep directory is claimed for this config before anything is submitted.
+    assert!(sweep_dir.join("plan.json").is_file() && sweep_dir.join("sweep.toml").is_file());
+    let other = write(&dir, "other.toml", &sweep_config("array", "").replace("[10240, 20480]", "[5120]"));
+    let out = run(&["slurm", other.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("belongs to another config"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A local cluster started by scripts/slurm-local-cluster.sh, stopped on drop.
+struct Cluster {
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Cluster {
+    fn start(dir: &Path) -> Result<Cluster, String> {
+        let missing: Vec<&str> =
+            ["slurmctld", "slurmd", "munged", "sbatch"].into_iter().filter(|tool| !on_path(tool)).collect();
+        if !missing.is_empty() {
+            return Err(format!("{} not installed (apt-get install slurm-wlm munge)", missing.join(", ")));
+        }
+        if !crate::bad_input::is_root() {
+            return Err("the local cluster's daemons run as root".into());
+        }
+        let out = Command::new(script()).arg("start").arg(dir).output().map_err(|e| e.to_string())?;
+        let cluster = Cluster { dir: dir.to_path_buf(), conf: dir.join("slurm.conf") };
+        if !out.status.success() {
+            return Err(format!("the cluster did not start: {}", stderr(&out)));
+        }
+        Ok(cluster)
+    }
+
+    /// Submits `script` and waits for the whole array to end (at most 90 s).
+    fn submit_and_wait(&self, script: &Path) {
+        let out = Command::new("timeout")
+            .args(["90", "sbatch", "--wait", "--quiet"])
+            .arg(script)
+            .env("SLURM_CONF", &self.conf)
+            .env("SWEEPLAW", env!("CARGO_BIN_EXE_sweeplaw"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sbatch --wait: {} {}", stdout(&out), stderr(&out));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).status();
+    }
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-local-cluster.sh")
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        || Path::new("/usr/sbin").join(tool).is_file()
+}
+
+/// The task logs (slurm/*.out), concatenated.
+fn task_logs(sweep_dir: &Path) -> String {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(sweep_dir.join("slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "out"))
+        .collect();
+    logs.sort();
+    logs.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+}
+
+#[test]
+fn a_job_array_on_a_local_slurm_cluster_trains_the_sweep_and_a_resubmission_only_what_is_missing() {
+    let dir = scratch("slurm-cluster");
+    let cluster = match Cluster::start(&dir.join("cluster")) {
+        Ok(cluster) => cluster,
+        Err(why) => {
+            eprintln!("skipped the Slurm cluster test: {why}");
+            return;
+        }
+    };
+    let config = write(&dir, "sweep.toml", &sweep_config("cluster", ""));
+    let results = dir.join("shared");
+    let args = ["slurm", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--workers", "2"];
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sweep_dir = results.join("cluster");
+    let script = sweep_dir.join("slurm/cluster.sbatch");
+    cluster.submit_and_wait(&script);
+    assert_eq!(statuses(&sweep_dir), vec!["done"; 4], "{}", task_logs(&sweep_dir));
+    assert_eq!(task_logs(&sweep_dir).matches("trained 2, already done 0").count(), 2, "{}", task_logs(&sweep_dir));
+    // A lost run (as if its task had died before recording it): resubmitting trains it alone.
+    std::fs::remove_dir_all(sweep_dir.join("runs/L2-d32-D10240-s0")).unwrap();
+    for log in std::fs::read_dir(sweep_dir.join("slurm")).unwrap() {
+        let path = log.unwrap().path();
+        if path.extension().is_some_and(|e| e == "out") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    cluster.submit_and_wait(&script);
+    assert_eq!(statuses(&sweep_dir), vec!["done"; 4]);
+    let logs = task_logs(&sweep_dir);
+    assert!(logs.contains("trained 1, already done 1"), "{logs}");
+    assert!(logs.contains("trained 0, already done 2"), "{logs}");
+    drop(cluster);
+    // The daemons may still be writing their state as they exit.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = std::fs::remove_dir_all(&dir);
+}
