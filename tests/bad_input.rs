@@ -126,9 +126,7 @@ bad_inputs! {
     zero_run_tokens: train(&[("tokens = 40960", "tokens = 0")], &["config.toml", "train.tokens must be positive"]);
     run_tokens_less_than_one_step: train(&[("tokens = 40960", "tokens = 10")], &["config.toml", "train.tokens = 10", "one step"]);
     flop_budget_less_than_one_step: sweep(&[("tokens = [2560]", "flops = [5e6]")], &["config.toml", "budget", "no run fits"]);
-    #[ignore = "needs validation in src/plan.rs: a FLOP budget under one token per size says \"budget.flops must be positive\""]
     flop_budget_less_than_one_token: sweep(&[("tokens = [2560]", "flops = [1e3]")], &["config.toml", "budget", "no run fits"]);
-    #[ignore = "needs validation in src/config/mod.rs spec_for: steps × tokens_per_step overflows u64 (release wraps to 0 tokens)"]
     flop_budget_beyond_u64_tokens: sweep(&[("tokens = [2560]", "flops = [3e34]")], &["config.toml", "budget.flops"]);
     negative_learning_rate: sweep(&[("lr = 1e-2", "lr = -1e-2")], &["config.toml", "train.lr"]);
     zero_eval_tokens: sweep(&[("eval_tokens = 2048", "eval_tokens = 0")], &["config.toml", "train.eval_tokens"]);
@@ -145,9 +143,7 @@ bad_inputs! {
     #[cfg_attr(feature = "metal", ignore = "a Metal build has a metal device")]
     metal_device_in_a_build_without_metal: sweep(&[("device = \"cpu\"", "device = \"metal\"")], &["device \"metal\"", "metal"]);
     // Data.
-    #[ignore = "needs kind = \"text\" in src/data and src/config (issue 6 branch `text`)"]
     data_path_that_does_not_exist: sweep(&[("kind = \"synthetic\"\nvocab_size = 256\nn_quanta = 512", "kind = \"text\"\nfiles = [\"no-such-corpus/*.txt\"]\nvocab_size = 300")], &["no-such-corpus"]);
-    #[ignore = "needs kind = \"text\" in src/data and src/config (issue 6 branch `text`)"]
     corpus_too_small_for_one_batch: sweep(&[("kind = \"synthetic\"\nvocab_size = 256\nn_quanta = 512", "kind = \"text\"\nfiles = [\"tiny.txt\"]\nvocab_size = 260")], &["tiny.txt"]);
     // Paths: names cannot reach outside the results directory.
     sweep_name_with_dot_dot: sweep(&[("name = \"bad\"", "name = \"../escape\"")], &["config.toml", "name", "../escape"]);

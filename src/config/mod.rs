@@ -351,9 +351,13 @@ impl TrainSection {
         flop_budget: Option<f64>,
     ) -> std::result::Result<RunSpec, String> {
         let (batch_size, lr) = self.hyper_for(&shape)?;
-        let tokens_per_step = (batch_size * shape.seq_len) as u64;
+        let tokens_per_step = (batch_size as u64).checked_mul(shape.seq_len as u64).ok_or_else(|| {
+            format!("train.batch_size = {batch_size} × model.seq_len = {} is too large", shape.seq_len)
+        })?;
         let key = if flop_budget.is_some() { "budget.flops" } else { "train.tokens" };
         let steps = budget_steps(tokens, tokens_per_step, key)?;
+        let budget_tokens =
+            steps.checked_mul(tokens_per_step).ok_or_else(|| format!("{key} = {tokens} tokens is too large"))?;
         let eval_every_steps = match self.eval_every_tokens {
             Some(every) => (every / tokens_per_step).max(1),
             None => (steps / 20).max(1),
@@ -372,7 +376,7 @@ impl TrainSection {
             data: run.data,
             batch_size,
             steps,
-            tokens: steps * tokens_per_step,
+            tokens: budget_tokens,
             lr,
             schedule: self.schedule.clone(),
             optimizer: self.optimizer.clone(),

@@ -212,7 +212,7 @@ fn pending_record(spec: &RunSpec) -> RunRecord {
     let data = DataInfo {
         source: String::new(),
         vocab_size: spec.shape.vocab_size,
-        unique_tokens: None,
+        unique_tokens: spec.unique_tokens,
         true_entropy: None,
         unigram_entropy: None,
         eval_tokens: 0,

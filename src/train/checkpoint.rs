@@ -30,15 +30,31 @@ pub fn save(dir: &Path, model: &Model, optimizer: &AdamW, state: &CheckpointStat
     let weights: HashMap<String, candle_core::Tensor> =
         model.params().iter().map(|p| (p.name.clone(), p.var.as_tensor().clone())).collect();
     let model_path = dir.join("model.safetensors");
-    let tmp = dir.join(".model.safetensors.tmp");
+    let tmp = temp_path(dir, "model.safetensors");
     candle_core::safetensors::save(&weights, &tmp).map_err(|e| Error::record(&model_path, e.to_string()))?;
-    std::fs::rename(&tmp, &model_path).map_err(|e| Error::io(&model_path, e))?;
+    sync_and_rename(&tmp, &model_path)?;
     let opt_path = dir.join("optimizer.safetensors");
-    let tmp = dir.join(".optimizer.safetensors.tmp");
+    let tmp = temp_path(dir, "optimizer.safetensors");
     optimizer.save(model.params(), &tmp)?;
-    std::fs::rename(&tmp, &opt_path).map_err(|e| Error::io(&opt_path, e))?;
+    sync_and_rename(&tmp, &opt_path)?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::record(dir, e.to_string()))?;
     write_atomic(&dir.join("state.json"), &json)
+}
+
+/// A temporary name unique to this process, so two processes never write one file.
+fn temp_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!(".{name}.tmp{}", std::process::id()))
+}
+
+/// Flushes `tmp` to disk, then renames it over `path`: a kill or a power loss leaves the old file
+/// or the whole new one.
+fn sync_and_rename(tmp: &Path, path: &Path) -> Result<()> {
+    let result = std::fs::File::open(tmp).and_then(|f| f.sync_all()).and_then(|()| std::fs::rename(tmp, path));
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
 }
 
 /// Restores weights and optimiser state saved by `save`; every tensor must be present with the

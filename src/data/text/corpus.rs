@@ -99,9 +99,13 @@ pub struct Split {
 pub fn split_documents(corpus: &Corpus, fraction: f64, seed: u64) -> Result<Split, DataError> {
     let n = corpus.documents.len();
     if n < 2 {
+        let files: Vec<&str> = corpus.documents.iter().map(|d| d.origin.split('#').next().unwrap_or("")).collect();
         return Err(DataError::config(
             "files",
-            format!("the corpus holds {n} document(s); the train/validation split needs at least 2 (whole documents)"),
+            format!(
+                "the corpus ({}) holds {n} document(s); the train/validation split needs at least 2 (whole documents)",
+                files.join(", ")
+            ),
         ));
     }
     let mut order: Vec<usize> = (0..n).collect();
