@@ -90,6 +90,9 @@ struct SweepArgs {
     /// Only rebuild <results>/<name>/summary.csv from the run folders; train nothing.
     #[arg(long)]
     rebuild_summary: bool,
+    /// Runs trained at once on the device, one thread each (each its own CUDA stream on a GPU).
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    runs_per_device: usize,
 }
 
 #[derive(Args)]
@@ -287,15 +290,19 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
         worker: args.worker,
         quiet: args.quiet,
         stale_after: std::time::Duration::from_secs_f64(args.stale_after),
+        runs_per_device: args.runs_per_device,
     };
     let report = sweeplaw::sweep::run_sweep(&options)?;
     println!(
-        "sweep {}: trained {}, already done {}, diverged {}, failed {}",
+        "sweep {}: trained {}, already done {}, diverged {}, failed {} in {:.1} s ({:.3e} model FLOP/s, matmul_attn, {} run(s) at a time)",
         report.sweep_dir.display(),
         report.trained.len(),
         report.skipped_done.len(),
         report.diverged.len(),
-        report.failed.len()
+        report.failed.len(),
+        report.wall_s,
+        report.model_flops / report.wall_s.max(1e-9),
+        args.runs_per_device
     );
     if !report.failed.is_empty() {
         let names: Vec<&str> = report.failed.iter().map(|(id, _)| id.as_str()).collect();

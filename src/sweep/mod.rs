@@ -33,6 +33,9 @@ pub struct SweepOptions {
     pub quiet: bool,
     /// A claim whose heartbeat is older than this is taken over.
     pub stale_after: Duration,
+    /// Runs trained at once on the sweep's device, each by its own thread (its own CUDA stream
+    /// on a GPU): small models leave a GPU mostly idle. 1 = one run at a time.
+    pub runs_per_device: usize,
 }
 
 /// What a worker did.
@@ -43,6 +46,19 @@ pub struct SweepReport {
     pub skipped_done: Vec<String>,
     pub diverged: Vec<String>,
     pub failed: Vec<(String, String)>,
+    /// Wall-clock seconds of the whole sweep command, and the model FLOPs (matmul_attn) of the
+    /// runs it trained: their ratio is the sweep's aggregate model FLOP/s.
+    pub wall_s: f64,
+    pub model_flops: f64,
+}
+
+impl SweepReport {
+    fn merge(&mut self, other: SweepReport) {
+        self.trained.extend(other.trained);
+        self.diverged.extend(other.diverged);
+        self.failed.extend(other.failed);
+        self.model_flops += other.model_flops;
+    }
 }
 
 /// Loads, plans and runs a sweep.
@@ -61,10 +77,45 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepReport> {
         .filter(|(i, _)| options.worker.is_none_or(|(w, n)| i % n == w))
         .map(|(_, r)| r)
         .collect();
-    let worker = Worker { options, plan: &plan, store: &store, device: &device, source: source.as_ref() };
-    let report = worker.run_all(&mine)?;
+    let started = std::time::Instant::now();
+    let progress = SweepProgress::new(&plan, options.quiet);
+    let slots = options.runs_per_device.max(1);
+    let mut report = SweepReport { sweep_dir: store.dir.clone(), ..SweepReport::default() };
+    report.skipped_done = mine
+        .iter()
+        .filter(|r| matches!(store.status(&r.run_id), RunStatus::Done | RunStatus::Diverged))
+        .map(|r| r.run_id.clone())
+        .collect();
+    let outcomes: Vec<Result<SweepReport>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..slots)
+            .map(|slot| {
+                let (plan, store, source, progress, mine) = (&plan, &store, source.as_ref(), &progress, &mine);
+                let device = if slot == 0 { Ok(device.clone()) } else { device_for_slot(&config) };
+                scope.spawn(move || {
+                    let device = device?;
+                    let worker =
+                        Worker { options, plan, store, device: &device, source, slot: (slots > 1).then_some(slot) };
+                    worker.run_all(mine, progress)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Usage("a sweep thread panicked".into()))))
+            .collect()
+    });
+    progress.finish();
+    for outcome in outcomes {
+        report.merge(outcome?);
+    }
+    report.wall_s = started.elapsed().as_secs_f64();
     store.write_summary(&plan)?;
     Ok(report)
+}
+
+/// Each further slot opens the device again (on CUDA: its own context stream).
+fn device_for_slot(config: &SweepConfig) -> Result<ComputeDevice> {
+    crate::device::resolve(&config.device, &config.precision)
 }
 
 /// Reads a sweep config and expands it; errors name the file.
@@ -80,6 +131,8 @@ struct Worker<'a> {
     store: &'a SweepStore,
     device: &'a ComputeDevice,
     source: &'a dyn TokenSource,
+    /// Which of `--runs-per-device` threads this is (None when there is one).
+    slot: Option<usize>,
 }
 
 /// What became of one attempt at a run.
@@ -96,23 +149,25 @@ enum Attempt {
 impl Worker<'_> {
     /// Passes over the runs until each is finished (by this worker or another), waiting for
     /// runs held by other live workers so that a dead worker's run is taken over, not lost.
-    fn run_all(&self, mine: &[&RunSpec]) -> Result<SweepReport> {
+    fn run_all(&self, mine: &[&RunSpec], progress: &SweepProgress) -> Result<SweepReport> {
         let mut report = SweepReport { sweep_dir: self.store.dir.clone(), ..SweepReport::default() };
-        let progress = SweepProgress::new(self.plan, self.options.quiet);
         let mut open: Vec<&RunSpec> = mine.to_vec();
-        let mut first_pass = true;
+        // Each thread starts at its own offset, so the slots do not all queue on one claim.
+        let offset = self.slot.unwrap_or(0) % open.len().max(1);
+        open.rotate_left(offset);
         while !open.is_empty() {
             let mut still_open = Vec::new();
             for spec in open {
-                match self.attempt(spec, &progress)? {
+                match self.attempt(spec, progress)? {
                     Attempt::Finished(status) => {
                         match status {
                             RunStatus::Diverged => report.diverged.push(spec.run_id.clone()),
                             _ => report.trained.push(spec.run_id.clone()),
                         }
+                        report.model_flops +=
+                            self.store.record(&spec.run_id).and_then(|r| r.result).map_or(0.0, |r| r.flops_matmul_attn);
                         self.store.write_summary(self.plan)?;
                     }
-                    Attempt::AlreadyFinished if first_pass => report.skipped_done.push(spec.run_id.clone()),
                     Attempt::AlreadyFinished => {}
                     Attempt::Waiting => still_open.push(spec),
                     Attempt::Failed(reason) => {
@@ -120,20 +175,15 @@ impl Worker<'_> {
                         report.failed.push((spec.run_id.clone(), reason));
                         self.store.write_summary(self.plan)?;
                     }
-                    Attempt::Stop(error) => {
-                        progress.finish();
-                        return Err(error);
-                    }
+                    Attempt::Stop(error) => return Err(error),
                 }
                 progress.set_done(self.plan, self.store);
             }
             open = still_open;
-            first_pass = false;
             if !open.is_empty() {
                 std::thread::sleep(Duration::from_millis(500));
             }
         }
-        progress.finish();
         Ok(report)
     }
 
@@ -147,7 +197,7 @@ impl Worker<'_> {
             return Ok(Attempt::Waiting);
         }
         let claim_config = ClaimConfig {
-            worker: worker_name(self.options.worker),
+            worker: worker_name(self.options.worker, self.slot),
             stale_after: self.options.stale_after,
             heartbeat_every: (self.options.stale_after / 12).max(Duration::from_millis(50)),
         };
@@ -256,13 +306,17 @@ fn is_disk_full(error: &Error) -> bool {
     ["No space left on device", "Disk quota exceeded"].iter().any(|m| text.contains(m))
 }
 
-/// "host:pid" (with "i/n" for a partitioned worker): who holds a claim.
-fn worker_name(worker: Option<(usize, usize)>) -> String {
-    let base = claim::default_worker_name();
-    match worker {
-        Some((i, n)) => format!("{i}/{n}:{base}"),
-        None => base,
+/// "host:pid" (with "i/n" for a partitioned worker, "#k" for slot k of --runs-per-device): who
+/// holds a claim.
+fn worker_name(worker: Option<(usize, usize)>, slot: Option<usize>) -> String {
+    let mut name = claim::default_worker_name();
+    if let Some((i, n)) = worker {
+        name = format!("{i}/{n}:{name}");
     }
+    if let Some(slot) = slot {
+        name = format!("{name}#{slot}");
+    }
+    name
 }
 
 /// Parses `--worker i/n`.
