@@ -149,6 +149,28 @@ fn two_concurrent_workers_train_each_run_once() {
 }
 
 #[test]
+fn runs_per_device_trains_each_run_once_with_the_losses_of_one_at_a_time() {
+    let dir = scratch("sweep-runs-per-device");
+    let config = write(&dir, "sweep.toml", &sweep_config("slots", ""));
+    let (one, three) = (dir.join("one"), dir.join("three"));
+    run_to_end(&sweep_args(&config, &one));
+    let mut args = sweep_args(&config, &three);
+    args.extend(["--runs-per-device", "3"]);
+    let out = run_to_end(&args);
+    assert!(out.contains("trained 4, already done 0") && out.contains("3 run(s) at a time"), "{out}");
+    assert!(out.contains("model FLOP/s"), "{out}");
+    assert_eq!(statuses(&three.join("slots")), vec!["done"; 4]);
+    assert_eq!(all_losses(&three.join("slots")), all_losses(&one.join("slots")));
+    // Started again, every run is already done and nothing trains.
+    assert!(run_to_end(&args).contains("trained 0, already done 4"));
+    let mut zero = sweep_args(&config, &three);
+    zero.extend(["--runs-per-device", "0"]);
+    let out = run(&zero);
+    assert!(!out.status.success() && stderr(&out).contains("--runs-per-device"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn corrupt_newest_checkpoint_resumes_from_the_previous_good_one() {
     let dir = scratch("sweep-corrupt");
     let config = write(&dir, "sweep.toml", &sweep_config("corrupt", ""));
