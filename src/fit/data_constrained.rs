@@ -35,6 +35,29 @@ pub(crate) fn check_supported(data: &Dataset, weights: &[f64]) -> Result<(), Fit
     })
 }
 
+/// Runs outside the law's domain: a run that repeats data whose loss is above that of a run of
+/// the same size on the same unique tokens with fewer tokens. Eq. 5 makes repetition worth less
+/// and less, never harmful, so an overfitting run has no finite R*; it is left out of the fit.
+/// Returns (overfit run, the run with fewer tokens and lower loss).
+pub(crate) fn overfit_runs(data: &Dataset) -> Vec<(usize, usize)> {
+    let points = &data.points;
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs());
+    (0..points.len())
+        .filter(|&i| repeats_data(data, i))
+        .filter_map(|i| {
+            let (p, u) = (&points[i], points[i].unique_tokens?);
+            let better = (0..points.len()).find(|&j| {
+                let q = &points[j];
+                same(q.params, p.params)
+                    && q.unique_tokens.is_some_and(|v| same(u, v))
+                    && q.tokens < p.tokens
+                    && q.loss < p.loss
+            });
+            better.map(|j| (i, j))
+        })
+        .collect()
+}
+
 /// The effective count U (1 + R* (1 - exp(-R/R*))) and its derivative in log R* (eq. 5).
 fn effective(unique: f64, repeats: f64, r_star: f64) -> (f64, f64) {
     if repeats <= 0.0 {
@@ -70,8 +93,10 @@ impl Repetition {
             let unique = point.unique_tokens.unwrap_or(point.tokens).min(point.tokens);
             // U_N: the compute-optimal size for U_D tokens, N_opt = G (U_D G)^(beta/alpha)
             // from eq. 4 with D_opt = U_D; never more than N.
-            let (a, b) = (base.exponent_a(), base.exponent_b());
-            let g = base.compute_optimal(6.0).0;
+            // Eq. 4's C = 6ND relation defines U_N, whatever the runs' own FLOP count.
+            let six_nd = ChinchillaParams { compute: Default::default(), ..base };
+            let (a, b) = (six_nd.exponent_a(), six_nd.exponent_b());
+            let g = six_nd.compute_optimal(6.0).0;
             let unique_params = (g * (unique * g).powf(a / b)).min(point.params);
             model.unique_tokens.push(unique);
             model.repeats_tokens.push(point.tokens / unique - 1.0);
@@ -103,6 +128,24 @@ impl LogModel for Repetition {
     }
 }
 
+/// The base law must be a usable Chinchilla fit: exponents in (0, 3) and positive A, B. With too
+/// few distinct single-epoch token counts or sizes approach 3 is not identified, and eq. 5's U_N
+/// (the compute-optimal size for U_D tokens) would be meaningless.
+fn check_base_law(base: &ChinchillaParams) -> Result<(), FitError> {
+    let usable = |x: f64| x.is_finite() && x > 0.0;
+    if (0.0..3.0).contains(&base.alpha) && (0.0..3.0).contains(&base.beta) && usable(base.a) && usable(base.b) {
+        return Ok(());
+    }
+    Err(FitError::TooFewPoints {
+        law: "data_constrained".to_string(),
+        reason: format!(
+            "the base law fitted on the single-epoch runs is degenerate (alpha = {:.3}, beta = {:.3}, B = {:.3e}): \
+             give the sweep more single-epoch token budgets and sizes",
+            base.alpha, base.beta, base.b
+        ),
+    })
+}
+
 /// Fits log R*_D and log R*_N on the points of positive weight, from a small grid or from
 /// `start`; returns the law's report entry and (log R*_D, log R*_N).
 pub(crate) fn fit_repetition(
@@ -112,9 +155,12 @@ pub(crate) fn fit_repetition(
     start: Option<&[f64]>,
 ) -> Result<(LawFit, Vec<f64>), FitError> {
     // The single-epoch runs fixed the base law; R*_D and R*_N are fitted on the others.
-    let repeated_weights: Vec<f64> =
-        (0..data.points.len()).map(|i| if repeats_data(data, i) { weights[i] } else { 0.0 }).collect();
+    let overfit: Vec<usize> = overfit_runs(data).into_iter().map(|(i, _)| i).collect();
+    let repeated_weights: Vec<f64> = (0..data.points.len())
+        .map(|i| if repeats_data(data, i) && !overfit.contains(&i) { weights[i] } else { 0.0 })
+        .collect();
     check_supported(data, weights)?;
+    check_base_law(&base)?;
     let repeated = repeated_weights.iter().filter(|&&w| w > 0.0).count();
     let model = Repetition::new(data, base);
     let objective = LogFit { model: &model, weights: &repeated_weights, penalty: Penalty::Huber(HUBER_DELTA) };

@@ -176,6 +176,14 @@ fn kaplan_slot(fits: &mut Fits, variable: Variable) -> &mut Option<LawFit> {
 /// The base law on the single-epoch runs, then R*_D and R*_N (Muennighoff et al. 2023).
 fn fit_data_constrained(context: &Context<'_>, report: &mut FitReport, warm: &mut WarmStarts) {
     let data = context.data;
+    for (run, better) in data_constrained::overfit_runs(data) {
+        let (p, q) = (&data.points[run], &data.points[better]);
+        report.warnings.push(format!(
+            "data_constrained: {} left out: its loss {:.4} is above {:.4} of {} with fewer tokens of the same unique \
+             data (overfitting; the law assumes repetition never hurts)",
+            p.run_id, p.loss, q.loss, q.run_id
+        ));
+    }
     let fitted = data_constrained::check_supported(data, &context.ones).and_then(|()| {
         let base_weights = base_law_runs(context, &mut report.warnings);
         let base = chinchilla::fit_grid(&context.log_points, &base_weights)?;

@@ -85,3 +85,41 @@ fn data_without_repetition_is_skipped_with_the_reason() -> TestResult {
     assert!(report.skipped["data_constrained"].contains("repeat data"), "{:?}", report.skipped);
     Ok(())
 }
+
+#[test]
+fn an_overfitting_run_is_left_out_with_a_warning_and_the_planted_law_still_fits() -> TestResult {
+    let mut points = planted_points(0.0);
+    // 64 epochs of 1B tokens made this size worse than 32 epochs did: outside eq. 5's domain.
+    let smallest = points.iter().filter(|p| p.unique_tokens.is_some()).map(|p| p.params).fold(f64::INFINITY, f64::min);
+    let run =
+        |epochs: f64| move |p: &Point| p.unique_tokens == Some(1e9) && p.tokens == 1e9 * epochs && p.params == smallest;
+    let worse = points.iter().position(run(64.0)).ok_or("no 64-epoch run")?;
+    let first = points.iter().position(run(2.0)).ok_or("no 2-epoch run")?;
+    points[worse].loss += 1.0;
+    let (worse_id, first_id) = (points[worse].run_id.clone(), points[first].run_id.clone());
+    let data = Dataset::from_points("planted", points);
+    let overfit = overfit_runs(&data);
+    assert_eq!(overfit.len(), 1, "{overfit:?}");
+    assert_eq!(
+        (data.points[overfit[0].0].run_id.as_str(), data.points[overfit[0].1].run_id.as_str()),
+        (worse_id.as_str(), first_id.as_str())
+    );
+    let options = FitOptions { law: Law::DataConstrained, bootstrap: 0, ..FitOptions::default() };
+    let report = crate::fit::fit(&data, &options)?;
+    assert!(
+        report.warnings.iter().any(|w| w.contains(&worse_id) && w.contains("overfitting")),
+        "{:?}",
+        report.warnings
+    );
+    let params = report.fits.data_constrained.map(|f| f.params).unwrap_or_default();
+    assert!((params["R_D_star"] / R_D_STAR - 1.0).abs() < 1e-3, "{params:?}");
+    Ok(())
+}
+
+#[test]
+fn a_degenerate_base_law_is_a_clear_error() {
+    let degenerate = ChinchillaParams { beta: 13.2, b: 8.7e74, ..hoffmann() };
+    let error = check_base_law(&degenerate).unwrap_err().to_string();
+    assert!(error.contains("degenerate") && error.contains("beta = 13.200"), "{error}");
+    assert!(check_base_law(&hoffmann()).is_ok());
+}
