@@ -74,7 +74,10 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
                         Ok(spec) => Some(Ok(spec)),
                         // A FLOP budget too small for one step of this size leaves the size out of that budget.
                         // (Below one token, the budget's token count rounds to 0: "must be positive".)
-                        Err(e) if flop_budget.is_some() && (e.contains("less than one step") || e.contains("must be positive")) => {
+                        Err(e)
+                            if flop_budget.is_some()
+                                && (e.contains("less than one step") || e.contains("must be positive")) =>
+                        {
                             warnings.push(format!("{}: {e}; size left out of this budget", size_label(shape)));
                             None
                         }
