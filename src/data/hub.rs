@@ -32,7 +32,7 @@ pub struct HubConfig {
     pub vocab_size: Option<usize>,
     #[serde(default)]
     pub document_separator: Option<String>,
-    #[serde(default = "default_validation_fraction")]
+    #[serde(default = "super::text::default_validation_fraction")]
     pub validation_fraction: f64,
     #[serde(default)]
     pub split_seed: u64,
@@ -47,9 +47,6 @@ fn default_repo_type() -> String {
 }
 fn default_revision() -> String {
     "main".into()
-}
-fn default_validation_fraction() -> f64 {
-    0.02
 }
 
 impl HubConfig {

@@ -58,7 +58,7 @@ pub struct TextConfig {
     pub base_dir: Option<PathBuf>,
 }
 
-fn default_validation_fraction() -> f64 {
+pub(crate) fn default_validation_fraction() -> f64 {
     0.02
 }
 

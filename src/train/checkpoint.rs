@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::records::write_atomic;
+use crate::records::{commit_temp, temp_sibling, write_atomic};
 use crate::train::optim::AdamW;
 
 /// state.json: where the run stands.
@@ -30,31 +30,15 @@ pub fn save(dir: &Path, model: &Model, optimizer: &AdamW, state: &CheckpointStat
     let weights: HashMap<String, candle_core::Tensor> =
         model.params().iter().map(|p| (p.name.clone(), p.var.as_tensor().clone())).collect();
     let model_path = dir.join("model.safetensors");
-    let tmp = temp_path(dir, "model.safetensors");
+    let tmp = temp_sibling(&model_path);
     candle_core::safetensors::save(&weights, &tmp).map_err(|e| Error::record(&model_path, e.to_string()))?;
-    sync_and_rename(&tmp, &model_path)?;
+    commit_temp(&tmp, &model_path)?;
     let opt_path = dir.join("optimizer.safetensors");
-    let tmp = temp_path(dir, "optimizer.safetensors");
+    let tmp = temp_sibling(&opt_path);
     optimizer.save(model.params(), &tmp)?;
-    sync_and_rename(&tmp, &opt_path)?;
+    commit_temp(&tmp, &opt_path)?;
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::record(dir, e.to_string()))?;
     write_atomic(&dir.join("state.json"), &json)
-}
-
-/// A temporary name unique to this process, so two processes never write one file.
-fn temp_path(dir: &Path, name: &str) -> std::path::PathBuf {
-    dir.join(format!(".{name}.tmp{}", std::process::id()))
-}
-
-/// Flushes `tmp` to disk, then renames it over `path`: a kill or a power loss leaves the old file
-/// or the whole new one.
-fn sync_and_rename(tmp: &Path, path: &Path) -> Result<()> {
-    let result = std::fs::File::open(tmp).and_then(|f| f.sync_all()).and_then(|()| std::fs::rename(tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
 }
 
 /// Restores weights and optimiser state saved by `save`; every tensor must be present with the

@@ -7,7 +7,6 @@
 //! documents + 1 token offsets u64 (document i is tokens offsets[i]..offsets[i+1]), then the tokens.
 //! Written to a temporary file and renamed, so a reader never sees half a cache.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -144,19 +143,8 @@ pub fn write(path: &Path, key: &CacheKey, documents: &[Vec<u32>]) -> Result<(), 
     write_atomic(path, &out)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, then renames it into place.
+/// Writes `bytes` to a temporary file beside `path`, then renames it into place
+/// (`records::write_atomic`, its error as one about `cache_dir`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let fail = |e: std::io::Error| DataError::config("cache_dir", format!("{}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let temp = path.with_file_name(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
-    let mut file = std::fs::File::create(&temp).map_err(fail)?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).map_err(fail)?;
-    std::fs::rename(&temp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        fail(e)
-    })
+    crate::records::write_atomic(path, bytes).map_err(|e| DataError::config("cache_dir", e.to_string()))
 }
