@@ -122,10 +122,14 @@ pub fn check_shape() -> ModelShape {
     }
 }
 
-/// Runs the gradient check (on a width-8 model) and 30 training steps of [`check_shape`].
+/// The width-8 model the gradient check differentiates (small enough for central differences).
+pub fn gradient_shape(mlp: MlpKind, tie_embeddings: bool) -> ModelShape {
+    ModelShape { vocab_size: 11, d_model: 8, n_layers: 2, n_heads: 2, seq_len: 5, mlp, tie_embeddings }
+}
+
+/// Runs the gradient check on [`gradient_shape`] and 30 training steps of [`check_shape`].
 pub fn check_device(device: &ComputeDevice) -> Result<DeviceCheck> {
-    let tiny = ModelShape { vocab_size: 11, d_model: 8, n_layers: 2, n_heads: 2, seq_len: 5, ..check_shape() };
-    let gradient = gradient_check(&tiny, &device.device)?;
+    let gradient = gradient_check(&gradient_shape(MlpKind::Gelu, false), &device.device)?;
     let shape = check_shape();
     let steps = 30;
     let cpu_f32 = training_losses(&shape, &Device::Cpu, DType::F32, steps)?;
@@ -190,13 +194,9 @@ impl DeviceCheck {
 mod tests {
     use super::*;
 
-    fn tiny(mlp: MlpKind, tie: bool) -> ModelShape {
-        ModelShape { vocab_size: 11, d_model: 8, n_layers: 2, n_heads: 2, seq_len: 5, mlp, tie_embeddings: tie }
-    }
-
     #[test]
     fn gradients_match_finite_differences() {
-        for shape in [tiny(MlpKind::Gelu, false), tiny(MlpKind::Swiglu, true)] {
+        for shape in [gradient_shape(MlpKind::Gelu, false), gradient_shape(MlpKind::Swiglu, true)] {
             let check = gradient_check(&shape, &Device::Cpu).unwrap();
             assert!(check.checked >= 4 * 10, "{check:?}");
             assert!(check.max_relative_error < GRADIENT_TOLERANCE, "{check:?}");

@@ -17,7 +17,7 @@ use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::plan::{expand, Plan};
 use crate::records::RunStatus;
-use crate::train::observe::{DivergenceGuard, ProgressObserver, RecordWriter, RunObserver};
+use crate::train::observe::{DivergenceGuard, ProgressObserver, RecordWriter, RunEnd, RunObserver};
 use crate::train::run::{branch_checkpoint_name, rotating_checkpoints, train, RunContext, StartPoint};
 use claim::{try_claim, ClaimConfig, ClaimOutcome};
 use progress::{ClaimWatch, SweepProgress};
@@ -90,7 +90,12 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepReport> {
         let handles: Vec<_> = (0..slots)
             .map(|slot| {
                 let (plan, store, source, progress, mine) = (&plan, &store, source.as_ref(), &progress, &mine);
-                let device = if slot == 0 { Ok(device.clone()) } else { device_for_slot(&config) };
+                // Each further slot opens the device again (on CUDA: its own context stream).
+                let device = if slot == 0 {
+                    Ok(device.clone())
+                } else {
+                    crate::device::resolve(&config.device, &config.precision)
+                };
                 scope.spawn(move || {
                     let device = device?;
                     let worker =
@@ -113,11 +118,6 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepReport> {
     Ok(report)
 }
 
-/// Each further slot opens the device again (on CUDA: its own context stream).
-fn device_for_slot(config: &SweepConfig) -> Result<ComputeDevice> {
-    crate::device::resolve(&config.device, &config.precision)
-}
-
 /// Reads a sweep config and expands it; errors name the file.
 pub fn load_plan(path: &Path) -> Result<(SweepConfig, Plan)> {
     let config = SweepConfig::load(path)?;
@@ -137,7 +137,8 @@ struct Worker<'a> {
 
 /// What became of one attempt at a run.
 enum Attempt {
-    Finished(RunStatus),
+    /// Trained to its end here: the status and the run's model FLOPs (matmul_attn).
+    Finished(RunStatus, f64),
     AlreadyFinished,
     /// Held by a live worker, or a branch whose trunk has not reached its branch point yet.
     Waiting,
@@ -159,13 +160,12 @@ impl Worker<'_> {
             let mut still_open = Vec::new();
             for spec in open {
                 match self.attempt(spec, progress)? {
-                    Attempt::Finished(status) => {
+                    Attempt::Finished(status, flops) => {
                         match status {
                             RunStatus::Diverged => report.diverged.push(spec.run_id.clone()),
                             _ => report.trained.push(spec.run_id.clone()),
                         }
-                        report.model_flops +=
-                            self.store.record(&spec.run_id).and_then(|r| r.result).map_or(0.0, |r| r.flops_matmul_attn);
+                        report.model_flops += flops;
                         self.store.write_summary(self.plan)?;
                     }
                     Attempt::AlreadyFinished => {}
@@ -213,9 +213,9 @@ impl Worker<'_> {
         }
         let outcome = self.train_claimed(spec, &run_dir, start_points, &claim, progress);
         let attempt = match outcome {
-            Ok(status) => {
+            Ok(end) => {
                 self.clean_checkpoints(spec, &run_dir);
-                Attempt::Finished(status)
+                Attempt::Finished(end.status, end.result.map_or(0.0, |r| r.flops_matmul_attn))
             }
             Err(Error::Run { message, .. }) if message.starts_with("claim lost") => Attempt::Waiting,
             Err(e) if is_disk_full(&e) => Attempt::Stop(Error::Run {
@@ -241,7 +241,7 @@ impl Worker<'_> {
         start_points: Vec<StartPoint>,
         claim: &claim::Claim,
         progress: &SweepProgress,
-    ) -> Result<RunStatus> {
+    ) -> Result<RunEnd> {
         let mut writer = RecordWriter::new(run_dir);
         let mut guard = DivergenceGuard::new(spec.divergence.spike_factor);
         let mut run_bar = ProgressObserver::with_bar(progress.run_bar(&spec.run_id, spec.tokens));
@@ -258,7 +258,7 @@ impl Worker<'_> {
         };
         let end = train(spec, context)?;
         progress.println(&progress::finished_line(spec, &end));
-        Ok(end.status)
+        Ok(end)
     }
 
     /// Checkpoints to start from, best first: this run's own (newest first), then for a branch
