@@ -1,5 +1,7 @@
 //! Tests of `synthetic`.
 
+use serde::Deserialize;
+
 use super::*;
 
 /// A count-based estimator that knows the language's structure (each document's quantum, its
