@@ -34,6 +34,8 @@ pub struct BenchResult {
     pub vocab_size: usize,
     pub batch_size: usize,
     pub steps: usize,
+    /// "fused" (the fused CPU ops or CUDA kernels) or "composite" (candle ops only).
+    pub ops: String,
     pub params_total: u64,
     pub params_nonembedding: u64,
     pub step_ms: f64,
@@ -50,6 +52,16 @@ pub struct BenchResult {
     pub final_loss: f64,
 }
 
+/// Which ops a step on `device` runs: "fused" where the fused path applies and is on.
+fn ops_label(device: &Device) -> String {
+    let fused = match device {
+        Device::Cpu => crate::ops::fused_enabled(),
+        Device::Cuda(_) => crate::ops::cuda_kernels_enabled(),
+        _ => false,
+    };
+    if fused { "fused" } else { "composite" }.to_string()
+}
+
 /// Trains `steps` timed steps (after `warmup_steps` untimed ones) and measures the matmul peak.
 pub fn run_bench(options: &BenchOptions, device: &ComputeDevice) -> Result<BenchResult> {
     let shape = &options.shape;
@@ -57,6 +69,7 @@ pub fn run_bench(options: &BenchOptions, device: &ComputeDevice) -> Result<Bench
     if options.steps == 0 || options.batch_size == 0 {
         return Err(Error::Usage("--steps and --batch-size must be positive".into()));
     }
+    crate::ops::check::verify_cuda_kernels_once(&device.device);
     let model = Model::new(shape, 0, DType::F32, device.matmul_dtype, &device.device)?;
     let mut optimizer = AdamW::new(model.params(), AdamWConfig::default())?;
     let mut rng = SplitMix64::new(0);
@@ -95,6 +108,7 @@ pub fn run_bench(options: &BenchOptions, device: &ComputeDevice) -> Result<Bench
         vocab_size: shape.vocab_size,
         batch_size: options.batch_size,
         steps: options.steps,
+        ops: ops_label(&device.device),
         params_total: shape.params_total(),
         params_nonembedding: shape.params_nonembedding(),
         step_ms: 1000.0 * timed / options.steps as f64,
@@ -137,7 +151,7 @@ impl BenchResult {
     /// Human-readable lines for the terminal.
     pub fn describe(&self) -> String {
         format!(
-            "shape d={} L={} H={} T={} V={} B={} ({} params, {} non-embedding) on {} ({} matmuls, {} threads)\n\
+            "shape d={} L={} H={} T={} V={} B={} ({} params, {} non-embedding) on {} ({} matmuls, {} ops, {} threads)\n\
              step {:.1} ms (forward {:.1}, backward {:.1}, optimizer {:.1})  {:.0} tokens/s  model {:.2} GFLOP/s (matmul_attn)  peak {:.2} GFLOP/s  utilisation {:.1}%",
             self.d_model,
             self.n_layers,
@@ -149,6 +163,7 @@ impl BenchResult {
             self.params_nonembedding,
             self.device,
             self.matmul_dtype,
+            self.ops,
             self.threads,
             self.step_ms,
             self.forward_ms,

@@ -1,12 +1,15 @@
 //! Device checks: an accelerator must compute what the CPU computes. `sweeplaw bench --check`
-//! runs all three on the chosen device and fails when one does not hold:
+//! runs all four on the chosen device and fails when one does not hold:
 //! 1. gradients of a tiny model in f64 against central finite differences on a sample of every
 //!    parameter tensor (relative error under 1e-4: candle's fused ops without a backward, or a
 //!    wrong custom backward, fail here);
 //! 2. a short f32 training run on the synthetic language, on the device and on the CPU from the
 //!    same weights and batches: the losses agree to rounding (reduction order differs);
 //! 3. where the device runs bf16 matmuls (CUDA), the same run with bf16 matmul operands and f32
-//!    master weights tracks the f32 loss curve.
+//!    master weights tracks the f32 loss curve;
+//! 4. every fused op (the CUDA kernels on CUDA, in f32 and bf16) against its composite op, output
+//!    and gradients (`crate::ops::check`): the f64 gradient check of 1. runs the composite ops on
+//!    CUDA, since the kernels take f32 and bf16 only.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -15,6 +18,7 @@ use crate::data::TokenSource;
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::model::{MlpKind, Model, ModelShape, ParamKind};
+use crate::ops::check::{check_fused_ops, OpCheck};
 use crate::train::optim::{AdamW, AdamWConfig};
 
 /// Largest relative error of an analytic gradient against central differences.
@@ -98,7 +102,7 @@ pub fn training_losses(shape: &ModelShape, device: &Device, matmul_dtype: DType,
     Ok(losses)
 }
 
-/// All three checks on one device.
+/// All four checks on one device.
 #[derive(Clone, Debug)]
 pub struct DeviceCheck {
     pub device: String,
@@ -107,6 +111,8 @@ pub struct DeviceCheck {
     pub device_f32: Vec<f64>,
     /// None where the device has no bf16 path (the CPU).
     pub device_bf16: Option<Vec<f64>>,
+    /// Fused against composite, op by op.
+    pub ops: Vec<OpCheck>,
 }
 
 /// The small model the checks train: 2 layers of width 64 over a 256-token vocabulary.
@@ -138,7 +144,8 @@ pub fn check_device(device: &ComputeDevice) -> Result<DeviceCheck> {
         true => Some(training_losses(&shape, &device.device, DType::BF16, steps)?),
         false => None,
     };
-    Ok(DeviceCheck { device: device.name.clone(), gradient, cpu_f32, device_f32, device_bf16 })
+    let ops = check_fused_ops(&device.device)?;
+    Ok(DeviceCheck { device: device.name.clone(), gradient, cpu_f32, device_f32, device_bf16, ops })
 }
 
 fn max_difference(a: &[f64], b: &[f64]) -> f64 {
@@ -158,6 +165,7 @@ impl DeviceCheck {
         self.gradient.max_relative_error < GRADIENT_TOLERANCE
             && self.f32_difference() < F32_TOLERANCE
             && self.bf16_difference().is_none_or(|d| d < BF16_TOLERANCE)
+            && self.ops.iter().all(OpCheck::passed)
     }
 
     /// The report `sweeplaw bench --check` prints: one line per check, then the loss curves.
@@ -181,6 +189,8 @@ impl DeviceCheck {
                 verdict(d < BF16_TOLERANCE)
             ));
         }
+        lines.push(format!("fused ops vs composite on {} (relative errors):", self.device));
+        lines.extend(self.ops.iter().map(|op| format!("  {}", op.describe())));
         lines.push("step  cpu_f32  device_f32  device_bf16".into());
         for (i, (cpu, dev)) in self.cpu_f32.iter().zip(&self.device_f32).enumerate().step_by(5) {
             let bf16 = self.device_bf16.as_ref().map_or("-".to_string(), |b| format!("{:.5}", b[i]));
@@ -212,6 +222,7 @@ mod tests {
         assert!(check.device_bf16.is_none());
         let (first, last) = (check.cpu_f32[0], *check.cpu_f32.last().unwrap());
         assert!((first - 256f64.ln()).abs() < 0.1 && last < first - 0.5, "{first} -> {last}");
-        assert!(check.describe().lines().count() > 5);
+        assert_eq!(check.ops.len(), 5);
+        assert!(check.describe().contains("causal_attention f32   fused"), "{}", check.describe());
     }
 }

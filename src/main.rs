@@ -207,9 +207,13 @@ struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Instead of timing, check the device against the CPU: finite-difference gradients, an f32
-    /// training run, and (on CUDA) a bf16 run; exits 1 when a check fails.
+    /// training run, (on CUDA) a bf16 run, and every fused op against its composite op; exits 1
+    /// when a check fails.
     #[arg(long)]
     check: bool,
+    /// Time candle's composite ops instead of the fused CPU ops or CUDA kernels (to compare).
+    #[arg(long)]
+    composite: bool,
 }
 
 fn main() -> ExitCode {
@@ -439,6 +443,9 @@ fn cmd_bench(args: BenchArgs) -> anyhow::Result<()> {
         tie_embeddings: false,
     };
     let device = sweeplaw::device::resolve(&args.device, &args.precision)?;
+    if args.composite {
+        sweeplaw::ops::set_fused(false);
+    }
     if args.check {
         let check = sweeplaw::devcheck::check_device(&device)?;
         println!("{}", check.describe());

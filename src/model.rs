@@ -358,6 +358,20 @@ impl Model {
 
     /// Logits (B·T, V) in the master dtype for token ids (B, T) u32.
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
+        linear(&self.final_hidden(ids)?, &self.lm_head, self.matmul_dtype) // (B·T, V)
+    }
+
+    /// Mean cross-entropy (nats per token, f32 or f64 scalar) of predicting targets (B, T) from ids (B, T).
+    /// The logits stay in the matmul dtype (they were rounded to it by the head's matmul anyway):
+    /// the cross-entropy computes in f32 from bf16 logits, and on CUDA reads them without an f32 copy.
+    pub fn loss(&self, ids: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let x = self.final_hidden(ids)?.to_dtype(self.matmul_dtype)?; // (B·T, d)
+        let logits = ops::linear(&x, &self.lm_head.to_dtype(self.matmul_dtype)?)?; // (B·T, V)
+        Ok(ops::cross_entropy(&logits, &targets.flatten_all()?)?)
+    }
+
+    /// The final norm's output (B·T, d) in the master dtype for token ids (B, T) u32.
+    fn final_hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.shape.seq_len {
             return Err(Error::Usage(format!("sequence of {t} tokens is longer than seq_len {}", self.shape.seq_len)));
@@ -367,14 +381,7 @@ impl Model {
         for block in &self.blocks {
             x = block.forward(&x, &rope, self.matmul_dtype)?;
         }
-        let x = self.norm_final.forward(&x)?.reshape((b * t, self.shape.d_model))?; // (B·T, d)
-        linear(&x, &self.lm_head, self.matmul_dtype) // (B·T, V)
-    }
-
-    /// Mean cross-entropy (nats per token, f32 or f64 scalar) of predicting targets (B, T) from ids (B, T).
-    pub fn loss(&self, ids: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let logits = self.logits(ids)?;
-        Ok(ops::cross_entropy(&logits, &targets.flatten_all()?)?)
+        Ok(self.norm_final.forward(&x)?.reshape((b * t, self.shape.d_model))?) // (B·T, d)
     }
 
     fn rope_ref(&self) -> Rope {

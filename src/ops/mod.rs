@@ -7,6 +7,10 @@
 //! - a fused candle `CustomOp` with a hand-written backward, used when the input is on the CPU
 //!   in f32 or f64 and [`set_fused`] has not turned the fused ops off.
 //!
+//! - on CUDA, in f32 or bf16, fused CUDA kernels (`cuda`, feature `cuda`): the same ops as candle
+//!   `CustomOp`s launching kernels/*.cu, except attention, where only the causal softmax is fused
+//!   between two cuBLAS matmuls. [`set_cuda_kernels`] turns them off alone.
+//!
 //! candle 0.11.1's own fused ops (`candle_nn::ops::softmax_last_dim`, `rms_norm`, `rope*`) have no
 //! backward and silently drop gradients (shared/GPU.md): nothing here uses them.
 //!
@@ -20,7 +24,10 @@ use candle_core::{DType, Result, Tensor};
 
 mod activation;
 mod attention;
+pub mod check;
 pub mod composite;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod kernels;
 mod linear;
 mod loss;
@@ -47,14 +54,39 @@ fn takes_fused_path(t: &Tensor) -> bool {
     fused_enabled() && t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
 }
 
+static CUDA_KERNELS_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fused CUDA kernels on (the default) or off for the whole process; off, CUDA tensors
+/// take the composite path. [`set_fused`]`(false)` turns them off too.
+pub fn set_cuda_kernels(enabled: bool) {
+    CUDA_KERNELS_ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether this binary has the fused CUDA kernels (the `cuda` feature) and they are on.
+pub fn cuda_kernels_enabled() -> bool {
+    cfg!(feature = "cuda") && fused_enabled() && CUDA_KERNELS_ENABLED.load(Ordering::Relaxed)
+}
+
+/// Whether an op on `t` takes the fused CUDA path: non-empty CUDA tensor, f32 or bf16, kernels on.
+#[cfg(feature = "cuda")]
+fn takes_cuda_path(t: &Tensor) -> bool {
+    cuda_kernels_enabled()
+        && t.device().is_cuda()
+        && matches!(t.dtype(), DType::F32 | DType::BF16)
+        && t.elem_count() > 0
+}
+
 /// RMSNorm (Zhang & Sennrich 2019, eq. 4): x (..., d), weight (d):
 /// `x * rsqrt(mean(x^2, -1) + eps) * weight`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     if takes_fused_path(x) {
-        norm::rms_norm(x, weight, eps)
-    } else {
-        composite::rms_norm(x, weight, eps)
+        return norm::rms_norm(x, weight, eps);
     }
+    #[cfg(feature = "cuda")]
+    if takes_cuda_path(x) {
+        return cuda::rms_norm(x, weight, eps);
+    }
+    composite::rms_norm(x, weight, eps)
 }
 
 /// Rotary position embedding (Su et al. 2021, eq. 34) on interleaved pairs (x[2i], x[2i+1]):
@@ -63,34 +95,47 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// No gradient flows to cos and sin (they are fixed tables).
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     if takes_fused_path(x) {
-        rope::rope(x, cos, sin)
-    } else {
-        composite::rope(x, cos, sin)
+        return rope::rope(x, cos, sin);
     }
+    #[cfg(feature = "cuda")]
+    if takes_cuda_path(x) {
+        return cuda::rope(x, cos, sin);
+    }
+    composite::rope(x, cos, sin)
 }
 
 /// Causal scaled dot-product attention (Vaswani et al. 2017, eq. 1) with a causal mask:
 /// q, k, v (B, H, T, hd) -> (B, H, T, hd), `softmax(q k^T / sqrt(hd) + mask) v`.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
     if takes_fused_path(q) {
-        attention::causal_attention(q, k, v)
-    } else {
-        composite::causal_attention(q, k, v)
+        return attention::causal_attention(q, k, v);
     }
+    #[cfg(feature = "cuda")]
+    if takes_cuda_path(q) {
+        return cuda::causal_attention(q, k, v);
+    }
+    composite::causal_attention(q, k, v)
 }
 
 /// Exact GELU (Hendrycks & Gimpel 2016, section 2): `x * Phi(x)`, Phi the standard normal CDF (erf).
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     if takes_fused_path(x) {
-        activation::gelu(x)
-    } else {
-        composite::gelu(x)
+        return activation::gelu(x);
     }
+    #[cfg(feature = "cuda")]
+    if takes_cuda_path(x) {
+        return cuda::gelu(x);
+    }
+    composite::gelu(x)
 }
 
 /// Mean cross-entropy of logits (N, V) against targets (N) u32, as a scalar. Computed in f32 for
 /// f32/bf16/f16 logits (the result is f32) and in f64 for f64 logits.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if takes_cuda_path(logits) {
+        return cuda::cross_entropy(logits, targets);
+    }
     let on_cpu = fused_enabled() && logits.device().is_cpu();
     match logits.dtype() {
         DType::F32 | DType::F64 if on_cpu => loss::cross_entropy(logits, targets),

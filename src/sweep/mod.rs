@@ -90,7 +90,9 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepReport> {
         let handles: Vec<_> = (0..slots)
             .map(|slot| {
                 let (plan, store, source, progress, mine) = (&plan, &store, source.as_ref(), &progress, &mine);
-                // Each further slot opens the device again (on CUDA: its own context stream).
+                // Each further slot opens the device again. On CUDA, candle's Device::new_cuda launches
+                // on CUDA's per-thread default stream (CU_STREAM_PER_THREAD), so each slot's thread has
+                // its own stream and the K runs' kernels overlap, without cudarc's cross-stream events.
                 let device = if slot == 0 {
                     Ok(device.clone())
                 } else {

@@ -174,6 +174,7 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
             ),
         });
     }
+    crate::ops::check::verify_cuda_kernels_once(&device.device);
     let model = Model::new(&spec.shape, spec.seed, DType::F32, device.matmul_dtype, &device.device)?;
     let optimizer = AdamW::new(model.params(), spec.optimizer.clone())?;
     let validation = source.validation_set(spec.eval_sequences, spec.shape.seq_len)?;

@@ -1,0 +1,255 @@
+//! Checks the fused ops against the composite ones on one device: for every op, the output and
+//! the gradients of `sum(op(inputs) * P)` (P a fixed seeded projection) with respect to each
+//! differentiable input, as errors relative to the composite result's scale. On the CPU this
+//! checks the fused CPU ops in f32; on CUDA the fused kernels in f32 and bf16 (on Metal, where
+//! nothing is fused, both sides are the composite op).
+//!
+//! `sweeplaw bench --check` prints these lines. Before the first run trains on CUDA,
+//! [`verify_cuda_kernels_once`] runs the check, and a failure (or a kernel that does not load)
+//! turns the fused CUDA kernels off for the process, with a warning: training goes on, slower,
+//! on the composite ops.
+
+use std::sync::OnceLock;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+
+use super::composite;
+
+/// Largest relative error in f32: reduction order and `rsqrtf`/`expf` against candle's kernels.
+pub const F32_TOLERANCE: f64 = 1e-4;
+/// Largest relative error in bf16: the composite ops round every intermediate to bf16, the
+/// kernels compute in f32 and round once; a wrong kernel is off by O(1).
+pub const BF16_TOLERANCE: f64 = 5e-2;
+
+/// One op in one dtype, fused against composite.
+#[derive(Clone, Debug)]
+pub struct OpCheck {
+    pub op: &'static str,
+    pub dtype: DType,
+    /// Whether the dispatcher took a fused path on this device and dtype (else both sides are composite).
+    pub fused: bool,
+    pub output_error: f64,
+    /// Largest over the differentiable inputs.
+    pub gradient_error: f64,
+    pub tolerance: f64,
+}
+
+impl OpCheck {
+    pub fn passed(&self) -> bool {
+        self.output_error < self.tolerance && self.gradient_error < self.tolerance
+    }
+
+    /// One line: op, dtype, path, both errors, verdict.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:<16} {:<5} {:<9} output {:.1e}  gradients {:.1e}  (< {:.0e}) {}",
+            self.op,
+            format!("{:?}", self.dtype).to_lowercase(),
+            if self.fused { "fused" } else { "composite" },
+            self.output_error,
+            self.gradient_error,
+            self.tolerance,
+            if self.passed() { "ok" } else { "FAILED" }
+        )
+    }
+}
+
+/// An op under check: inputs in, output out.
+type Op = fn(&[Tensor]) -> Result<Tensor>;
+
+/// One op: its fused dispatcher, its composite reference, its inputs' shapes (cross-entropy's
+/// second input is u32 targets) and which inputs get gradients.
+struct Case {
+    name: &'static str,
+    fused: Op,
+    composite: Op,
+    shapes: &'static [&'static [usize]],
+    wrt: &'static [usize],
+}
+
+/// Awkward sizes: rows and widths that are not multiples of a warp or a block.
+const CASES: &[Case] = &[
+    Case {
+        name: "rms_norm",
+        fused: |t| super::rms_norm(&t[0], &t[1], 1e-5),
+        composite: |t| composite::rms_norm(&t[0], &t[1], 1e-5),
+        shapes: &[&[3, 5, 37], &[37]],
+        wrt: &[0, 1],
+    },
+    Case {
+        name: "rope",
+        fused: |t| super::rope(&t[0], &t[1], &t[2]),
+        composite: |t| composite::rope(&t[0], &t[1], &t[2]),
+        shapes: &[&[2, 3, 7, 8], &[7, 4], &[7, 4]],
+        wrt: &[0],
+    },
+    Case {
+        name: "causal_attention",
+        fused: |t| super::causal_attention(&t[0], &t[1], &t[2]),
+        composite: |t| composite::causal_attention(&t[0], &t[1], &t[2]),
+        shapes: &[&[2, 3, 37, 16], &[2, 3, 37, 16], &[2, 3, 37, 16]],
+        wrt: &[0, 1, 2],
+    },
+    Case {
+        name: "gelu",
+        fused: |t| super::gelu(&t[0]),
+        composite: |t| composite::gelu(&t[0]),
+        shapes: &[&[5, 67]],
+        wrt: &[0],
+    },
+    Case {
+        name: "cross_entropy",
+        fused: |t| super::cross_entropy(&t[0], &t[1]),
+        composite: |t| composite::cross_entropy(&t[0], &t[1]),
+        shapes: &[&[13, 1100], &[13]],
+        wrt: &[0],
+    },
+];
+
+/// Checks every op on `device`: f32 everywhere, and bf16 too on CUDA.
+pub fn check_fused_ops(device: &Device) -> Result<Vec<OpCheck>> {
+    let dtypes: &[DType] = if device.is_cuda() { &[DType::F32, DType::BF16] } else { &[DType::F32] };
+    let mut checks = Vec::new();
+    for &dtype in dtypes {
+        for case in CASES {
+            checks.push(check_case(case, dtype, device)?);
+        }
+    }
+    Ok(checks)
+}
+
+fn check_case(case: &Case, dtype: DType, device: &Device) -> Result<OpCheck> {
+    let inputs = case_inputs(case, dtype, device)?;
+    let fused = fused_path_taken(&inputs[0]);
+    let (fused_out, fused_grads) = output_and_gradients(case.fused, &inputs, case.wrt)?;
+    let (reference_out, reference_grads) = output_and_gradients(case.composite, &inputs, case.wrt)?;
+    let mut gradient_error: f64 = 0.0;
+    for (a, b) in fused_grads.iter().zip(&reference_grads) {
+        gradient_error = gradient_error.max(relative_error(a, b)?);
+    }
+    let tolerance = if dtype == DType::BF16 { BF16_TOLERANCE } else { F32_TOLERANCE };
+    let output_error = relative_error(&fused_out, &reference_out)?;
+    Ok(OpCheck { op: case.name, dtype, fused, output_error, gradient_error, tolerance })
+}
+
+/// Seeded inputs uniform in [-2, 2) (cross-entropy: logits times 4, targets u32 below the vocabulary).
+fn case_inputs(case: &Case, dtype: DType, device: &Device) -> Result<Vec<Tensor>> {
+    let mut inputs = Vec::new();
+    for (i, dims) in case.shapes.iter().enumerate() {
+        let count: usize = dims.iter().product();
+        let input = if case.name == "cross_entropy" && i == 1 {
+            let vocab = case.shapes[0][1] as u64;
+            let targets: Vec<u32> = (0..count as u64).map(|r| ((r * 7919 + 3) % vocab) as u32).collect();
+            Tensor::from_vec(targets, count, device)?
+        } else {
+            let scale = if case.name == "cross_entropy" { 8.0 } else { 4.0 };
+            let values: Vec<f32> = seeded(count, 17 + i as u64).map(|v| scale * (v - 0.5)).collect();
+            Tensor::from_vec(values, *dims, device)?.to_dtype(dtype)?
+        };
+        inputs.push(input);
+    }
+    Ok(inputs)
+}
+
+/// `count` values uniform in [0, 1) from a 64-bit LCG.
+fn seeded(count: usize, seed: u64) -> impl Iterator<Item = f32> {
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    (0..count).map(move |_| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    })
+}
+
+/// The op's output and the gradients of `sum(output * P)` with respect to inputs `wrt`.
+fn output_and_gradients(op: Op, inputs: &[Tensor], wrt: &[usize]) -> Result<(Tensor, Vec<Tensor>)> {
+    let tracked: Vec<Tensor> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| if wrt.contains(&i) { Ok(Var::from_tensor(t)?.as_tensor().clone()) } else { Ok(t.clone()) })
+        .collect::<Result<_>>()?;
+    let out = op(&tracked)?;
+    let projection: Vec<f32> = seeded(out.elem_count(), 99).map(|v| v - 0.5).collect();
+    let projection = Tensor::from_vec(projection, out.shape(), out.device())?.to_dtype(out.dtype())?;
+    let grads = (&out * projection)?.sum_all()?.backward()?;
+    let mut gradients = Vec::new();
+    for &i in wrt {
+        match grads.get(&tracked[i]) {
+            Some(g) => gradients.push(g.clone()),
+            None => candle_core::bail!("no gradient reaches input {i}"),
+        }
+    }
+    Ok((out.detach(), gradients))
+}
+
+/// max |a - b| / max |b|, in f64 on the CPU.
+fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let a = a.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f64>()?;
+    let b = b.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f64>()?;
+    if a.len() != b.len() {
+        candle_core::bail!("fused and composite results differ in size: {} vs {}", a.len(), b.len());
+    }
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f64, f64::max);
+    Ok(if a.iter().all(|v| v.is_finite()) { diff / scale } else { f64::INFINITY })
+}
+
+/// Whether the dispatcher in `crate::ops` takes a fused path for `t`.
+fn fused_path_taken(t: &Tensor) -> bool {
+    #[cfg(feature = "cuda")]
+    if super::takes_cuda_path(t) {
+        return true;
+    }
+    super::takes_fused_path(t)
+}
+
+/// Before the first run on a CUDA device: checks the fused CUDA kernels once per process and
+/// turns them off, with a warning on stderr, when one fails or cannot run. Does nothing elsewhere.
+pub fn verify_cuda_kernels_once(device: &Device) {
+    static VERIFIED: OnceLock<()> = OnceLock::new();
+    if !device.is_cuda() || !super::cuda_kernels_enabled() {
+        return;
+    }
+    VERIFIED.get_or_init(|| {
+        let failed: Vec<String> = match check_fused_ops(device) {
+            Ok(checks) => checks.iter().filter(|c| !c.passed()).map(OpCheck::describe).collect(),
+            Err(e) => vec![format!("the check could not run: {}", e.to_string().lines().next().unwrap_or_default())],
+        };
+        if !failed.is_empty() {
+            super::set_cuda_kernels(false);
+            eprintln!(
+                "warning: the fused CUDA kernels disagree with the composite ops; training on the composite ops \
+                 instead (slower). Please report this with `sweeplaw bench --check --device cuda:0`:\n  {}",
+                failed.join("\n  ")
+            );
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fused_cpu_ops_agree_with_composite() {
+        let checks = check_fused_ops(&Device::Cpu).unwrap();
+        assert_eq!(checks.len(), CASES.len());
+        for check in &checks {
+            assert!(check.fused, "{}", check.describe());
+            assert!(check.passed(), "{}", check.describe());
+        }
+    }
+
+    #[test]
+    fn a_wrong_op_fails_the_check() {
+        let wrong = Case {
+            name: "rms_norm",
+            fused: |t| composite::rms_norm(&t[0], &(&t[1] * 1.01)?, 1e-5),
+            composite: |t| composite::rms_norm(&t[0], &t[1], 1e-5),
+            shapes: &[&[3, 37], &[37]],
+            wrt: &[0, 1],
+        };
+        let check = check_case(&wrong, DType::F32, &Device::Cpu).unwrap();
+        assert!(!check.passed() && check.output_error > 5e-3, "{}", check.describe());
+        assert!(check.describe().ends_with("FAILED"));
+    }
+}
