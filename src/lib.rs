@@ -17,6 +17,7 @@ pub mod fit;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod model;
+pub mod opbench;
 pub mod ops;
 pub mod plan;
 pub mod plot;

@@ -214,6 +214,10 @@ struct BenchArgs {
     /// Time candle's composite ops instead of the fused CPU ops or CUDA kernels (to compare).
     #[arg(long)]
     composite: bool,
+    /// Instead of whole steps, time each op (forward + backward) at this shape's sizes, fused and
+    /// composite: the profile of a step.
+    #[arg(long)]
+    ops: bool,
 }
 
 fn main() -> ExitCode {
@@ -450,6 +454,14 @@ fn cmd_bench(args: BenchArgs) -> anyhow::Result<()> {
         let check = sweeplaw::devcheck::check_device(&device)?;
         println!("{}", check.describe());
         anyhow::ensure!(check.passed(), "device {} disagrees with the cpu (see above)", device.name);
+        return Ok(());
+    }
+    if args.ops {
+        let timings = sweeplaw::opbench::time_ops(&shape, args.batch_size, &device, args.steps)?;
+        println!("{}", sweeplaw::opbench::describe(&timings));
+        if args.json {
+            println!("{}", serde_json::to_string(&timings)?);
+        }
         return Ok(());
     }
     let options = BenchOptions { shape, batch_size: args.batch_size, steps: args.steps, warmup_steps: args.warmup };

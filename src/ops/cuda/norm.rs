@@ -12,7 +12,8 @@ use super::{
 };
 use crate::ops::composite::check_norm_shapes;
 
-/// Rows per chunk of the weight gradient's column sums.
+/// Rows per chunk of the weight gradient's column sums (more when the chunks would exceed
+/// CUDA's 65535 grid rows).
 const ROWS_PER_CHUNK: usize = 64;
 
 /// RMSNorm of x (..., d) with weight (d), as `crate::ops::rms_norm`.
@@ -73,11 +74,12 @@ fn backward<T: KernelFloat>(x: &Tensor, w: &Tensor, dy: &Tensor, eps: f32) -> Re
     let device = cuda_device(x)?;
     let d = w.elem_count();
     let rows = x.elem_count() / d;
-    let chunks = rows.div_ceil(ROWS_PER_CHUNK);
+    let rows_per_chunk = ROWS_PER_CHUNK.max(rows.div_ceil(65_535));
+    let chunks = rows.div_ceil(rows_per_chunk);
     let mut dx = alloc::<T>(&device, rows * d)?;
     let mut inv_rms = alloc::<f32>(&device, rows)?;
     let mut partial = alloc::<f32>(&device, chunks * d)?;
-    let (rows_i32, d_i32, chunk_i32) = (rows as i32, d as i32, ROWS_PER_CHUNK as i32);
+    let (rows_i32, d_i32, chunk_i32) = (rows as i32, d as i32, rows_per_chunk as i32);
     with_storage(x, |xs, xl| {
         with_storage(w, |ws, wl| {
             with_storage(dy, |ds, dl| {
