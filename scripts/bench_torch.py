@@ -147,14 +147,14 @@ def matmul_peak(args):
     return best
 
 
-def time_sweeplaw(shape, args):
+def time_sweeplaw(shape, args, composite=False):
     d, layers, heads, seq_len, vocab, batch = shape
     precision = "bf16" if args.dtype == "bfloat16" else "f32"
     device = "cuda:0" if args.device.startswith("cuda") else "cpu"
     command = [args.sweeplaw, "bench", "--json", "--device", device, "--precision", precision,
                "--d-model", str(d), "--n-layers", str(layers), "--n-heads", str(heads), "--seq-len", str(seq_len),
                "--vocab-size", str(vocab), "--batch-size", str(batch), "--steps", str(args.steps),
-               "--warmup", str(args.warmup)]
+               "--warmup", str(args.warmup)] + (["--composite"] if composite else [])
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{done.stderr.strip()}")
@@ -168,12 +168,16 @@ def main():
     parser.add_argument("--shapes", default="reference,mid,gpt2-small", help=",".join(SHAPES))
     parser.add_argument("--modes", default="eager,compile", help="torch modes to time: eager,compile")
     parser.add_argument("--sweeplaw", default="target/release/sweeplaw", help="binary to time ('' to skip)")
+    parser.add_argument("--sweeplaw-modes", default=None,
+                        help="fused,composite: sweeplaw's fused ops/kernels and candle's composite ops "
+                             "(default: both on CUDA, fused on the CPU)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (and RAYON_NUM_THREADS)")
     parser.add_argument("--out", default=None, help="folder for bench.json and bench.md")
     args = parser.parse_args()
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
+    args.sweeplaw_modes = args.sweeplaw_modes or ("fused,composite" if args.device.startswith("cuda") else "fused")
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["RAYON_NUM_THREADS"] = str(args.threads)
@@ -190,9 +194,11 @@ def main():
                "vocab_size": shape[4], "batch_size": shape[5], "flops_per_token": per_token}
         for mode in args.modes.split(","):
             row[f"torch_{mode}_tokens_per_s"] = time_torch(shape, args, mode == "compile")
-        if args.sweeplaw:
-            result = time_sweeplaw(shape, args)
-            row["sweeplaw_tokens_per_s"] = result["tokens_per_s"]
+        for mode in args.sweeplaw_modes.split(",") if args.sweeplaw else []:
+            result = time_sweeplaw(shape, args, composite=mode == "composite")
+            system = "sweeplaw" if mode == "fused" else "sweeplaw_composite"
+            row[f"{system}_tokens_per_s"] = result["tokens_per_s"]
+            row[f"{system}_step_ms"] = {k: result[k] for k in ("forward_ms", "backward_ms", "optimizer_ms")}
             row["sweeplaw_peak_flops_per_s"] = result["peak_flops_per_s"]
         rows.append(row)
         print(f"{name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in row.items() if k.endswith("tokens_per_s")),

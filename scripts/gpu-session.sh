@@ -7,7 +7,8 @@
 #           (gpu/ is listed in .git/info/exclude; name it in the device tool's `carry`)
 #   there:  xz -d gpu/sweeplaw.xz && bash scripts/gpu-session.sh gpu/sweeplaw "$OUT"
 #
-# Writes under OUT: check.txt (bench --check: gradients, f32 vs cpu, bf16 vs f32), bench-h100/
+# Writes under OUT: check.txt (bench --check: gradients, f32 vs cpu, bf16 vs f32, fused kernels vs
+# composite ops), ops.txt (bench --ops: each op fused and composite at the three shapes), bench-h100/
 # (bench.json, bench.md: scripts/bench_torch.py, PyTorch eager and compile against sweeplaw),
 # sweep/ (configs/gpu-smoke.toml trained on cuda:0 with one and with 4 runs per device, fit and
 # report), and summary.txt, the table printed last.
@@ -26,6 +27,15 @@ step "device check"
 "$BIN" bench --check --device cuda:0 > "$OUT/check.txt" 2>&1
 echo "bench --check exit $?" >> "$OUT/summary.txt"
 
+step "per-op profile, fused kernels against composite ops"
+for shape in "--d-model 256 --n-layers 4 --n-heads 4 --seq-len 256 --vocab-size 2048" \
+             "--d-model 512 --n-layers 8 --n-heads 8 --seq-len 512 --vocab-size 8192" \
+             "--d-model 768 --n-layers 12 --n-heads 12 --seq-len 1024 --vocab-size 50304"; do
+  echo "# bench --ops $shape --batch-size 16" >> "$OUT/ops.txt"
+  "$BIN" bench --ops --device cuda:0 $shape --batch-size 16 --steps 10 >> "$OUT/ops.txt" 2>&1
+done
+echo "bench --ops exit $?" >> "$OUT/summary.txt"
+
 step "speed against PyTorch"
 "$PY" scripts/bench_torch.py --device cuda --sweeplaw "$BIN" --out "$OUT/bench-h100" \
   > "$OUT/bench.log" 2>&1
@@ -41,6 +51,6 @@ done
 "$BIN" fit "$OUT/sweep-k1/gpu-smoke" --holdout 2 > "$OUT/fit.log" 2>&1
 "$BIN" report "$OUT/sweep-k1/gpu-smoke" > "$OUT/report.log" 2>&1
 
-cat "$OUT/gpu.txt" "$OUT/check.txt" >> "$OUT/summary.txt"
+cat "$OUT/gpu.txt" "$OUT/check.txt" "$OUT/ops.txt" >> "$OUT/summary.txt"
 cat "$OUT/bench-h100/bench.md" >> "$OUT/summary.txt" 2>/dev/null
 cat "$OUT/summary.txt"
