@@ -222,7 +222,7 @@ mod tests {
         assert!(check.device_bf16.is_none());
         let (first, last) = (check.cpu_f32[0], *check.cpu_f32.last().unwrap());
         assert!((first - 256f64.ln()).abs() < 0.1 && last < first - 0.5, "{first} -> {last}");
-        assert_eq!(check.ops.len(), 5);
+        assert_eq!(check.ops.len(), 6);
         assert!(check.describe().contains("causal_attention f32   fused"), "{}", check.describe());
     }
 }

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use candle_core::{DType, Result, Tensor};
 
 mod activation;
+pub mod adamw;
 mod attention;
 pub mod check;
 pub mod composite;

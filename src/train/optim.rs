@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{Param, ParamKind};
+use crate::ops::adamw::{adamw_update, AdamWUpdate};
 
 /// Optimiser hyperparameters (the learning rate comes from the schedule at each step).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,12 +117,17 @@ impl AdamW {
     /// Global L2 norm of all gradients. A parameter without a gradient is an error: it means a
     /// op on its path dropped the gradient.
     pub fn grad_norm(params: &[Param], grads: &GradStore) -> Result<f64> {
-        let mut sum_sq = 0.0f64;
+        // Summed on the device, read once: one host sync per step, not one per parameter.
+        let mut sum_sq: Option<Tensor> = None;
         for p in params {
             let g = grad_of(p, grads)?;
-            sum_sq += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            let part = g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?;
+            sum_sq = Some(match sum_sq {
+                Some(total) => (total + part)?,
+                None => part,
+            });
         }
-        Ok(sum_sq.sqrt())
+        Ok(sum_sq.map_or(Ok(0.0), |s| s.to_scalar::<f64>())?.sqrt())
     }
 
     /// Clips to the global norm, applies one AdamW update at learning rate `lr`, and returns the
@@ -129,22 +135,21 @@ impl AdamW {
     pub fn step(&mut self, params: &[Param], grads: &GradStore, lr: f64) -> Result<f64> {
         let norm = Self::grad_norm(params, grads)?;
         let clip = self.config.grad_clip;
-        let scale = if clip > 0.0 && norm > clip { clip / (norm + 1e-6) } else { 1.0 };
+        let clip_scale = if clip > 0.0 && norm > clip { clip / (norm + 1e-6) } else { 1.0 };
         self.step += 1;
-        let (b1, b2) = (self.config.beta1, self.config.beta2);
-        let bias1 = 1.0 - b1.powi(self.step as i32);
-        let bias2 = 1.0 - b2.powi(self.step as i32);
+        let (beta1, beta2) = (self.config.beta1, self.config.beta2);
         for (p, slot) in params.iter().zip(self.slots.iter_mut()) {
-            let g = grad_of(p, grads)?;
-            let g = if scale != 1.0 { g.affine(scale, 0.0)? } else { g.clone() };
-            slot.m = (slot.m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
-            slot.v = (slot.v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
-            let denom = (slot.v.affine(1.0 / bias2, 0.0)?.sqrt()? + self.config.eps)?;
-            let update = slot.m.affine(1.0 / bias1, 0.0)?.div(&denom)?;
-            let theta = p.var.as_tensor();
-            let decayed =
-                if slot.weight_decay > 0.0 { theta.affine(1.0 - lr * slot.weight_decay, 0.0)? } else { theta.clone() };
-            p.var.set(&(decayed - update.affine(lr, 0.0)?)?)?;
+            let update = AdamWUpdate {
+                clip_scale,
+                beta1,
+                beta2,
+                bias1: 1.0 - beta1.powi(self.step as i32),
+                bias2: 1.0 - beta2.powi(self.step as i32),
+                eps: self.config.eps,
+                lr,
+                weight_decay: slot.weight_decay,
+            };
+            adamw_update(&p.var, &mut slot.m, &mut slot.v, grad_of(p, grads)?, &update)?;
         }
         Ok(norm)
     }

@@ -3,7 +3,7 @@
 //! On CUDA tensors in f32 or bf16 they replace the composite ops' chains of small kernels:
 //! RMSNorm, the causal softmax inside attention (q k^T and P v stay cuBLAS matmuls),
 //! cross-entropy (read straight from bf16 logits, no f32 copy of the (N, V) logits), rotary
-//! embedding and GELU. Formulas are on the kernels and on the dispatching functions in `crate::ops`.
+//! embedding and GELU; and the optimizer's AdamW update, in place. Formulas are on the kernels and on the dispatching functions in `crate::ops`.
 //!
 //! Checks: the kernels' arithmetic runs on the CPU through an emulation in the tests
 //! (src/ops/cuda_emulated.rs); on a GPU, [`crate::ops::check`] compares every op and its gradients
@@ -15,11 +15,13 @@ use candle_core::cuda_backend::CudaDType;
 use candle_core::op::BackpropOp;
 use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape, Storage, Tensor, WithDType};
 
+mod adamw;
 mod elementwise;
 mod loss;
 mod norm;
 mod softmax;
 
+pub(crate) use adamw::adamw_update;
 pub(crate) use elementwise::{gelu, rope};
 pub(crate) use loss::cross_entropy;
 pub(crate) use norm::rms_norm;
@@ -40,6 +42,7 @@ const RMS_NORM: Module = Module { name: "sweeplaw_rms_norm", ptx: ptx::RMS_NORM 
 const CAUSAL_SOFTMAX: Module = Module { name: "sweeplaw_causal_softmax", ptx: ptx::CAUSAL_SOFTMAX };
 const CROSS_ENTROPY: Module = Module { name: "sweeplaw_cross_entropy", ptx: ptx::CROSS_ENTROPY };
 const ELEMENTWISE: Module = Module { name: "sweeplaw_elementwise", ptx: ptx::ELEMENTWISE };
+const ADAMW: Module = Module { name: "sweeplaw_adamw", ptx: ptx::ADAMW };
 
 /// A storage dtype the kernels are compiled for, with the suffix of its entry points.
 trait KernelFloat: CudaDType + DeviceRepr + WithDType {
@@ -71,6 +74,11 @@ use by_dtype;
 fn function<T: KernelFloat>(device: &CudaDevice, module: Module, name: &str) -> Result<CudaFunction> {
     let func = device.get_or_load_custom_func(&format!("{name}_{}", T::SUFFIX), module.name, module.ptx)?;
     Ok(func.into_cuda_function())
+}
+
+/// The f32-only entry point `name` of `module` (the optimizer's kernels), loaded on `device`.
+fn function_f32(device: &CudaDevice, module: Module, name: &str) -> Result<CudaFunction> {
+    Ok(device.get_or_load_custom_func(name, module.name, module.ptx)?.into_cuda_function())
 }
 
 /// The data of a contiguous `layout` over `storage`, as a view of T.
