@@ -21,6 +21,8 @@ use candle_core::{DType, Result, Tensor};
 mod activation;
 mod attention;
 pub mod composite;
+#[cfg(test)]
+mod cuda_emulated;
 mod kernels;
 mod linear;
 mod loss;
