@@ -29,6 +29,8 @@ pub mod check;
 pub mod composite;
 #[cfg(feature = "cuda")]
 mod cuda;
+#[cfg(test)]
+mod cuda_emulated;
 mod kernels;
 mod linear;
 mod loss;
