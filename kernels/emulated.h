@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #define __global__
@@ -80,6 +81,10 @@ inline void sync_block() {
 }  // namespace emulated
 
 inline void __syncthreads() { emulated::sync_block(); }
+
+// A block-wide barrier stands in for the warp's: the kernels call __syncwarp in block-uniform
+// control flow, so every thread of the block reaches it (the launch checks the barrier counts).
+inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) { emulated::sync_block(); }
 
 // `v` of lane `lane ^ lane_mask` of the same warp; every thread of the block must call it. The two
 // exchange buffers alternate: a thread writes one again only after the barrier of the next
@@ -144,3 +149,58 @@ inline std::string launch(dim3 grid, dim3 block, const std::function<void()>& ke
 }
 
 }  // namespace emulated
+
+// WMMA (nvcuda::wmma) for 16x16x16 tiles: every lane of a warp holds the whole tile (CUDA spreads
+// it over the lanes in an unspecified layout, which the kernels never rely on); mma accumulates
+// in f32; a store is written by lane 0 only, and the kernels __syncwarp before reading it back.
+namespace nvcuda::wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+    static_assert(M == 16 && N == 16 && K == 16, "the emulation has 16x16x16 tiles only");
+    static constexpr int num_elements = 256;
+    float x[256];  // element (i, j) at x[16 i + j]
+};
+
+inline float widen(float v) { return v; }
+inline float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename Use, typename T, typename Layout>
+void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& f, const T* p, unsigned ldm) {
+    constexpr bool rows = std::is_same_v<Layout, row_major>;
+    for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) f.x[16 * i + j] = widen(rows ? p[i * ldm + j] : p[i + j * ldm]);
+}
+
+template <typename Use, typename T, typename Layout>
+void fill_fragment(fragment<Use, 16, 16, 16, T, Layout>& f, float v) {
+    for (float& e : f.x) e = v;
+}
+
+template <typename TA, typename LA, typename TB, typename LB>
+void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix_a, 16, 16, 16, TA, LA>& a,
+              const fragment<matrix_b, 16, 16, 16, TB, LB>& b, const fragment<accumulator, 16, 16, 16, float>& c) {
+    float out[256];
+    for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) {
+            float sum = c.x[16 * i + j];
+            for (int k = 0; k < 16; ++k) sum += a.x[16 * i + k] * b.x[16 * k + j];
+            out[16 * i + j] = sum;
+        }
+    std::memcpy(d.x, out, sizeof out);
+}
+
+inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t layout) {
+    if (threadIdx.x % 32 != 0) return;
+    for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) (layout == mem_row_major ? p[i * ldm + j] : p[i + j * ldm]) = f.x[16 * i + j];
+}
+
+}  // namespace nvcuda::wmma

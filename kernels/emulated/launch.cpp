@@ -21,6 +21,9 @@
 #undef DEFINE
 #include "../elementwise.cu"
 #undef DEFINE
+#include "../flash_attention.cu"
+#undef DEFINE
+#include "../adamw.cu"
 
 namespace {
 
@@ -57,7 +60,11 @@ const std::map<std::string, Binder> kernels = {
     KERNEL(causal_softmax_bwd_bf16), KERNEL(cross_entropy_fwd_f32),   KERNEL(cross_entropy_fwd_bf16),
     KERNEL(cross_entropy_bwd_f32),   KERNEL(cross_entropy_bwd_bf16),  KERNEL(rope_f32),
     KERNEL(rope_bf16),               KERNEL(gelu_fwd_f32),            KERNEL(gelu_fwd_bf16),
-    KERNEL(gelu_bwd_f32),            KERNEL(gelu_bwd_bf16),
+    KERNEL(gelu_bwd_f32),            KERNEL(gelu_bwd_bf16),           KERNEL(flash_fwd_hd16),
+    KERNEL(flash_fwd_hd32),          KERNEL(flash_fwd_hd64),          KERNEL(flash_bwd_dq_hd16),
+    KERNEL(flash_bwd_dq_hd32),       KERNEL(flash_bwd_dq_hd64),       KERNEL(flash_bwd_dkdv_hd16),
+    KERNEL(flash_bwd_dkdv_hd32),     KERNEL(flash_bwd_dkdv_hd64),     KERNEL(adamw_moment),
+    KERNEL(adamw_apply),
 };
 
 }  // namespace

@@ -365,3 +365,114 @@ fn launch_rejects_arguments_that_do_not_match_the_kernel() -> Result<()> {
     }
     ok
 }
+
+/// Log-sum-exp over the visible keys of each row of scaled, causally masked scores q k^T.
+fn causal_logsumexp(q: &Tensor, k: &Tensor, scale: f64) -> Result<Tensor> {
+    let seq = q.dim(2)?;
+    let scores = (q.matmul(&k.t()?)? * scale)?;
+    let mask: Vec<f32> = (0..seq * seq).map(|i| if i % seq > i / seq { f32::NEG_INFINITY } else { 0.0 }).collect();
+    let masked = scores.broadcast_add(&Tensor::from_vec(mask, (seq, seq), &Device::Cpu)?)?;
+    let max = masked.max_keepdim(D::Minus1)?;
+    Ok((masked.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + max)?.squeeze(D::Minus1)?)
+}
+
+/// flash_fwd, flash_bwd_dq and flash_bwd_dkdv for bf16 q, k, v (1, heads, seq, hd) against
+/// composite::causal_attention in f32 from the same bf16 values, and its autograd gradients.
+fn flash_attention(emu: &Emulator, heads: usize, seq: usize, hd: usize) -> Result<()> {
+    let what = format!("flash attention heads {heads} seq {seq} hd {hd}");
+    let dims = [1, heads, seq, hd];
+    let (q, q_ref) = input(&dims, 7, 1.5, DType::BF16)?;
+    let (k, k_ref) = input(&dims, 8, 1.5, DType::BF16)?;
+    let (v, v_ref) = input(&dims, 9, 1.0, DType::BF16)?;
+    let (d_o, d_o_ref) = input(&dims, 10, 1.0, DType::BF16)?;
+    let scale = 1.0 / (hd as f64).sqrt();
+    let (grid, block) = ((seq.div_ceil(64) as u32, heads as u32), 128);
+    let (qb, kb, vb, dob) = (Buffer::of(&q)?, Buffer::of(&k)?, Buffer::of(&v)?, Buffer::of(&d_o)?);
+    let (mut o, mut lse) = (Buffer::zeros(DType::BF16, q.elem_count())?, Buffer::zeros(DType::F32, heads * seq)?);
+    let (seq_arg, scale_arg) = (Arg::I32(seq as i32), Arg::F32(scale as f32));
+    let args = vec![qb.input(), kb.input(), vb.input(), o.output(), lse.output(), seq_arg, scale_arg];
+    emu.launch(&format!("flash_fwd_hd{hd}"), grid, block, args)?;
+    let want = composite::causal_attention(&q_ref, &k_ref, &v_ref)?;
+    check(&format!("{what}: output"), &o.to_f32_tensor(&dims)?, &want, 2e-2)?;
+    let want_lse = causal_logsumexp(&q_ref, &k_ref, scale)?;
+    check(&format!("{what}: lse"), &lse.to_f32_tensor(&[1, heads, seq])?, &want_lse, 1e-5)?;
+
+    let (mut dot, mut dq) = (Buffer::zeros(DType::F32, heads * seq)?, Buffer::zeros(DType::BF16, q.elem_count())?);
+    let args = vec![qb.input(), kb.input(), vb.input(), o.input(), dob.input(), lse.input(), dot.output(), dq.output()];
+    emu.launch(&format!("flash_bwd_dq_hd{hd}"), grid, block, [args, vec![seq_arg, scale_arg]].concat())?;
+    let (mut dk, mut dv) = (Buffer::zeros(DType::BF16, q.elem_count())?, Buffer::zeros(DType::BF16, q.elem_count())?);
+    let args =
+        vec![qb.input(), kb.input(), vb.input(), dob.input(), lse.input(), dot.input(), dk.output(), dv.output()];
+    emu.launch(&format!("flash_bwd_dkdv_hd{hd}"), grid, block, [args, vec![seq_arg, scale_arg]].concat())?;
+    let attention = |t: &[Tensor]| composite::causal_attention(&t[0], &t[1], &t[2]);
+    let grads = vjp(attention, &[q_ref, k_ref, v_ref], &d_o_ref)?;
+    for (name, got, want) in [("dq", &dq, &grads[0]), ("dk", &dk, &grads[1]), ("dv", &dv, &grads[2])] {
+        check(&format!("{what}: {name}"), &got.to_f32_tensor(&dims)?, want, 3e-2)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn flash_attention_matches_composite_and_its_gradient() -> Result<()> {
+    let Some(emu) = emulator() else { return Ok(()) };
+    // One tile with padding; exactly one tile; three key tiles, the last one partial.
+    for (heads, seq, hd) in [(2, 37, 16), (1, 64, 32), (1, 130, 64)] {
+        flash_attention(emu, heads, seq, hd)?;
+    }
+    Ok(())
+}
+
+/// Three AdamW updates through adamw_moment and adamw_apply against `adamw::composite_update`.
+#[test]
+fn adamw_matches_the_composite_update() -> Result<()> {
+    use super::adamw::{composite_update, AdamWUpdate};
+    let Some(emu) = emulator() else { return Ok(()) };
+    let n = 1000;
+    let (theta, _) = input(&[n], 11, 2.0, DType::F32)?;
+    let param = Var::from_tensor(&theta)?;
+    let (mut m, mut v) = (Tensor::zeros(n, DType::F32, &Device::Cpu)?, Tensor::zeros(n, DType::F32, &Device::Cpu)?);
+    let (mut theta_b, mut m_b, mut v_b) = (Buffer::of(&theta)?, Buffer::F32(vec![0.0; n]), Buffer::F32(vec![0.0; n]));
+    for step in 1..=3 {
+        let (grad, _) = input(&[n], 20 + step, 1.0, DType::F32)?;
+        let u = AdamWUpdate {
+            clip_scale: 0.5,
+            beta1: 0.9,
+            beta2: 0.95,
+            bias1: 1.0 - 0.9f64.powi(step as i32),
+            bias2: 1.0 - 0.95f64.powi(step as i32),
+            eps: 1e-8,
+            lr: 0.01,
+            weight_decay: 0.1,
+        };
+        (m, v) = composite_update(&param, &m, &v, &grad, &u)?;
+        let gb = Buffer::of(&grad)?;
+        let grid = (elementwise_grid(n).min(2), 1); // fewer threads than elements: grid-stride loops
+        for (moment, beta, squared) in [(&mut m_b, u.beta1, 0), (&mut v_b, u.beta2, 1)] {
+            let args = vec![
+                moment.output(),
+                gb.input(),
+                Arg::Usize(n),
+                Arg::F32(beta as f32),
+                Arg::F32((1.0 - beta) as f32),
+                Arg::F32(u.clip_scale as f32),
+                Arg::I32(squared),
+            ];
+            emu.launch("adamw_moment", grid, 256, args)?;
+        }
+        let args = vec![
+            theta_b.output(),
+            m_b.input(),
+            v_b.input(),
+            Arg::Usize(n),
+            Arg::F32(u.lr as f32),
+            Arg::F32((1.0 - u.lr * u.weight_decay) as f32),
+            Arg::F32((1.0 / u.bias1) as f32),
+            Arg::F32((1.0 / u.bias2) as f32),
+            Arg::F32(u.eps as f32),
+        ];
+        emu.launch("adamw_apply", grid, 256, args)?;
+    }
+    check("adamw m", &m_b.to_f32_tensor(&[n])?, &m, 1e-6)?;
+    check("adamw v", &v_b.to_f32_tensor(&[n])?, &v, 1e-6)?;
+    check("adamw theta", &theta_b.to_f32_tensor(&[n])?, param.as_tensor(), 1e-6)
+}
