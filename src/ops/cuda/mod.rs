@@ -1,7 +1,8 @@
 //! Fused CUDA ops: candle `CustomOp`s whose forward and backward launch the kernels in
 //! kernels/*.cu, compiled to PTX at build time (build.rs, through cudaforge as candle-kernels is).
 //! On CUDA tensors in f32 or bf16 they replace the composite ops' chains of small kernels:
-//! RMSNorm, the causal softmax inside attention (q k^T and P v stay cuBLAS matmuls),
+//! RMSNorm, causal attention (bf16 with head_dim 16, 32 or 64: a FlashAttention-2 style kernel
+//! that never holds the (T, T) scores; otherwise a fused causal softmax between cuBLAS matmuls),
 //! cross-entropy (read straight from bf16 logits, no f32 copy of the (N, V) logits), rotary
 //! embedding and GELU; and the optimizer's AdamW update, in place. Formulas are on the kernels and on the dispatching functions in `crate::ops`.
 //!
@@ -17,6 +18,7 @@ use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape, Storage,
 
 mod adamw;
 mod elementwise;
+mod flash;
 mod loss;
 mod norm;
 mod softmax;
@@ -25,10 +27,20 @@ pub(crate) use adamw::adamw_update;
 pub(crate) use elementwise::{gelu, rope};
 pub(crate) use loss::cross_entropy;
 pub(crate) use norm::rms_norm;
-pub(crate) use softmax::causal_attention;
 
 mod ptx {
     include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
+}
+
+/// Causal attention of q, k, v (B, H, T, hd): the flash kernels where they apply (bf16, hd 16, 32
+/// or 64), else cuBLAS matmuls around the fused causal softmax.
+pub(crate) fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    crate::ops::composite::check_attention_shapes(q, k, v)?;
+    if flash::supports(q) {
+        flash::causal_attention(q, k, v)
+    } else {
+        softmax::causal_attention(q, k, v)
+    }
 }
 
 /// One kernels/*.cu file: its PTX and the name candle caches the loaded module under.
@@ -42,6 +54,7 @@ const RMS_NORM: Module = Module { name: "sweeplaw_rms_norm", ptx: ptx::RMS_NORM 
 const CAUSAL_SOFTMAX: Module = Module { name: "sweeplaw_causal_softmax", ptx: ptx::CAUSAL_SOFTMAX };
 const CROSS_ENTROPY: Module = Module { name: "sweeplaw_cross_entropy", ptx: ptx::CROSS_ENTROPY };
 const ELEMENTWISE: Module = Module { name: "sweeplaw_elementwise", ptx: ptx::ELEMENTWISE };
+const FLASH_ATTENTION: Module = Module { name: "sweeplaw_flash_attention", ptx: ptx::FLASH_ATTENTION };
 const ADAMW: Module = Module { name: "sweeplaw_adamw", ptx: ptx::ADAMW };
 
 /// A storage dtype the kernels are compiled for, with the suffix of its entry points.
