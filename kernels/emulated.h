@@ -29,6 +29,7 @@
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
@@ -68,10 +69,18 @@ struct Block {
     std::optional<std::barrier<>> sync;  // __syncthreads; fresh for every block
     std::vector<float> exchange[2];      // one slot per thread, for the warp shuffles, used in turn
     std::vector<unsigned> syncs;         // barriers each thread reached, to check the launch rules
+    std::mutex misuse_lock;
+    std::string misuse;                  // the first misuse a kernel made (see `report`)
 };
 
 inline thread_local Block* current = nullptr;
 inline thread_local unsigned shuffles = 0;  // this thread's shuffles in the current block
+
+// Records what a kernel did that a GPU would fault or miscompute on; the launch returns it.
+inline void report(const std::string& what) {
+    std::lock_guard lock(current->misuse_lock);
+    if (current->misuse.empty()) current->misuse = what;
+}
 
 inline void sync_block() {
     ++current->syncs[threadIdx.x];
@@ -145,7 +154,7 @@ inline std::string launch(dim3 grid, dim3 block, const std::function<void()>& ke
         });
     }
     pool.clear();  // joins
-    return error;
+    return error.empty() ? shared.misuse : error;
 }
 
 }  // namespace emulated
@@ -172,8 +181,18 @@ struct fragment {
 inline float widen(float v) { return v; }
 inline float widen(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+// WMMA's rules: a tile's address 32-byte aligned, its leading dimension a multiple of 16 bytes.
+template <typename T>
+void check_tile(const T* p, unsigned ldm, const char* what) {
+    if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || (ldm * sizeof(T)) % 16 != 0) {
+        emulated::report(std::string(what) + ": tile not 32-byte aligned or ldm " + std::to_string(ldm) +
+                         " not a multiple of 16 bytes");
+    }
+}
+
 template <typename Use, typename T, typename Layout>
 void load_matrix_sync(fragment<Use, 16, 16, 16, T, Layout>& f, const T* p, unsigned ldm) {
+    check_tile(p, ldm, "load_matrix_sync");
     constexpr bool rows = std::is_same_v<Layout, row_major>;
     for (int i = 0; i < 16; ++i)
         for (int j = 0; j < 16; ++j) f.x[16 * i + j] = widen(rows ? p[i * ldm + j] : p[i + j * ldm]);
@@ -198,6 +217,7 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float>& d, const fragment<matrix
 }
 
 inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 16, float>& f, unsigned ldm, layout_t layout) {
+    check_tile(p, ldm, "store_matrix_sync");
     if (threadIdx.x % 32 != 0) return;
     for (int i = 0; i < 16; ++i)
         for (int j = 0; j < 16; ++j) (layout == mem_row_major ? p[i * ldm + j] : p[i + j * ldm]) = f.x[16 * i + j];

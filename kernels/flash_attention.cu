@@ -11,7 +11,9 @@
 //   flash_bwd_dkdv, per block of 64 keys: over query tiles from the diagonal on:
 //     P^T = exp(K Q^T scale - lse), dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - D), dK += dS^T Q scale.
 // P and dS are rounded to bf16 for the products, as FlashAttention does; sums are f32.
-// Launch: grid (ceil(T / 64), B H), block 128 (4 warps); static shared memory under 48 KB.
+// Launch: grid (ceil(T / 64), B H), block 128 (4 warps); static shared memory under 48 KB, its
+// arrays 128-byte aligned (WMMA loads and stores need 32-byte aligned tiles; every tile offset
+// below is a multiple of 16 elements, and every leading dimension a multiple of 16).
 #include "common.cuh"
 #ifndef SWEEPLAW_EMULATED
 #include <mma.h>
@@ -84,10 +86,10 @@ __device__ void load_row_fragments(FragA* frags, bf16* stage, const bf16* head, 
 
 template <int HD>
 __device__ void forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, int seq, float scale) {
-    __shared__ bf16 k_tile[TILE * HD];
-    __shared__ bf16 v_tile[TILE * HD];
-    __shared__ float scores[WARPS][16 * TILE];  // S, then P V (ld HD)
-    __shared__ bf16 probs[WARPS][16 * TILE];
+    __shared__ __align__(128) bf16 k_tile[TILE * HD];
+    __shared__ __align__(128) bf16 v_tile[TILE * HD];
+    __shared__ __align__(128) float scores[WARPS][16 * TILE];  // S, then P V (ld HD)
+    __shared__ __align__(128) bf16 probs[WARPS][16 * TILE];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const size_t head = (size_t)blockIdx.y * seq * HD;
     const int q_first = blockIdx.x * TILE;
@@ -142,10 +144,10 @@ __device__ void forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, fl
 template <int HD>
 __device__ void backward_dq(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const bf16* d_o,
                             const float* lse, float* dot, bf16* d_q, int seq, float scale) {
-    __shared__ bf16 k_tile[TILE * HD];
-    __shared__ bf16 v_tile[TILE * HD];
-    __shared__ float scratch[WARPS][16 * TILE];  // dP, then dS K (ld HD)
-    __shared__ bf16 ds[WARPS][16 * TILE];        // P, then dS
+    __shared__ __align__(128) bf16 k_tile[TILE * HD];
+    __shared__ __align__(128) bf16 v_tile[TILE * HD];
+    __shared__ __align__(128) float scratch[WARPS][16 * TILE];  // dP, then dS K (ld HD)
+    __shared__ __align__(128) bf16 ds[WARPS][16 * TILE];        // P, then dS
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const size_t head = (size_t)blockIdx.y * seq * HD;
     const int q_first = blockIdx.x * TILE;
@@ -198,10 +200,10 @@ __device__ void backward_dq(const bf16* q, const bf16* k, const bf16* v, const b
 template <int HD>
 __device__ void backward_dkdv(const bf16* q, const bf16* k, const bf16* v, const bf16* d_o, const float* lse,
                               const float* dot, bf16* d_k, bf16* d_v, int seq, float scale) {
-    __shared__ bf16 q_tile[TILE * HD];
-    __shared__ bf16 do_tile[TILE * HD];
-    __shared__ float scratch[WARPS][16 * TILE];  // S^T, then dP^T; products (ld HD)
-    __shared__ bf16 pt[WARPS][16 * TILE];        // P^T, then dS^T
+    __shared__ __align__(128) bf16 q_tile[TILE * HD];
+    __shared__ __align__(128) bf16 do_tile[TILE * HD];
+    __shared__ __align__(128) float scratch[WARPS][16 * TILE];  // S^T, then dP^T; products (ld HD)
+    __shared__ __align__(128) bf16 pt[WARPS][16 * TILE];        // P^T, then dS^T
     __shared__ float lse_tile[TILE], dot_tile[TILE];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const size_t head = (size_t)blockIdx.y * seq * HD;
