@@ -223,6 +223,18 @@ struct BenchArgs {
 fn main() -> ExitCode {
     // SAFETY: sets a plain integer option of the global allocator, before any thread starts.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    match std::env::var("SWEEPLAW_OPS").as_deref() {
+        Ok("composite") => sweeplaw::ops::set_fused(false),
+        Ok("fused") | Err(std::env::VarError::NotPresent) => {}
+        Ok(other) => {
+            eprintln!("SWEEPLAW_OPS={other:?} is not a choice: fused (the default) or composite");
+            return ExitCode::from(2);
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            eprintln!("SWEEPLAW_OPS is not valid UTF-8: fused (the default) or composite");
+            return ExitCode::from(2);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version

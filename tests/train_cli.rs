@@ -119,3 +119,42 @@ fn bench_prints_json_last() {
         assert!(stderr(&out).contains("without CUDA"), "{}", stderr(&out));
     }
 }
+
+/// A small bench shape on the CPU, plus `extra` arguments.
+fn small_bench(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = "bench --d-model 32 --n-layers 1 --n-heads 2 --seq-len 32 --vocab-size 64 --batch-size 2 --steps 1 --warmup 0 --device cpu --json"
+        .split(' ')
+        .map(String::from)
+        .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn last_json(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", stderr(out));
+    serde_json::from_str(stdout(out).trim().lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn bench_times_the_fused_or_the_composite_ops() {
+    let fused = last_json(&sweeplaw().args(small_bench(&[])).output().unwrap());
+    assert_eq!(fused["ops"], "fused");
+    let composite = last_json(&sweeplaw().args(small_bench(&["--composite"])).output().unwrap());
+    assert_eq!(composite["ops"], "composite");
+    let by_env = last_json(&sweeplaw().args(small_bench(&[])).env("SWEEPLAW_OPS", "composite").output().unwrap());
+    assert_eq!(by_env["ops"], "composite");
+    let typo = sweeplaw().args(small_bench(&[])).env("SWEEPLAW_OPS", "fast").output().unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(stderr(&typo).contains("SWEEPLAW_OPS=\"fast\" is not a choice"), "{}", stderr(&typo));
+}
+
+#[test]
+fn bench_ops_times_each_op_fused_and_composite() {
+    let timings = last_json(&sweeplaw().args(small_bench(&["--ops"])).output().unwrap());
+    let ops: Vec<&str> = timings.as_array().unwrap().iter().map(|t| t["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["rms_norm", "rope", "causal_attention", "gelu", "cross_entropy", "linear (mlp up)"]);
+    for t in timings.as_array().unwrap() {
+        assert_eq!(t["fused_path"], true, "{t}");
+        assert!(t["fused_ms"].as_f64().unwrap() > 0.0 && t["composite_ms"].as_f64().unwrap() > 0.0, "{t}");
+    }
+}
