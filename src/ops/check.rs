@@ -1,6 +1,7 @@
 //! Checks the fused ops against the composite ones on one device: for every op, the output and
 //! the gradients of `sum(op(inputs) * P)` (P a fixed seeded projection) with respect to each
-//! differentiable input, as errors relative to the composite result's scale. On the CPU this
+//! differentiable input, as errors relative to the composite result's scale. In bf16 the composite
+//! reference runs in f32 on the same bf16 values. On the CPU this
 //! checks the fused CPU ops in f32; on CUDA the fused kernels in f32 and bf16 (on Metal, where
 //! nothing is fused, both sides are the composite op).
 //!
@@ -17,9 +18,10 @@ use super::composite;
 
 /// Largest relative error in f32: reduction order and `rsqrtf`/`expf` against candle's kernels.
 pub const F32_TOLERANCE: f64 = 1e-4;
-/// Largest relative error in bf16: the composite ops round every intermediate to bf16, the
-/// kernels compute in f32 and round once; a wrong kernel is off by O(1).
-pub const BF16_TOLERANCE: f64 = 5e-2;
+/// Largest relative error of a bf16 op against the composite op in f32 on the same bf16 values:
+/// the kernels compute in f32 and round their outputs (and attention's P and dS) to bf16, about
+/// 0.4% each; a wrong kernel is off by O(1).
+pub const BF16_TOLERANCE: f64 = 3e-2;
 
 /// One op in one dtype, fused against composite.
 #[derive(Clone, Debug)]
@@ -156,7 +158,13 @@ fn check_case(case: &Case, dtype: DType, device: &Device) -> Result<OpCheck> {
     let inputs = case_inputs(case, dtype, device)?;
     let fused = fused_path_taken(&inputs[0]);
     let (fused_out, fused_grads) = output_and_gradients(case.fused, &inputs, case.wrt)?;
-    let (reference_out, reference_grads) = output_and_gradients(case.composite, &inputs, case.wrt)?;
+    // The reference runs in f32 from the very same (bf16-rounded) values, so a bf16 kernel is
+    // held to its own rounding, not to the composite ops' bf16 arithmetic as well.
+    let reference_inputs: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| if t.dtype() == DType::BF16 { t.to_dtype(DType::F32) } else { Ok(t.clone()) })
+        .collect::<Result<_>>()?;
+    let (reference_out, reference_grads) = output_and_gradients(case.composite, &reference_inputs, case.wrt)?;
     let mut gradient_error: f64 = 0.0;
     for (a, b) in fused_grads.iter().zip(&reference_grads) {
         gradient_error = gradient_error.max(relative_error(a, b)?);
@@ -203,7 +211,9 @@ fn output_and_gradients(op: Op, inputs: &[Tensor], wrt: &[usize]) -> Result<(Ten
         .collect::<Result<_>>()?;
     let out = op(&tracked)?;
     let projection: Vec<f32> = seeded(out.elem_count(), 99).map(|v| v - 0.5).collect();
-    let projection = Tensor::from_vec(projection, out.shape(), out.device())?.to_dtype(out.dtype())?;
+    // Rounded to bf16 first, so the projection is the same in every dtype.
+    let projection = Tensor::from_vec(projection, out.shape(), out.device())?.to_dtype(DType::BF16)?;
+    let projection = projection.to_dtype(out.dtype())?;
     let grads = (&out * projection)?.sum_all()?.backward()?;
     let mut gradients = Vec::new();
     for &i in wrt {
@@ -271,6 +281,17 @@ mod tests {
             // The optimizer has no fused CPU path: there both sides are the composite update.
             assert_eq!(check.fused, check.op != "adamw", "{}", check.describe());
             assert!(check.passed(), "{}", check.describe());
+        }
+    }
+
+    /// The bf16 tolerance leaves room: even candle's composite ops with every intermediate in bf16
+    /// (on the CPU) stay within it of the f32 reference (measured: at most 1.7e-2, attention's gradients).
+    #[test]
+    fn composite_ops_in_bf16_pass_the_bf16_tolerance() {
+        for case in CASES {
+            let check = check_case(case, DType::BF16, &Device::Cpu).unwrap();
+            assert!(!check.fused && check.passed(), "{}", check.describe());
+            assert!(check.output_error > 0.0, "bf16 rounding must show: {}", check.describe());
         }
     }
 
