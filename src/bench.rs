@@ -52,16 +52,6 @@ pub struct BenchResult {
     pub final_loss: f64,
 }
 
-/// Which ops a step on `device` runs: "fused" where the fused path applies and is on.
-fn ops_label(device: &Device) -> String {
-    let fused = match device {
-        Device::Cpu => crate::ops::fused_enabled(),
-        Device::Cuda(_) => crate::ops::cuda_kernels_enabled(),
-        _ => false,
-    };
-    if fused { "fused" } else { "composite" }.to_string()
-}
-
 /// Trains `steps` timed steps (after `warmup_steps` untimed ones) and measures the matmul peak.
 pub fn run_bench(options: &BenchOptions, device: &ComputeDevice) -> Result<BenchResult> {
     let shape = &options.shape;
@@ -108,7 +98,7 @@ pub fn run_bench(options: &BenchOptions, device: &ComputeDevice) -> Result<Bench
         vocab_size: shape.vocab_size,
         batch_size: options.batch_size,
         steps: options.steps,
-        ops: ops_label(&device.device),
+        ops: crate::ops::ops_in_use(&device.device).to_string(),
         params_total: shape.params_total(),
         params_nonembedding: shape.params_nonembedding(),
         step_ms: 1000.0 * timed / options.steps as f64,

@@ -96,6 +96,11 @@ pub struct RunRecord {
     pub data: DataInfo,
     pub result: Option<RunResult>,
     pub device: String,
+    /// Which ops trained the run: "fused" (sweeplaw's fused CPU ops or CUDA kernels) or
+    /// "composite" (candle's ops only: `SWEEPLAW_OPS=composite`, or kernels that failed their
+    /// check); empty until the run starts, and in records written before this field existed.
+    #[serde(default)]
+    pub ops: String,
     pub versions: Versions,
     pub started_at_unix: u64,
     pub finished_at_unix: Option<u64>,

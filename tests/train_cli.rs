@@ -13,6 +13,7 @@ fn train_writes_records_and_learns_the_synthetic_language() {
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["status"], "done");
+    assert_eq!(record["ops"], "fused");
     assert_eq!(record["counts"]["params_nonembedding"], 12 * 32 * 32 + 2 * 32 + 32);
     let val = record["result"]["val_loss"].as_f64().unwrap();
     let floor = record["data"]["true_entropy"].as_f64().unwrap();
@@ -157,4 +158,26 @@ fn bench_ops_times_each_op_fused_and_composite() {
         assert_eq!(t["fused_path"], true, "{t}");
         assert!(t["fused_ms"].as_f64().unwrap() > 0.0 && t["composite_ms"].as_f64().unwrap() > 0.0, "{t}");
     }
+}
+
+#[test]
+fn the_record_says_which_ops_trained_the_run() {
+    let dir = scratch("ops-record");
+    let config = write(&dir, "run.toml", &tiny_run_config("composite", "").replace("tokens = 40960", "tokens = 8192"));
+    let results = dir.join("results");
+    let out = sweeplaw()
+        .args(["train", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet"])
+        .env("SWEEPLAW_OPS", "composite")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("composite/runs/composite/run.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["ops"], "composite");
+    let report = run(&["report", results.join("composite").to_str().unwrap()]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let markdown = std::fs::read_to_string(results.join("composite/report.md")).unwrap();
+    assert!(markdown.contains("ops: composite"), "{markdown}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

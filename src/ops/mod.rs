@@ -70,6 +70,21 @@ pub fn cuda_kernels_enabled() -> bool {
     cfg!(feature = "cuda") && fused_enabled() && CUDA_KERNELS_ENABLED.load(Ordering::Relaxed)
 }
 
+/// Which ops a model on `device` runs: "fused" where sweeplaw's fused CPU ops or CUDA kernels
+/// apply and are on, else "composite" (recorded in run.json and by `sweeplaw bench`).
+pub fn ops_in_use(device: &candle_core::Device) -> &'static str {
+    let fused = match device {
+        candle_core::Device::Cpu => fused_enabled(),
+        candle_core::Device::Cuda(_) => cuda_kernels_enabled(),
+        _ => false,
+    };
+    if fused {
+        "fused"
+    } else {
+        "composite"
+    }
+}
+
 /// Whether an op on `t` takes the fused CUDA path: non-empty CUDA tensor, f32 or bf16, kernels on.
 #[cfg(feature = "cuda")]
 fn takes_cuda_path(t: &Tensor) -> bool {

@@ -111,6 +111,8 @@ pub(crate) struct RunInfo {
     pub flop_budget: Option<f64>,
     pub data_source: Option<String>,
     pub device: Option<String>,
+    /// "fused" or "composite" (absent in older records).
+    pub ops: Option<String>,
     pub true_entropy: Option<f64>,
     pub batch_size: Option<f64>,
     pub lr: Option<f64>,
@@ -433,6 +435,7 @@ pub(crate) fn parse_run_json(path: &Path, bytes: &[u8], warnings: &mut Vec<Strin
         flop_budget: number("/spec/flop_budget").filter(|v| *v > 0.0),
         data_source: text("/data/source"),
         device: text("/device"),
+        ops: text("/ops").filter(|ops| !ops.is_empty()),
         true_entropy: number("/data/true_entropy"),
         batch_size: number("/spec/batch_size"),
         lr: number("/spec/lr"),

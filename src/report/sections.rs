@@ -132,6 +132,7 @@ pub(crate) fn plan(sweep: &Sweep, counting: &Counting) -> Vec<Block> {
     items.push(format!("total compute {} FLOPs, {:.1} hours of training", count(total_compute), wall / 3600.0));
     items.extend(distinct_line("data source", done.iter().filter_map(|(r, _)| r.info.data_source.clone())));
     items.extend(distinct_line("device", done.iter().filter_map(|(r, _)| r.info.device.clone())));
+    items.extend(distinct_line("ops", done.iter().filter_map(|(r, _)| r.info.ops.clone())));
     items.extend(distinct_line("seed", sweep.runs.iter().filter_map(|r| r.cells.get("seed").map(|s| format!("{s}")))));
     blocks.push(Block::List(items));
     blocks.push(sizes_table(sweep, counting));

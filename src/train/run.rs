@@ -59,6 +59,7 @@ pub fn start_record(spec: &RunSpec, data: DataInfo, device: &str) -> RunRecord {
         data,
         result: None,
         device: device.to_string(),
+        ops: String::new(),
         versions: Versions::default(),
         started_at_unix: crate::records::unix_now(),
         finished_at_unix: None,
@@ -186,7 +187,8 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         unigram_entropy: Some(validation.unigram_entropy),
         eval_tokens: (validation.batch.batch_size * validation.batch.seq_len) as u64,
     };
-    let record = start_record(spec, data, &device.name);
+    let mut record = start_record(spec, data, &device.name);
+    record.ops = crate::ops::ops_in_use(&device.device).to_string();
     let flops_per_token = record.counts.flops_per_token;
     let schedule = schedule_for(spec);
     let mut trainer = Trainer { spec, source, device, model, optimizer, schedule, validation, flops_per_token };
