@@ -12,7 +12,8 @@
 //! trains on CUDA (a failure turns the kernels off, with a warning, and training goes on composite).
 
 use candle_core::cuda_backend::cudarc::driver::{CudaFunction, CudaSlice, CudaView, DeviceRepr, LaunchConfig};
-use candle_core::cuda_backend::CudaDType;
+// The submodules import WrapErr from here: candle's `.w()` turning cudarc's errors into candle's.
+use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::op::BackpropOp;
 use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape, Storage, Tensor, WithDType};
 
@@ -152,6 +153,3 @@ fn cuda_only<R>(op: &str) -> Result<R> {
 fn cuda_device(t: &Tensor) -> Result<CudaDevice> {
     Ok(t.device().as_cuda_device()?.clone())
 }
-
-/// Launch builder helper: candle's `WrapErr` for cudarc's errors.
-use candle_core::cuda_backend::WrapErr;
