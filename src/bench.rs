@@ -98,7 +98,7 @@ pub fn run_bench(options: &BenchOptions, device: &ComputeDevice) -> Result<Bench
         vocab_size: shape.vocab_size,
         batch_size: options.batch_size,
         steps: options.steps,
-        ops: crate::ops::ops_in_use(&device.device).to_string(),
+        ops: crate::ops::ops_in_use(&device.device),
         params_total: shape.params_total(),
         params_nonembedding: shape.params_nonembedding(),
         step_ms: 1000.0 * timed / options.steps as f64,

@@ -96,9 +96,10 @@ pub struct RunRecord {
     pub data: DataInfo,
     pub result: Option<RunResult>,
     pub device: String,
-    /// Which ops trained the run: "fused" (sweeplaw's fused CPU ops or CUDA kernels) or
-    /// "composite" (candle's ops only: `SWEEPLAW_OPS=composite`, or kernels that failed their
-    /// check); empty until the run starts, and in records written before this field existed.
+    /// Which ops trained the run: "fused" (sweeplaw's fused CPU ops or CUDA kernels), "fused
+    /// except <kernels>" (CUDA kernels that failed their check and were turned off) or
+    /// "composite" (candle's ops only: `SWEEPLAW_OPS=composite`); empty until the run starts, and
+    /// in records written before this field existed.
     #[serde(default)]
     pub ops: String,
     pub versions: Versions,

@@ -56,5 +56,5 @@ pub fn composite_update(
 
 /// Whether `adamw_update` takes the fused CUDA path for `param`.
 pub fn takes_fused_path(param: &Tensor) -> bool {
-    super::cuda_kernels_enabled() && param.device().is_cuda() && param.dtype() == DType::F32
+    super::cuda_kernel_enabled(super::CudaKernel::AdamW) && param.device().is_cuda() && param.dtype() == DType::F32
 }

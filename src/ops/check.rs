@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 
-use super::composite;
+use super::{composite, CudaKernel};
 
 /// Largest relative error in f32: reduction order and `rsqrtf`/`expf` against candle's kernels.
 pub const F32_TOLERANCE: f64 = 1e-4;
@@ -35,25 +35,31 @@ pub struct OpCheck {
     /// being the updated parameter).
     pub gradient_error: f64,
     pub tolerance: f64,
+    /// The CUDA kernel the fused side ran, if any (what a failure turns off).
+    pub kernel: Option<CudaKernel>,
+    /// Why the fused side could not run at all (a kernel that did not load, say).
+    pub error: Option<String>,
 }
 
 impl OpCheck {
     pub fn passed(&self) -> bool {
-        self.output_error < self.tolerance && self.gradient_error < self.tolerance
+        self.error.is_none() && self.output_error < self.tolerance && self.gradient_error < self.tolerance
     }
 
-    /// One line: op, dtype, path, both errors, verdict.
+    /// One line: op, dtype, path (the CUDA kernel, if one), both errors or what went wrong, verdict.
     pub fn describe(&self) -> String {
-        format!(
-            "{:<16} {:<5} {:<9} output {:.1e}  gradients {:.1e}  (< {:.0e}) {}",
-            self.op,
-            format!("{:?}", self.dtype).to_lowercase(),
-            if self.fused { "fused" } else { "composite" },
-            self.output_error,
-            self.gradient_error,
-            self.tolerance,
-            if self.passed() { "ok" } else { "FAILED" }
-        )
+        let path = match (self.kernel, self.fused) {
+            (Some(kernel), _) => kernel.name(),
+            (None, true) => "fused",
+            (None, false) => "composite",
+        };
+        let dtype = format!("{:?}", self.dtype).to_lowercase();
+        let measured = match &self.error {
+            Some(error) => format!("could not run: {error}"),
+            None => format!("output {:.1e}  gradients {:.1e}", self.output_error, self.gradient_error),
+        };
+        let verdict = if self.passed() { "ok" } else { "FAILED" };
+        format!("{:<16} {dtype:<5} {path:<15} {measured}  (< {:.0e}) {verdict}", self.op, self.tolerance)
     }
 }
 
@@ -131,6 +137,18 @@ fn check_adamw(device: &Device) -> Result<OpCheck> {
         Tensor::from_vec(values, (67, 33), device)
     };
     let (fused_param, reference_param) = (Var::from_tensor(&tensor(1, 2.0)?)?, Var::from_tensor(&tensor(1, 2.0)?)?);
+    let fused = takes_fused_path(fused_param.as_tensor());
+    let kernel = fused.then_some(CudaKernel::AdamW);
+    let check = OpCheck {
+        op: "adamw",
+        dtype: DType::F32,
+        fused,
+        output_error: 0.0,
+        gradient_error: 0.0,
+        tolerance: F32_TOLERANCE,
+        kernel,
+        error: None,
+    };
     let (mut fused_m, mut fused_v) = (tensor(2, 0.1)?, tensor(3, 0.01)?.abs()?);
     let (mut reference_m, mut reference_v) = (fused_m.copy()?, fused_v.copy()?);
     for step in 1..=3 {
@@ -145,19 +163,28 @@ fn check_adamw(device: &Device) -> Result<OpCheck> {
             lr: 1e-2,
             weight_decay: 0.1,
         };
-        adamw_update(&fused_param, &mut fused_m, &mut fused_v, &grad, &update)?;
+        if let Err(e) = adamw_update(&fused_param, &mut fused_m, &mut fused_v, &grad, &update) {
+            return Ok(OpCheck { error: Some(first_line(&e)), ..check });
+        }
         (reference_m, reference_v) = composite_update(&reference_param, &reference_m, &reference_v, &grad, &update)?;
     }
     let output_error = relative_error(fused_param.as_tensor(), reference_param.as_tensor())?;
     let gradient_error = relative_error(&fused_m, &reference_m)?.max(relative_error(&fused_v, &reference_v)?);
-    let fused = takes_fused_path(fused_param.as_tensor());
-    Ok(OpCheck { op: "adamw", dtype: DType::F32, fused, output_error, gradient_error, tolerance: F32_TOLERANCE })
+    Ok(OpCheck { output_error, gradient_error, ..check })
 }
 
+/// One case in one dtype; a fused side that fails to run is a failed check, not an error.
 fn check_case(case: &Case, dtype: DType, device: &Device) -> Result<OpCheck> {
     let inputs = case_inputs(case, dtype, device)?;
-    let fused = fused_path_taken(&inputs[0]);
-    let (fused_out, fused_grads) = output_and_gradients(case.fused, &inputs, case.wrt)?;
+    let kernel = cuda_kernel_taken(case.name, &inputs[0]);
+    let fused = kernel.is_some() || super::takes_fused_path(&inputs[0]);
+    let tolerance = if dtype == DType::BF16 { BF16_TOLERANCE } else { F32_TOLERANCE };
+    let check =
+        OpCheck { op: case.name, dtype, fused, output_error: 0.0, gradient_error: 0.0, tolerance, kernel, error: None };
+    let (fused_out, fused_grads) = match output_and_gradients(case.fused, &inputs, case.wrt) {
+        Ok(result) => result,
+        Err(e) => return Ok(OpCheck { error: Some(first_line(&e)), ..check }),
+    };
     // The reference runs in f32 from the very same (bf16-rounded) values, so a bf16 kernel is
     // held to its own rounding, not to the composite ops' bf16 arithmetic as well.
     let reference_inputs: Vec<Tensor> = inputs
@@ -169,9 +196,31 @@ fn check_case(case: &Case, dtype: DType, device: &Device) -> Result<OpCheck> {
     for (a, b) in fused_grads.iter().zip(&reference_grads) {
         gradient_error = gradient_error.max(relative_error(a, b)?);
     }
-    let tolerance = if dtype == DType::BF16 { BF16_TOLERANCE } else { F32_TOLERANCE };
     let output_error = relative_error(&fused_out, &reference_out)?;
-    Ok(OpCheck { op: case.name, dtype, fused, output_error, gradient_error, tolerance })
+    Ok(OpCheck { output_error, gradient_error, ..check })
+}
+
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// The CUDA kernel `op` takes for `t`, if any.
+#[cfg(feature = "cuda")]
+fn cuda_kernel_taken(op: &str, t: &Tensor) -> Option<CudaKernel> {
+    let kernel = match op {
+        "causal_attention" => return super::cuda::attention_kernel(t),
+        "rms_norm" => CudaKernel::RmsNorm,
+        "rope" => CudaKernel::Rope,
+        "gelu" => CudaKernel::Gelu,
+        "cross_entropy" => CudaKernel::CrossEntropy,
+        _ => return None,
+    };
+    super::takes_cuda_path(t, kernel).then_some(kernel)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_kernel_taken(_op: &str, _t: &Tensor) -> Option<CudaKernel> {
+    None
 }
 
 /// Seeded inputs uniform in [-2, 2) (cross-entropy: logits times 4, targets u32 below the vocabulary).
@@ -237,36 +286,59 @@ fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok(if a.iter().all(|v| v.is_finite()) { diff / scale } else { f64::INFINITY })
 }
 
-/// Whether the dispatcher in `crate::ops` takes a fused path for `t`.
-fn fused_path_taken(t: &Tensor) -> bool {
-    #[cfg(feature = "cuda")]
-    if super::takes_cuda_path(t) {
-        return true;
-    }
-    super::takes_fused_path(t)
-}
-
-/// Before the first run on a CUDA device: checks the fused CUDA kernels once per process and
-/// turns them off, with a warning on stderr, when one fails or cannot run. Does nothing elsewhere.
+/// Before the first run on a CUDA device: checks the fused CUDA kernels once per process, turns
+/// off each kernel that fails or cannot run (its op takes the next path), with a warning on
+/// stderr, and checks again until everything passes. Does nothing elsewhere.
 pub fn verify_cuda_kernels_once(device: &Device) {
     static VERIFIED: OnceLock<()> = OnceLock::new();
     if !device.is_cuda() || !super::cuda_kernels_enabled() {
         return;
     }
     VERIFIED.get_or_init(|| {
-        let failed: Vec<String> = match check_fused_ops(device) {
-            Ok(checks) => checks.iter().filter(|c| !c.passed()).map(OpCheck::describe).collect(),
-            Err(e) => vec![format!("the check could not run: {}", e.to_string().lines().next().unwrap_or_default())],
-        };
-        if !failed.is_empty() {
-            super::set_cuda_kernels(false);
+        let failures = settle(
+            || check_fused_ops(device),
+            |kernel| match kernel {
+                Some(kernel) => super::disable_cuda_kernel(kernel),
+                None => super::set_cuda_kernels(false),
+            },
+        );
+        if !failures.is_empty() {
             eprintln!(
-                "warning: the fused CUDA kernels disagree with the composite ops; training on the composite ops \
-                 instead (slower). Please report this with `sweeplaw bench --check --device cuda:0`:\n  {}",
-                failed.join("\n  ")
+                "warning: fused CUDA kernels disagree with the composite ops or do not run, and are turned off for \
+                 this process (their ops take the composite path, slower). Please report this with `sweeplaw bench \
+                 --check --device cuda:0`:\n  {}",
+                failures.join("\n  ")
             );
         }
     });
+}
+
+/// Runs `checks`, turns off (`disable`) the kernel of every failed check (None: all kernels, for a
+/// failure no kernel explains or a check that could not run), and repeats until all pass; at most
+/// one round per kernel plus one. Returns the failures, described.
+fn settle(
+    mut checks: impl FnMut() -> Result<Vec<OpCheck>>,
+    mut disable: impl FnMut(Option<CudaKernel>),
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for _ in 0..=CudaKernel::ALL.len() {
+        let failed: Vec<OpCheck> = match checks() {
+            Ok(all) => all.into_iter().filter(|c| !c.passed()).collect(),
+            Err(e) => {
+                failures.push(format!("the check could not run: {}; all kernels off", first_line(&e)));
+                disable(None);
+                break;
+            }
+        };
+        if failed.is_empty() {
+            return failures;
+        }
+        for check in failed {
+            failures.push(check.describe());
+            disable(check.kernel);
+        }
+    }
+    failures
 }
 
 #[cfg(test)]
@@ -307,5 +379,67 @@ mod tests {
         let check = check_case(&wrong, DType::F32, &Device::Cpu).unwrap();
         assert!(!check.passed() && check.output_error > 5e-3, "{}", check.describe());
         assert!(check.describe().ends_with("FAILED"));
+    }
+
+    fn failing(op: &'static str, kernel: Option<CudaKernel>) -> OpCheck {
+        OpCheck {
+            op,
+            dtype: DType::BF16,
+            fused: true,
+            output_error: 1.0,
+            gradient_error: 0.0,
+            tolerance: BF16_TOLERANCE,
+            kernel,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn settle_turns_off_each_failing_kernel_and_checks_again() {
+        // Round 1: flash attention fails; with it off, the fused softmax takes over and fails too.
+        let mut rounds = vec![
+            vec![failing("causal_attention", Some(CudaKernel::CausalSoftmax))],
+            vec![failing("causal_attention", Some(CudaKernel::FlashAttention))],
+        ];
+        let mut disabled = Vec::new();
+        let failures = settle(|| Ok(rounds.pop().unwrap_or_default()), |k| disabled.push(k));
+        assert_eq!(disabled, [Some(CudaKernel::FlashAttention), Some(CudaKernel::CausalSoftmax)]);
+        assert_eq!(failures.len(), 2);
+        assert!(failures[0].contains("flash_attention") && failures[0].ends_with("FAILED"), "{failures:?}");
+    }
+
+    #[test]
+    fn settle_turns_everything_off_when_the_check_cannot_run_or_nothing_explains_a_failure() {
+        let mut disabled = Vec::new();
+        let failures = settle(|| Err(candle_core::Error::Msg("no PTX".into())), |k| disabled.push(k));
+        assert_eq!(disabled, [None]);
+        assert!(failures[0].contains("no PTX"), "{failures:?}");
+        let mut disabled = Vec::new();
+        let mut calls = 0;
+        let failures = settle(
+            || {
+                calls += 1;
+                Ok(vec![failing("gelu", None)])
+            },
+            |k| disabled.push(k),
+        );
+        assert_eq!(calls, CudaKernel::ALL.len() + 1, "bounded");
+        assert!(disabled.iter().all(Option::is_none) && failures.len() == calls);
+        let passing = || Ok(vec![OpCheck { output_error: 0.0, ..failing("gelu", None) }]);
+        assert!(settle(passing, |_| panic!("nothing to turn off")).is_empty());
+    }
+
+    #[test]
+    fn a_check_whose_fused_side_cannot_run_fails_with_the_reason() {
+        let broken = Case {
+            name: "gelu",
+            fused: |_| Err(candle_core::Error::Msg("kernel not found\nbacktrace".into())),
+            composite: |t| composite::gelu(&t[0]),
+            shapes: &[&[5, 7]],
+            wrt: &[0],
+        };
+        let check = check_case(&broken, DType::F32, &Device::Cpu).unwrap();
+        assert!(!check.passed());
+        assert!(check.describe().contains("could not run: kernel not found  ("), "{}", check.describe());
     }
 }

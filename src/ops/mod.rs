@@ -18,7 +18,7 @@
 //! (a no-op when it already is), except that `rope` and `causal_attention` read any (B, H, T, hd)
 //! view whose last dimension is unit-stride (a permuted projection) without copying it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use candle_core::{DType, Result, Tensor};
 
@@ -70,25 +70,88 @@ pub fn cuda_kernels_enabled() -> bool {
     cfg!(feature = "cuda") && fused_enabled() && CUDA_KERNELS_ENABLED.load(Ordering::Relaxed)
 }
 
+/// sweeplaw's CUDA kernels, each of which can be turned off alone: its op then takes the next
+/// path (flash attention: the fused softmax between cuBLAS matmuls; the others: the composite ops).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CudaKernel {
+    RmsNorm,
+    Rope,
+    FlashAttention,
+    CausalSoftmax,
+    Gelu,
+    CrossEntropy,
+    AdamW,
+}
+
+impl CudaKernel {
+    pub const ALL: [CudaKernel; 7] = [
+        CudaKernel::RmsNorm,
+        CudaKernel::Rope,
+        CudaKernel::FlashAttention,
+        CudaKernel::CausalSoftmax,
+        CudaKernel::Gelu,
+        CudaKernel::CrossEntropy,
+        CudaKernel::AdamW,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CudaKernel::RmsNorm => "rms_norm",
+            CudaKernel::Rope => "rope",
+            CudaKernel::FlashAttention => "flash_attention",
+            CudaKernel::CausalSoftmax => "causal_softmax",
+            CudaKernel::Gelu => "gelu",
+            CudaKernel::CrossEntropy => "cross_entropy",
+            CudaKernel::AdamW => "adamw",
+        }
+    }
+
+    fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+static CUDA_KERNELS_OFF: AtomicU32 = AtomicU32::new(0);
+
+/// Turns one CUDA kernel off for the whole process (see [`CudaKernel`]).
+pub fn disable_cuda_kernel(kernel: CudaKernel) {
+    CUDA_KERNELS_OFF.fetch_or(kernel.bit(), Ordering::Relaxed);
+}
+
+/// Whether `kernel` runs for CUDA tensors: the kernels on, and this one not turned off.
+pub fn cuda_kernel_enabled(kernel: CudaKernel) -> bool {
+    cuda_kernels_enabled() && CUDA_KERNELS_OFF.load(Ordering::Relaxed) & kernel.bit() == 0
+}
+
 /// Which ops a model on `device` runs: "fused" where sweeplaw's fused CPU ops or CUDA kernels
-/// apply and are on, else "composite" (recorded in run.json and by `sweeplaw bench`).
-pub fn ops_in_use(device: &candle_core::Device) -> &'static str {
+/// apply and are on, "fused except <kernels>" where some CUDA kernels were turned off, else
+/// "composite" (recorded in run.json and by `sweeplaw bench`).
+pub fn ops_in_use(device: &candle_core::Device) -> String {
     let fused = match device {
         candle_core::Device::Cpu => fused_enabled(),
         candle_core::Device::Cuda(_) => cuda_kernels_enabled(),
         _ => false,
     };
-    if fused {
-        "fused"
+    if !fused {
+        return "composite".into();
+    }
+    let off: Vec<&str> = match device {
+        candle_core::Device::Cuda(_) => {
+            CudaKernel::ALL.iter().filter(|k| !cuda_kernel_enabled(**k)).map(|k| k.name()).collect()
+        }
+        _ => Vec::new(),
+    };
+    if off.is_empty() {
+        "fused".into()
     } else {
-        "composite"
+        format!("fused except {}", off.join(", "))
     }
 }
 
-/// Whether an op on `t` takes the fused CUDA path: non-empty CUDA tensor, f32 or bf16, kernels on.
+/// Whether an op on `t` takes `kernel`: non-empty CUDA tensor, f32 or bf16, the kernel enabled.
 #[cfg(feature = "cuda")]
-fn takes_cuda_path(t: &Tensor) -> bool {
-    cuda_kernels_enabled()
+fn takes_cuda_path(t: &Tensor, kernel: CudaKernel) -> bool {
+    cuda_kernel_enabled(kernel)
         && t.device().is_cuda()
         && matches!(t.dtype(), DType::F32 | DType::BF16)
         && t.elem_count() > 0
@@ -101,7 +164,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         return norm::rms_norm(x, weight, eps);
     }
     #[cfg(feature = "cuda")]
-    if takes_cuda_path(x) {
+    if takes_cuda_path(x, CudaKernel::RmsNorm) {
         return cuda::rms_norm(x, weight, eps);
     }
     composite::rms_norm(x, weight, eps)
@@ -116,7 +179,7 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         return rope::rope(x, cos, sin);
     }
     #[cfg(feature = "cuda")]
-    if takes_cuda_path(x) {
+    if takes_cuda_path(x, CudaKernel::Rope) {
         return cuda::rope(x, cos, sin);
     }
     composite::rope(x, cos, sin)
@@ -129,8 +192,8 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
         return attention::causal_attention(q, k, v);
     }
     #[cfg(feature = "cuda")]
-    if takes_cuda_path(q) {
-        return cuda::causal_attention(q, k, v);
+    if let Some(kernel) = cuda::attention_kernel(q) {
+        return cuda::causal_attention(q, k, v, kernel);
     }
     composite::causal_attention(q, k, v)
 }
@@ -141,7 +204,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
         return activation::gelu(x);
     }
     #[cfg(feature = "cuda")]
-    if takes_cuda_path(x) {
+    if takes_cuda_path(x, CudaKernel::Gelu) {
         return cuda::gelu(x);
     }
     composite::gelu(x)
@@ -151,7 +214,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 /// f32/bf16/f16 logits (the result is f32) and in f64 for f64 logits.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if takes_cuda_path(logits) {
+    if takes_cuda_path(logits, CudaKernel::CrossEntropy) {
         return cuda::cross_entropy(logits, targets);
     }
     let on_cpu = fused_enabled() && logits.device().is_cpu();

@@ -188,7 +188,7 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         eval_tokens: (validation.batch.batch_size * validation.batch.seq_len) as u64,
     };
     let mut record = start_record(spec, data, &device.name);
-    record.ops = crate::ops::ops_in_use(&device.device).to_string();
+    record.ops = crate::ops::ops_in_use(&device.device);
     let flops_per_token = record.counts.flops_per_token;
     let schedule = schedule_for(spec);
     let mut trainer = Trainer { spec, source, device, model, optimizer, schedule, validation, flops_per_token };

@@ -17,6 +17,8 @@ use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::op::BackpropOp;
 use candle_core::{bail, CudaDevice, CudaStorage, Layout, Result, Shape, Storage, Tensor, WithDType};
 
+use super::CudaKernel;
+
 mod adamw;
 mod elementwise;
 mod flash;
@@ -33,14 +35,25 @@ mod ptx {
     include!(concat!(env!("OUT_DIR"), "/ptx.rs"));
 }
 
-/// Causal attention of q, k, v (B, H, T, hd): the flash kernels where they apply (bf16, hd 16, 32
-/// or 64), else cuBLAS matmuls around the fused causal softmax.
-pub(crate) fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-    crate::ops::composite::check_attention_shapes(q, k, v)?;
-    if flash::supports(q) {
-        flash::causal_attention(q, k, v)
+/// The kernel causal attention of q (B, H, T, hd) takes on CUDA: flash attention where it applies
+/// (bf16, hd 16, 32 or 64) and is enabled, else the fused softmax between cuBLAS matmuls where that
+/// is enabled; None for the composite op.
+pub(crate) fn attention_kernel(q: &Tensor) -> Option<CudaKernel> {
+    if super::takes_cuda_path(q, CudaKernel::FlashAttention) && flash::supports(q) {
+        Some(CudaKernel::FlashAttention)
+    } else if super::takes_cuda_path(q, CudaKernel::CausalSoftmax) {
+        Some(CudaKernel::CausalSoftmax)
     } else {
-        softmax::causal_attention(q, k, v)
+        None
+    }
+}
+
+/// Causal attention of q, k, v (B, H, T, hd) through `kernel` (from [`attention_kernel`]).
+pub(crate) fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, kernel: CudaKernel) -> Result<Tensor> {
+    crate::ops::composite::check_attention_shapes(q, k, v)?;
+    match kernel {
+        CudaKernel::FlashAttention => flash::causal_attention(q, k, v),
+        _ => softmax::causal_attention(q, k, v),
     }
 }
 
