@@ -42,6 +42,9 @@ for shape in "--d-model 256 --n-layers 4 --n-heads 4 --seq-len 256 --vocab-size 
   echo "# bench --ops $shape --batch-size 16" >> "$OUT/ops.txt"
   "$BIN" bench --ops --device cuda:0 $shape --batch-size 16 --steps 10 >> "$OUT/ops.txt" 2>&1
 done
+echo "# the same at the GPT-2-small shape with flash attention off (the fused softmax instead)" >> "$OUT/ops.txt"
+SWEEPLAW_CUDA_KERNELS_OFF=flash_attention "$BIN" bench --ops --device cuda:0 --d-model 768 --n-layers 12 \
+  --n-heads 12 --seq-len 1024 --vocab-size 50304 --batch-size 16 --steps 10 >> "$OUT/ops.txt" 2>&1
 echo "bench --ops exit $?" >> "$OUT/summary.txt"
 fi
 

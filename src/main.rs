@@ -220,6 +220,25 @@ struct BenchArgs {
     ops: bool,
 }
 
+/// `SWEEPLAW_CUDA_KERNELS_OFF=flash_attention,adamw`: turns those CUDA kernels off (their ops
+/// take the next path), e.g. to time flash attention against the fused softmax.
+fn disable_kernels_named_in_env() -> Result<(), String> {
+    let Some(list) = std::env::var_os("SWEEPLAW_CUDA_KERNELS_OFF") else { return Ok(()) };
+    let known = || sweeplaw::ops::CudaKernel::ALL.map(|k| k.name()).join(", ");
+    let list = list
+        .into_string()
+        .map_err(|_| format!("SWEEPLAW_CUDA_KERNELS_OFF is not valid UTF-8; kernels: {}", known()))?;
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match sweeplaw::ops::CudaKernel::from_name(name) {
+            Some(kernel) => sweeplaw::ops::disable_cuda_kernel(kernel),
+            None => {
+                return Err(format!("SWEEPLAW_CUDA_KERNELS_OFF names {name:?}, not a kernel; kernels: {}", known()))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     // SAFETY: sets a plain integer option of the global allocator, before any thread starts.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
@@ -234,6 +253,10 @@ fn main() -> ExitCode {
             eprintln!("SWEEPLAW_OPS is not valid UTF-8: fused (the default) or composite");
             return ExitCode::from(2);
         }
+    }
+    if let Err(message) = disable_kernels_named_in_env() {
+        eprintln!("{message}");
+        return ExitCode::from(2);
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -144,6 +144,11 @@ fn bench_times_the_fused_or_the_composite_ops() {
     assert_eq!(composite["ops"], "composite");
     let by_env = last_json(&sweeplaw().args(small_bench(&[])).env("SWEEPLAW_OPS", "composite").output().unwrap());
     assert_eq!(by_env["ops"], "composite");
+    let off = sweeplaw().args(small_bench(&[])).env("SWEEPLAW_CUDA_KERNELS_OFF", "flash_attention, adamw").output();
+    assert_eq!(last_json(&off.unwrap())["ops"], "fused", "the CPU has no CUDA kernels to turn off");
+    let unknown = sweeplaw().args(small_bench(&[])).env("SWEEPLAW_CUDA_KERNELS_OFF", "flash").output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("names \"flash\", not a kernel; kernels: rms_norm, rope, flash_attention"));
     let typo = sweeplaw().args(small_bench(&[])).env("SWEEPLAW_OPS", "fast").output().unwrap();
     assert_eq!(typo.status.code(), Some(2));
     assert!(stderr(&typo).contains("SWEEPLAW_OPS=\"fast\" is not a choice"), "{}", stderr(&typo));

@@ -94,6 +94,11 @@ impl CudaKernel {
         CudaKernel::AdamW,
     ];
 
+    /// The kernel called `name` (as [`CudaKernel::name`] writes it).
+    pub fn from_name(name: &str) -> Option<CudaKernel> {
+        CudaKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             CudaKernel::RmsNorm => "rms_norm",
