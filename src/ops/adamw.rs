@@ -13,12 +13,23 @@ pub struct AdamWUpdate {
     pub clip_scale: f64,
     pub beta1: f64,
     pub beta2: f64,
-    /// `1 - beta1^t` and `1 - beta2^t` at update t.
-    pub bias1: f64,
-    pub bias2: f64,
+    /// Which update this is, from 1 (sets the bias corrections).
+    pub step: u64,
     pub eps: f64,
     pub lr: f64,
     pub weight_decay: f64,
+}
+
+impl AdamWUpdate {
+    /// Adam's bias correction of the first moment at this step, `1 - beta1^t`.
+    pub fn bias1(&self) -> f64 {
+        1.0 - self.beta1.powi(self.step as i32)
+    }
+
+    /// Adam's bias correction of the second moment at this step, `1 - beta2^t`.
+    pub fn bias2(&self) -> f64 {
+        1.0 - self.beta2.powi(self.step as i32)
+    }
 }
 
 /// Updates `param` and its moments `m`, `v` from gradient `grad`:
@@ -46,8 +57,8 @@ pub fn composite_update(
     let g = if u.clip_scale != 1.0 { grad.affine(u.clip_scale, 0.0)? } else { grad.clone() };
     let m = (m.affine(u.beta1, 0.0)? + g.affine(1.0 - u.beta1, 0.0)?)?;
     let v = (v.affine(u.beta2, 0.0)? + g.sqr()?.affine(1.0 - u.beta2, 0.0)?)?;
-    let denom = (v.affine(1.0 / u.bias2, 0.0)?.sqrt()? + u.eps)?;
-    let update = m.affine(1.0 / u.bias1, 0.0)?.div(&denom)?;
+    let denom = (v.affine(1.0 / u.bias2(), 0.0)?.sqrt()? + u.eps)?;
+    let update = m.affine(1.0 / u.bias1(), 0.0)?.div(&denom)?;
     let theta = param.as_tensor();
     let decayed = if u.weight_decay > 0.0 { theta.affine(1.0 - u.lr * u.weight_decay, 0.0)? } else { theta.clone() };
     param.set(&(decayed - update.affine(u.lr, 0.0)?)?)?;

@@ -153,16 +153,8 @@ fn check_adamw(device: &Device) -> Result<OpCheck> {
     let (mut reference_m, mut reference_v) = (fused_m.copy()?, fused_v.copy()?);
     for step in 1..=3 {
         let grad = tensor(10 + step, 1.0)?;
-        let update = AdamWUpdate {
-            clip_scale: 0.7,
-            beta1: 0.9,
-            beta2: 0.95,
-            bias1: 1.0 - 0.9f64.powi(step as i32),
-            bias2: 1.0 - 0.95f64.powi(step as i32),
-            eps: 1e-8,
-            lr: 1e-2,
-            weight_decay: 0.1,
-        };
+        let update =
+            AdamWUpdate { clip_scale: 0.7, beta1: 0.9, beta2: 0.95, step, eps: 1e-8, lr: 1e-2, weight_decay: 0.1 };
         if let Err(e) = adamw_update(&fused_param, &mut fused_m, &mut fused_v, &grad, &update) {
             return Ok(OpCheck { error: Some(first_line(&e)), ..check });
         }

@@ -434,16 +434,7 @@ fn adamw_matches_the_composite_update() -> Result<()> {
     let (mut theta_b, mut m_b, mut v_b) = (Buffer::of(&theta)?, Buffer::F32(vec![0.0; n]), Buffer::F32(vec![0.0; n]));
     for step in 1..=3 {
         let (grad, _) = input(&[n], 20 + step, 1.0, DType::F32)?;
-        let u = AdamWUpdate {
-            clip_scale: 0.5,
-            beta1: 0.9,
-            beta2: 0.95,
-            bias1: 1.0 - 0.9f64.powi(step as i32),
-            bias2: 1.0 - 0.95f64.powi(step as i32),
-            eps: 1e-8,
-            lr: 0.01,
-            weight_decay: 0.1,
-        };
+        let u = AdamWUpdate { clip_scale: 0.5, beta1: 0.9, beta2: 0.95, step, eps: 1e-8, lr: 0.01, weight_decay: 0.1 };
         (m, v) = composite_update(&param, &m, &v, &grad, &u)?;
         let gb = Buffer::of(&grad)?;
         let grid = (elementwise_grid(n).min(2), 1); // fewer threads than elements: grid-stride loops
@@ -466,8 +457,8 @@ fn adamw_matches_the_composite_update() -> Result<()> {
             Arg::Usize(n),
             Arg::F32(u.lr as f32),
             Arg::F32((1.0 - u.lr * u.weight_decay) as f32),
-            Arg::F32((1.0 / u.bias1) as f32),
-            Arg::F32((1.0 / u.bias2) as f32),
+            Arg::F32((1.0 / u.bias1()) as f32),
+            Arg::F32((1.0 / u.bias2()) as f32),
             Arg::F32(u.eps as f32),
         ];
         emu.launch("adamw_apply", grid, 256, args)?;

@@ -137,14 +137,12 @@ impl AdamW {
         let clip = self.config.grad_clip;
         let clip_scale = if clip > 0.0 && norm > clip { clip / (norm + 1e-6) } else { 1.0 };
         self.step += 1;
-        let (beta1, beta2) = (self.config.beta1, self.config.beta2);
         for (p, slot) in params.iter().zip(self.slots.iter_mut()) {
             let update = AdamWUpdate {
                 clip_scale,
-                beta1,
-                beta2,
-                bias1: 1.0 - beta1.powi(self.step as i32),
-                bias2: 1.0 - beta2.powi(self.step as i32),
+                beta1: self.config.beta1,
+                beta2: self.config.beta2,
+                step: self.step,
                 eps: self.config.eps,
                 lr,
                 weight_decay: slot.weight_decay,

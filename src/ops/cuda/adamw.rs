@@ -25,8 +25,8 @@ pub(crate) fn adamw_update(theta: &Tensor, m: &Tensor, v: &Tensor, grad: &Tensor
     let apply = Apply {
         lr: u.lr as f32,
         decay_factor: if u.weight_decay > 0.0 { (1.0 - u.lr * u.weight_decay) as f32 } else { 1.0 },
-        inv_bias1: (1.0 / u.bias1) as f32,
-        inv_bias2: (1.0 / u.bias2) as f32,
+        inv_bias1: (1.0 / u.bias1()) as f32,
+        inv_bias2: (1.0 / u.bias2()) as f32,
         eps: u.eps as f32,
     };
     theta.inplace_op3(m, v, &apply)
