@@ -6,14 +6,13 @@
 
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
 use crate::device::ComputeDevice;
 use crate::error::Result;
 use crate::model::ModelShape;
-use crate::ops;
-use crate::ops::composite;
+use crate::ops::check::{track, OpFn, OpPair, CAUSAL_ATTENTION, CROSS_ENTROPY, GELU, LINEAR, RMS_NORM, ROPE};
 
 /// One op timed both ways (milliseconds per forward + backward).
 #[derive(Clone, Debug, Serialize)]
@@ -21,60 +20,46 @@ pub struct OpTiming {
     pub op: &'static str,
     pub input: String,
     pub dtype: String,
-    /// Whether the dispatcher has a fused path for this device and dtype (else both columns time the composite op).
+    /// Whether the dispatcher takes a fused path here (else both columns time the composite op).
     pub fused_path: bool,
     pub fused_ms: f64,
     pub composite_ms: f64,
 }
-
-type OpFn = fn(&[Tensor]) -> candle_core::Result<Tensor>;
 
 /// Times every op `repeats` times (after one untimed run) at the shapes of a batch of `batch` sequences.
 pub fn time_ops(shape: &ModelShape, batch: usize, device: &ComputeDevice, repeats: usize) -> Result<Vec<OpTiming>> {
     let (b, t, d, h, v) = (batch, shape.seq_len, shape.d_model, shape.n_heads, shape.vocab_size);
     let hd = shape.head_dim();
     let (master, mm) = (DType::F32, device.matmul_dtype);
-    let f32_pair = |dims: Vec<usize>| (dims, master);
-    let cases: Vec<Case> = vec![
+    let cases = [
         Case {
-            op: "rms_norm",
-            fused: |x| ops::rms_norm(&x[0], &x[1], 1e-5),
-            composite: |x| composite::rms_norm(&x[0], &x[1], 1e-5),
-            inputs: vec![f32_pair(vec![b, t, d]), f32_pair(vec![d])],
+            op: RMS_NORM,
+            label: "rms_norm",
+            inputs: vec![(vec![b, t, d], master), (vec![d], master)],
             wrt: vec![0, 1],
         },
         Case {
-            op: "rope",
-            fused: |x| ops::rope(&x[0], &x[1], &x[2]),
-            composite: |x| composite::rope(&x[0], &x[1], &x[2]),
-            inputs: vec![f32_pair(vec![b, h, t, hd]), f32_pair(vec![t, hd / 2]), f32_pair(vec![t, hd / 2])],
+            op: ROPE,
+            label: "rope",
+            inputs: vec![(vec![b, h, t, hd], master), (vec![t, hd / 2], master), (vec![t, hd / 2], master)],
             wrt: vec![0],
         },
         Case {
-            op: "causal_attention",
-            fused: |x| ops::causal_attention(&x[0], &x[1], &x[2]),
-            composite: |x| composite::causal_attention(&x[0], &x[1], &x[2]),
+            op: CAUSAL_ATTENTION,
+            label: "causal_attention",
             inputs: vec![(vec![b, h, t, hd], mm); 3],
             wrt: vec![0, 1, 2],
         },
+        Case { op: GELU, label: "gelu", inputs: vec![(vec![b, t, 4 * d], master)], wrt: vec![0] },
         Case {
-            op: "gelu",
-            fused: |x| ops::gelu(&x[0]),
-            composite: |x| composite::gelu(&x[0]),
-            inputs: vec![f32_pair(vec![b, t, 4 * d])],
-            wrt: vec![0],
-        },
-        Case {
-            op: "cross_entropy",
-            fused: |x| ops::cross_entropy(&x[0], &x[1]),
-            composite: |x| composite::cross_entropy(&x[0], &x[1]),
+            op: CROSS_ENTROPY,
+            label: "cross_entropy",
             inputs: vec![(vec![b * t, v], mm), (vec![b * t], DType::U32)],
             wrt: vec![0],
         },
         Case {
-            op: "linear (mlp up)",
-            fused: |x| ops::linear(&x[0], &x[1]),
-            composite: |x| composite::linear(&x[0], &x[1]),
+            op: LINEAR,
+            label: "linear (mlp up)",
             inputs: vec![(vec![b * t, d], mm), (vec![4 * d, d], mm)],
             wrt: vec![0, 1],
         },
@@ -82,13 +67,13 @@ pub fn time_ops(shape: &ModelShape, batch: usize, device: &ComputeDevice, repeat
     let mut timings = Vec::new();
     for case in cases {
         let tensors = inputs_for(&case.inputs, v, &device.device)?;
-        let fused_ms = time_op(case.fused, &tensors, &case.wrt, &device.device, repeats)?;
-        let composite_ms = time_op(case.composite, &tensors, &case.wrt, &device.device, repeats)?;
+        let fused_ms = time_op(case.op.fused, &tensors, &case.wrt, &device.device, repeats)?;
+        let composite_ms = time_op(case.op.composite, &tensors, &case.wrt, &device.device, repeats)?;
         timings.push(OpTiming {
-            op: case.op,
+            op: case.label,
             input: format!("{:?}", case.inputs[0].0),
             dtype: format!("{:?}", case.inputs[0].1).to_lowercase(),
-            fused_path: takes_fused_path(&tensors[0]),
+            fused_path: case.op.path(&tensors[0]).0,
             fused_ms,
             composite_ms,
         });
@@ -96,12 +81,10 @@ pub fn time_ops(shape: &ModelShape, batch: usize, device: &ComputeDevice, repeat
     Ok(timings)
 }
 
-/// One op: its dispatcher in `crate::ops` (fused where it can be), its composite reference, its
-/// inputs (dims, dtype) and which of them get gradients.
+/// One op at a step's sizes: its inputs (dims, dtype) and which of them get gradients.
 struct Case {
-    op: &'static str,
-    fused: OpFn,
-    composite: OpFn,
+    op: OpPair,
+    label: &'static str,
     inputs: Vec<(Vec<usize>, DType)>,
     wrt: Vec<usize>,
 }
@@ -126,11 +109,7 @@ fn inputs_for(inputs: &[(Vec<usize>, DType)], vocab: usize, device: &Device) -> 
 
 /// Mean milliseconds of forward + backward of `sum(op(inputs) * P)` over `repeats` runs.
 fn time_op(op: OpFn, inputs: &[Tensor], wrt: &[usize], device: &Device, repeats: usize) -> Result<f64> {
-    let tracked: Vec<Tensor> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, t)| if wrt.contains(&i) { Ok(Var::from_tensor(t)?.as_tensor().clone()) } else { Ok(t.clone()) })
-        .collect::<candle_core::Result<_>>()?;
+    let tracked = track(inputs, wrt)?;
     let projection = op(&tracked)?.ones_like()?;
     let mut elapsed = 0.0;
     for run in 0..=repeats {
@@ -145,15 +124,6 @@ fn time_op(op: OpFn, inputs: &[Tensor], wrt: &[usize], device: &Device, repeats:
         drop(grads);
     }
     Ok(1000.0 * elapsed / repeats.max(1) as f64)
-}
-
-/// Whether `crate::ops` takes a fused path for `t`.
-fn takes_fused_path(t: &Tensor) -> bool {
-    match t.device() {
-        Device::Cpu => ops::fused_enabled() && matches!(t.dtype(), DType::F32 | DType::F64),
-        Device::Cuda(_) => ops::cuda_kernels_enabled() && matches!(t.dtype(), DType::F32 | DType::BF16),
-        _ => false,
-    }
 }
 
 /// The table `sweeplaw bench --ops` prints.

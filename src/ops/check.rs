@@ -63,56 +63,67 @@ impl OpCheck {
     }
 }
 
-/// An op under check: inputs in, output out.
-type Op = fn(&[Tensor]) -> Result<Tensor>;
+/// An op: inputs in, output out.
+pub type OpFn = fn(&[Tensor]) -> Result<Tensor>;
 
-/// One op: its fused dispatcher, its composite reference, its inputs' shapes (cross-entropy's
-/// second input is u32 targets) and which inputs get gradients.
+/// One op of the model as the fused-against-composite tools see it (this check and
+/// `sweeplaw bench --ops`): its dispatcher in `crate::ops`, fused where a fused path applies, and
+/// its composite reference.
+#[derive(Clone, Copy)]
+pub struct OpPair {
+    pub name: &'static str,
+    pub fused: OpFn,
+    pub composite: OpFn,
+}
+
+pub const RMS_NORM: OpPair = OpPair {
+    name: "rms_norm",
+    fused: |t| super::rms_norm(&t[0], &t[1], 1e-5),
+    composite: |t| composite::rms_norm(&t[0], &t[1], 1e-5),
+};
+pub const ROPE: OpPair = OpPair {
+    name: "rope",
+    fused: |t| super::rope(&t[0], &t[1], &t[2]),
+    composite: |t| composite::rope(&t[0], &t[1], &t[2]),
+};
+pub const CAUSAL_ATTENTION: OpPair = OpPair {
+    name: "causal_attention",
+    fused: |t| super::causal_attention(&t[0], &t[1], &t[2]),
+    composite: |t| composite::causal_attention(&t[0], &t[1], &t[2]),
+};
+pub const GELU: OpPair = OpPair { name: "gelu", fused: |t| super::gelu(&t[0]), composite: |t| composite::gelu(&t[0]) };
+pub const CROSS_ENTROPY: OpPair = OpPair {
+    name: "cross_entropy",
+    fused: |t| super::cross_entropy(&t[0], &t[1]),
+    composite: |t| composite::cross_entropy(&t[0], &t[1]),
+};
+pub const LINEAR: OpPair =
+    OpPair { name: "linear", fused: |t| super::linear(&t[0], &t[1]), composite: |t| composite::linear(&t[0], &t[1]) };
+
+impl OpPair {
+    /// Whether the dispatcher takes a fused path when `t` is the op's first input, and the CUDA
+    /// kernel if it takes one.
+    pub fn path(&self, t: &Tensor) -> (bool, Option<CudaKernel>) {
+        let kernel = cuda_kernel_taken(self.name, t);
+        (kernel.is_some() || super::takes_fused_path(t), kernel)
+    }
+}
+
+/// One op under check: its inputs' shapes (cross-entropy's second input is u32 targets) and which
+/// inputs get gradients.
 struct Case {
-    name: &'static str,
-    fused: Op,
-    composite: Op,
+    op: OpPair,
     shapes: &'static [&'static [usize]],
     wrt: &'static [usize],
 }
 
 /// Awkward sizes: rows and widths that are not multiples of a warp or a block.
 const CASES: &[Case] = &[
-    Case {
-        name: "rms_norm",
-        fused: |t| super::rms_norm(&t[0], &t[1], 1e-5),
-        composite: |t| composite::rms_norm(&t[0], &t[1], 1e-5),
-        shapes: &[&[3, 5, 37], &[37]],
-        wrt: &[0, 1],
-    },
-    Case {
-        name: "rope",
-        fused: |t| super::rope(&t[0], &t[1], &t[2]),
-        composite: |t| composite::rope(&t[0], &t[1], &t[2]),
-        shapes: &[&[2, 3, 7, 8], &[7, 4], &[7, 4]],
-        wrt: &[0],
-    },
-    Case {
-        name: "causal_attention",
-        fused: |t| super::causal_attention(&t[0], &t[1], &t[2]),
-        composite: |t| composite::causal_attention(&t[0], &t[1], &t[2]),
-        shapes: &[&[2, 3, 37, 16], &[2, 3, 37, 16], &[2, 3, 37, 16]],
-        wrt: &[0, 1, 2],
-    },
-    Case {
-        name: "gelu",
-        fused: |t| super::gelu(&t[0]),
-        composite: |t| composite::gelu(&t[0]),
-        shapes: &[&[5, 67]],
-        wrt: &[0],
-    },
-    Case {
-        name: "cross_entropy",
-        fused: |t| super::cross_entropy(&t[0], &t[1]),
-        composite: |t| composite::cross_entropy(&t[0], &t[1]),
-        shapes: &[&[13, 1100], &[13]],
-        wrt: &[0],
-    },
+    Case { op: RMS_NORM, shapes: &[&[3, 5, 37], &[37]], wrt: &[0, 1] },
+    Case { op: ROPE, shapes: &[&[2, 3, 7, 8], &[7, 4], &[7, 4]], wrt: &[0] },
+    Case { op: CAUSAL_ATTENTION, shapes: &[&[2, 3, 37, 16], &[2, 3, 37, 16], &[2, 3, 37, 16]], wrt: &[0, 1, 2] },
+    Case { op: GELU, shapes: &[&[5, 67]], wrt: &[0] },
+    Case { op: CROSS_ENTROPY, shapes: &[&[13, 1100], &[13]], wrt: &[0] },
 ];
 
 /// Checks every op on `device`: f32 everywhere, and bf16 too on CUDA.
@@ -168,12 +179,19 @@ fn check_adamw(device: &Device) -> Result<OpCheck> {
 /// One case in one dtype; a fused side that fails to run is a failed check, not an error.
 fn check_case(case: &Case, dtype: DType, device: &Device) -> Result<OpCheck> {
     let inputs = case_inputs(case, dtype, device)?;
-    let kernel = cuda_kernel_taken(case.name, &inputs[0]);
-    let fused = kernel.is_some() || super::takes_fused_path(&inputs[0]);
+    let (fused, kernel) = case.op.path(&inputs[0]);
     let tolerance = if dtype == DType::BF16 { BF16_TOLERANCE } else { F32_TOLERANCE };
-    let check =
-        OpCheck { op: case.name, dtype, fused, output_error: 0.0, gradient_error: 0.0, tolerance, kernel, error: None };
-    let (fused_out, fused_grads) = match output_and_gradients(case.fused, &inputs, case.wrt) {
+    let check = OpCheck {
+        op: case.op.name,
+        dtype,
+        fused,
+        output_error: 0.0,
+        gradient_error: 0.0,
+        tolerance,
+        kernel,
+        error: None,
+    };
+    let (fused_out, fused_grads) = match output_and_gradients(case.op.fused, &inputs, case.wrt) {
         Ok(result) => result,
         Err(e) => return Ok(OpCheck { error: Some(first_line(&e)), ..check }),
     };
@@ -183,7 +201,7 @@ fn check_case(case: &Case, dtype: DType, device: &Device) -> Result<OpCheck> {
         .iter()
         .map(|t| if t.dtype() == DType::BF16 { t.to_dtype(DType::F32) } else { Ok(t.clone()) })
         .collect::<Result<_>>()?;
-    let (reference_out, reference_grads) = output_and_gradients(case.composite, &reference_inputs, case.wrt)?;
+    let (reference_out, reference_grads) = output_and_gradients(case.op.composite, &reference_inputs, case.wrt)?;
     let mut gradient_error: f64 = 0.0;
     for (a, b) in fused_grads.iter().zip(&reference_grads) {
         gradient_error = gradient_error.max(relative_error(a, b)?);
@@ -220,12 +238,12 @@ fn case_inputs(case: &Case, dtype: DType, device: &Device) -> Result<Vec<Tensor>
     let mut inputs = Vec::new();
     for (i, dims) in case.shapes.iter().enumerate() {
         let count: usize = dims.iter().product();
-        let input = if case.name == "cross_entropy" && i == 1 {
+        let input = if case.op.name == "cross_entropy" && i == 1 {
             let vocab = case.shapes[0][1] as u64;
             let targets: Vec<u32> = (0..count as u64).map(|r| ((r * 7919 + 3) % vocab) as u32).collect();
             Tensor::from_vec(targets, count, device)?
         } else {
-            let scale = if case.name == "cross_entropy" { 8.0 } else { 4.0 };
+            let scale = if case.op.name == "cross_entropy" { 8.0 } else { 4.0 };
             let values: Vec<f32> = seeded(count, 17 + i as u64).map(|v| scale * (v - 0.5)).collect();
             Tensor::from_vec(values, *dims, device)?.to_dtype(dtype)?
         };
@@ -234,22 +252,24 @@ fn case_inputs(case: &Case, dtype: DType, device: &Device) -> Result<Vec<Tensor>
     Ok(inputs)
 }
 
-/// `count` values uniform in [0, 1) from a 64-bit LCG.
+/// `count` values uniform in [0, 1) from the seeded `crate::rng::SplitMix64`.
 fn seeded(count: usize, seed: u64) -> impl Iterator<Item = f32> {
-    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-    (0..count).map(move |_| {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (state >> 40) as f32 / (1u64 << 24) as f32
-    })
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    (0..count).map(move |_| rng.uniform() as f32)
 }
 
-/// The op's output and the gradients of `sum(output * P)` with respect to inputs `wrt`.
-fn output_and_gradients(op: Op, inputs: &[Tensor], wrt: &[usize]) -> Result<(Tensor, Vec<Tensor>)> {
-    let tracked: Vec<Tensor> = inputs
+/// `inputs`, those listed in `wrt` as fresh variables (so backward reaches them).
+pub(crate) fn track(inputs: &[Tensor], wrt: &[usize]) -> Result<Vec<Tensor>> {
+    inputs
         .iter()
         .enumerate()
         .map(|(i, t)| if wrt.contains(&i) { Ok(Var::from_tensor(t)?.as_tensor().clone()) } else { Ok(t.clone()) })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+/// The op's output and the gradients of `sum(output * P)` with respect to inputs `wrt`.
+fn output_and_gradients(op: OpFn, inputs: &[Tensor], wrt: &[usize]) -> Result<(Tensor, Vec<Tensor>)> {
+    let tracked = track(inputs, wrt)?;
     let out = op(&tracked)?;
     let projection: Vec<f32> = seeded(out.elem_count(), 99).map(|v| v - 0.5).collect();
     // Rounded to bf16 first, so the projection is the same in every dtype.
@@ -266,8 +286,8 @@ fn output_and_gradients(op: Op, inputs: &[Tensor], wrt: &[usize]) -> Result<(Ten
     Ok((out.detach(), gradients))
 }
 
-/// max |a - b| / max |b|, in f64 on the CPU.
-fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
+/// max |a - b| / max |b|, in f64 on the CPU; infinite where `a` holds a NaN or an infinity.
+pub(crate) fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
     let a = a.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f64>()?;
     let b = b.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f64>()?;
     if a.len() != b.len() {
@@ -362,9 +382,7 @@ mod tests {
     #[test]
     fn a_wrong_op_fails_the_check() {
         let wrong = Case {
-            name: "rms_norm",
-            fused: |t| composite::rms_norm(&t[0], &(&t[1] * 1.01)?, 1e-5),
-            composite: |t| composite::rms_norm(&t[0], &t[1], 1e-5),
+            op: OpPair { fused: |t| composite::rms_norm(&t[0], &(&t[1] * 1.01)?, 1e-5), ..RMS_NORM },
             shapes: &[&[3, 37], &[37]],
             wrt: &[0, 1],
         };
@@ -424,9 +442,7 @@ mod tests {
     #[test]
     fn a_check_whose_fused_side_cannot_run_fails_with_the_reason() {
         let broken = Case {
-            name: "gelu",
-            fused: |_| Err(candle_core::Error::Msg("kernel not found\nbacktrace".into())),
-            composite: |t| composite::gelu(&t[0]),
+            op: OpPair { fused: |_| Err(candle_core::Error::Msg("kernel not found\nbacktrace".into())), ..GELU },
             shapes: &[&[5, 7]],
             wrt: &[0],
         };

@@ -29,10 +29,7 @@ pub(crate) fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
 }
 
 /// max |a - b| / max |b|: the error of `a` relative to the scale of the reference `b`.
-pub(crate) fn relative_error(a: &Tensor, b: &Tensor) -> Result<f64> {
-    let scale = b.to_dtype(DType::F64)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f64>()?;
-    Ok(max_abs_diff(a, b)? / scale.max(1e-30))
-}
+pub(crate) use super::check::relative_error;
 
 /// `sum(op(inputs) * projection)` with a projection seeded from the output's shape.
 fn projected_loss(op: OpFn, inputs: &[Tensor]) -> Result<Tensor> {
