@@ -5,7 +5,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::{bail, CpuStorage, CudaStorage, DType, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
 
-use super::{function_f32, grid_stride_launch, view, WrapErr, ADAMW};
+use super::{grid_stride_launch, load, view, WrapErr, ADAMW};
 use crate::ops::adamw::AdamWUpdate;
 
 /// One AdamW update of f32 `theta` with moments `m`, `v` (contiguous, owned by the optimizer).
@@ -56,7 +56,7 @@ impl InplaceOp2 for Moment {
         let grad = view::<f32>(grad, gl, "adamw gradient")?;
         let mut moment = moment.as_cuda_slice_mut::<f32>()?.slice_mut(start..end);
         let n_u64 = n as u64;
-        let func = function_f32(&device, ADAMW, "adamw_moment")?;
+        let func = load(&device, ADAMW, "adamw_moment")?;
         let stream = device.cuda_stream();
         let mut launch = stream.launch_builder(&func);
         launch.arg(&mut moment).arg(&grad).arg(&n_u64).arg(&self.beta).arg(&self.one_minus_beta);
@@ -108,7 +108,7 @@ impl InplaceOp3 for Apply {
         let (m, v) = (view::<f32>(m, ml, "adamw m")?, view::<f32>(v, vl, "adamw v")?);
         let mut theta = theta.as_cuda_slice_mut::<f32>()?.slice_mut(start..end);
         let n_u64 = n as u64;
-        let func = function_f32(&device, ADAMW, "adamw_apply")?;
+        let func = load(&device, ADAMW, "adamw_apply")?;
         let stream = device.cuda_stream();
         let mut launch = stream.launch_builder(&func);
         launch.arg(&mut theta).arg(&m).arg(&v).arg(&n_u64).arg(&self.lr).arg(&self.decay_factor);

@@ -9,7 +9,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::{bail, CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
-use super::{alloc, cuda_device, cuda_only, function_f32, output, view, with_storage, WrapErr, FLASH_ATTENTION};
+use super::{alloc, cuda_device, cuda_only, load, output, view, with_storage, WrapErr, FLASH_ATTENTION};
 
 /// Rows of a block's tile (query rows forward and for dq, keys for dk and dv), 4 warps of 16.
 const TILE: usize = 64;
@@ -80,7 +80,7 @@ impl CustomOp3 for FlashAttention {
         let mut out = alloc::<half::bf16>(&device, ql.shape().elem_count())?;
         let mut lse = alloc::<f32>(&device, batch_heads * seq)?;
         let (seq_i32, scale) = (seq as i32, 1.0 / (head_dim as f32).sqrt());
-        let func = function_f32(&device, FLASH_ATTENTION, &format!("flash_fwd_hd{head_dim}"))?;
+        let func = load(&device, FLASH_ATTENTION, &format!("flash_fwd_hd{head_dim}"))?;
         let stream = device.cuda_stream();
         let mut launch = stream.launch_builder(&func);
         launch.arg(&qv).arg(&kv).arg(&vv).arg(&mut out).arg(&mut lse).arg(&seq_i32).arg(&scale);
@@ -137,13 +137,13 @@ fn backward(
                             let dov = view::<half::bf16>(ds, dl, "attention gradient")?;
                             let lv = view::<f32>(ls, ll, "lse")?;
                             let stream = device.cuda_stream();
-                            let func = function_f32(&device, FLASH_ATTENTION, &format!("flash_bwd_dq_hd{head_dim}"))?;
+                            let func = load(&device, FLASH_ATTENTION, &format!("flash_bwd_dq_hd{head_dim}"))?;
                             let mut launch = stream.launch_builder(&func);
                             launch.arg(&qv).arg(&kv).arg(&vv).arg(&ov).arg(&dov).arg(&lv).arg(&mut dot).arg(&mut dq);
                             launch.arg(&seq_i32).arg(&scale);
                             // SAFETY: matches flash_bwd_dq_hd<head_dim>; dot is B·H·T, dq like q.
                             unsafe { launch.launch(config) }.w()?;
-                            let func = function_f32(&device, FLASH_ATTENTION, &format!("flash_bwd_dkdv_hd{head_dim}"))?;
+                            let func = load(&device, FLASH_ATTENTION, &format!("flash_bwd_dkdv_hd{head_dim}"))?;
                             let mut launch = stream.launch_builder(&func);
                             launch.arg(&qv).arg(&kv).arg(&vv).arg(&dov).arg(&lv).arg(&dot).arg(&mut dk).arg(&mut dv);
                             launch.arg(&seq_i32).arg(&scale);

@@ -96,16 +96,16 @@ macro_rules! by_dtype {
 }
 use by_dtype;
 
-/// The entry point `name_<T suffix>` of `module`, loaded (JIT-compiled once per device) on
-/// `device`; launch it on `device.cuda_stream()`.
+/// The entry point `name_<T suffix>` of `module` (a kernel compiled for f32 and bf16), loaded on
+/// `device`.
 fn function<T: KernelFloat>(device: &CudaDevice, module: Module, name: &str) -> Result<CudaFunction> {
-    let func = device.get_or_load_custom_func(&format!("{name}_{}", T::SUFFIX), module.name, module.ptx)?;
-    Ok(func.into_cuda_function())
+    load(device, module, &format!("{name}_{}", T::SUFFIX))
 }
 
-/// The f32-only entry point `name` of `module` (the optimizer's kernels), loaded on `device`.
-fn function_f32(device: &CudaDevice, module: Module, name: &str) -> Result<CudaFunction> {
-    Ok(device.get_or_load_custom_func(name, module.name, module.ptx)?.into_cuda_function())
+/// The entry point `entry` of `module`, loaded (JIT-compiled once per device) on `device`; launch
+/// it on `device.cuda_stream()`.
+fn load(device: &CudaDevice, module: Module, entry: &str) -> Result<CudaFunction> {
+    Ok(device.get_or_load_custom_func(entry, module.name, module.ptx)?.into_cuda_function())
 }
 
 /// The data of a contiguous `layout` over `storage`, as a view of T.
