@@ -220,17 +220,26 @@ struct BenchArgs {
     ops: bool,
 }
 
-/// `SWEEPLAW_CUDA_KERNELS_OFF=flash_attention,adamw`: turns those CUDA kernels off (their ops
-/// take the next path), e.g. to time flash attention against the fused softmax.
-fn disable_kernels_named_in_env() -> Result<(), String> {
-    let Some(list) = std::env::var_os("SWEEPLAW_CUDA_KERNELS_OFF") else { return Ok(()) };
+/// The ops switches in the environment, applied before anything runs:
+/// `SWEEPLAW_OPS=fused|composite` (composite: candle's ops only) and
+/// `SWEEPLAW_CUDA_KERNELS_OFF=flash_attention,adamw` (those CUDA kernels off, their ops taking the
+/// next path). A value that is not a choice is an error naming the variable and the choices.
+fn apply_ops_env() -> Result<(), String> {
+    let var = |name: &str| match std::env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
+    };
+    match var("SWEEPLAW_OPS")?.as_deref() {
+        Some("composite") => sweeplaw::ops::set_fused(false),
+        Some("fused") | None => {}
+        Some(other) => return Err(format!("SWEEPLAW_OPS={other:?} is not a choice: fused (the default) or composite")),
+    }
     let known = || sweeplaw::ops::CudaKernel::ALL.map(|k| k.name()).join(", ");
-    let list = list
-        .into_string()
-        .map_err(|_| format!("SWEEPLAW_CUDA_KERNELS_OFF is not valid UTF-8; kernels: {}", known()))?;
-    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+    for name in var("SWEEPLAW_CUDA_KERNELS_OFF")?.unwrap_or_default().split(',').map(str::trim) {
         match sweeplaw::ops::CudaKernel::from_name(name) {
             Some(kernel) => sweeplaw::ops::disable_cuda_kernel(kernel),
+            None if name.is_empty() => {}
             None => {
                 return Err(format!("SWEEPLAW_CUDA_KERNELS_OFF names {name:?}, not a kernel; kernels: {}", known()))
             }
@@ -242,19 +251,7 @@ fn disable_kernels_named_in_env() -> Result<(), String> {
 fn main() -> ExitCode {
     // SAFETY: sets a plain integer option of the global allocator, before any thread starts.
     unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    match std::env::var("SWEEPLAW_OPS").as_deref() {
-        Ok("composite") => sweeplaw::ops::set_fused(false),
-        Ok("fused") | Err(std::env::VarError::NotPresent) => {}
-        Ok(other) => {
-            eprintln!("SWEEPLAW_OPS={other:?} is not a choice: fused (the default) or composite");
-            return ExitCode::from(2);
-        }
-        Err(std::env::VarError::NotUnicode(_)) => {
-            eprintln!("SWEEPLAW_OPS is not valid UTF-8: fused (the default) or composite");
-            return ExitCode::from(2);
-        }
-    }
-    if let Err(message) = disable_kernels_named_in_env() {
+    if let Err(message) = apply_ops_env() {
         eprintln!("{message}");
         return ExitCode::from(2);
     }
