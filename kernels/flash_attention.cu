@@ -73,6 +73,12 @@ __device__ void times_tile(float* out, const bf16* a, const bf16* b) {
     }
 }
 
+// acc (HD / 2) += this lane's half of row r of a (16, HD) product in shared memory (ld HD).
+template <int HD>
+__device__ __forceinline__ void add_row_half(float* acc, const float* product, int r, int half) {
+    for (int c = 0; c < HD / 2; ++c) acc[c] += product[r * HD + half * (HD / 2) + c];
+}
+
 // This warp's 16 rows of a head, from row `first`, as matrix_a fragments (staged through `stage`,
 // a TILE x HD buffer the whole block loads; call with every thread of the block).
 template <int HD>
@@ -131,7 +137,7 @@ __device__ void forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, fl
         __syncwarp();
         times_tile<HD>(scores[warp], probs[warp], v_tile);  // P V (16, HD)
         __syncwarp();
-        for (int c = 0; c < HD / 2; ++c) out[c] += scores[warp][r * HD + half * (HD / 2) + c];
+        add_row_half<HD>(out, scores[warp], r, half);
         __syncthreads();  // the tiles and buffers are rewritten for the next keys
     }
     if (query < seq) {
@@ -189,7 +195,7 @@ __device__ void backward_dq(const bf16* q, const bf16* k, const bf16* v, const b
         __syncwarp();
         times_tile<HD>(scratch[warp], ds[warp], k_tile);  // dS K (16, HD)
         __syncwarp();
-        for (int c = 0; c < HD / 2; ++c) acc[c] += scratch[warp][r * HD + half * (HD / 2) + c];
+        add_row_half<HD>(acc, scratch[warp], r, half);
         __syncthreads();
     }
     if (real) {
@@ -235,7 +241,7 @@ __device__ void backward_dkdv(const bf16* q, const bf16* k, const bf16* v, const
         __syncwarp();
         times_tile<HD>(scratch[warp], pt[warp], do_tile);  // P^T dO (16, HD)
         __syncwarp();
-        for (int c = 0; c < HD / 2; ++c) dv[c] += scratch[warp][r * HD + half * (HD / 2) + c];
+        add_row_half<HD>(dv, scratch[warp], r, half);
         __syncwarp();
         times_rows_transposed<HD>(scratch[warp], v_frags, do_tile);  // dP^T = V dO^T
         __syncwarp();
@@ -246,7 +252,7 @@ __device__ void backward_dkdv(const bf16* q, const bf16* k, const bf16* v, const
         __syncwarp();
         times_tile<HD>(scratch[warp], pt[warp], q_tile);  // dS^T Q (16, HD)
         __syncwarp();
-        for (int c = 0; c < HD / 2; ++c) dk[c] += scratch[warp][r * HD + half * (HD / 2) + c];
+        add_row_half<HD>(dk, scratch[warp], r, half);
         __syncthreads();
     }
     if (key < seq) {
