@@ -4,8 +4,11 @@
 //! at awkward sizes and at the launch shapes src/ops/cuda/ uses. bf16 inputs are rounded to bf16
 //! first and the reference is computed in f32 from the rounded values, so an f32 output (losses,
 //! weight-gradient partials) must match to f32 precision and a bf16 output to bf16 rounding.
-//! Without g++ the tests print why and return.
+//! Without g++ the tests print why and return. This file holds the shared helpers and the norm,
+//! loss and elementwise kernels; [`attention`] the softmax and flash kernels; [`adamw`] the optimizer's.
 
+mod adamw;
+mod attention;
 mod harness;
 
 use candle_core::{bail, DType, Device, Result, Tensor, Var, D};
@@ -131,47 +134,6 @@ fn rms_norm_bwd_matches_composite_gradients() -> Result<()> {
                                                                // The launch shapes: bwd_w in blocks of 256, chunks of 64 rows.
         rms_norm_backward(emu, dtype, (130, 20), (row_block(20), 256, 64))?; // grid (1, 3)
         rms_norm_backward(emu, dtype, (3, 300), (row_block(300), 256, 64))?; // grid (2, 1)
-    }
-    Ok(())
-}
-
-/// The composite causal softmax of scores (H, T, T), as composite::causal_attention computes it:
-/// scale, mask the keys after the query with -inf, softmax over the keys.
-fn masked_softmax(scores: &Tensor, scale: f64) -> Result<Tensor> {
-    let seq = scores.dim(D::Minus1)?;
-    let positions = Tensor::arange(0u32, seq as u32, &Device::Cpu)?;
-    let future = positions.reshape((1, seq))?.broadcast_gt(&positions.reshape((seq, 1))?)?;
-    let neg_inf = Tensor::new(f32::NEG_INFINITY, &Device::Cpu)?.broadcast_as(scores.shape())?;
-    let masked = future.broadcast_as(scores.shape())?.where_cond(&neg_inf, &(scores * scale)?)?;
-    candle_nn::ops::softmax(&masked, D::Minus1)
-}
-
-/// causal_softmax_fwd then _bwd (from the forward's probabilities) over H heads of (seq, seq)
-/// scores, rows = H seq, against the composite masked softmax and its autograd gradient.
-fn causal_softmax(emu: &Emulator, dtype: DType, heads: usize, seq: usize, block: u32) -> Result<()> {
-    let what = format!("causal_softmax {dtype:?} heads {heads} seq {seq} block {block}");
-    let (rows, scale) = (heads * seq, 0.7);
-    let (scores, scores_ref) = input(&[heads, seq, seq], 4, 4.0, dtype)?;
-    let (d_probs, d_probs_ref) = input(&[heads, seq, seq], 5, 1.0, dtype)?;
-    let (sb, dpb, mut probs) = (Buffer::of(&scores)?, Buffer::of(&d_probs)?, Buffer::zeros(dtype, rows * seq)?);
-    let args = vec![sb.input(), probs.output(), Arg::I32(seq as i32), Arg::F32(scale as f32)];
-    emu.launch(&kernel("causal_softmax_fwd", dtype), (rows as u32, 1), block, args)?;
-    let want = masked_softmax(&scores_ref, scale)?;
-    check(&format!("{what}: probs"), &probs.to_f32_tensor(&[heads, seq, seq])?, &want, tolerance(dtype))?;
-    let mut d_scores = Buffer::zeros(dtype, rows * seq)?;
-    let args = vec![probs.input(), dpb.input(), d_scores.output(), Arg::I32(seq as i32), Arg::F32(scale as f32)];
-    emu.launch(&kernel("causal_softmax_bwd", dtype), (rows as u32, 1), block, args)?;
-    let grads = vjp(|t| masked_softmax(&t[0], scale), &[scores_ref], &d_probs_ref)?;
-    check(&format!("{what}: d_scores"), &d_scores.to_f32_tensor(&[heads, seq, seq])?, &grads[0], tolerance(dtype))
-}
-
-#[test]
-fn causal_softmax_matches_composite_and_its_gradient() -> Result<()> {
-    let Some(emu) = emulator() else { return Ok(()) };
-    for dtype in DTYPES {
-        for (heads, seq, block) in [(2, 5, 32), (1, 45, 32), (1, 40, 96), (1, 37, row_block(37))] {
-            causal_softmax(emu, dtype, heads, seq, block)?;
-        }
     }
     Ok(())
 }
@@ -364,106 +326,4 @@ fn launch_rejects_arguments_that_do_not_match_the_kernel() -> Result<()> {
         }
     }
     ok
-}
-
-/// Log-sum-exp over the visible keys of each row of scaled, causally masked scores q k^T.
-fn causal_logsumexp(q: &Tensor, k: &Tensor, scale: f64) -> Result<Tensor> {
-    let seq = q.dim(2)?;
-    let scores = (q.matmul(&k.t()?)? * scale)?;
-    let mask: Vec<f32> = (0..seq * seq).map(|i| if i % seq > i / seq { f32::NEG_INFINITY } else { 0.0 }).collect();
-    let masked = scores.broadcast_add(&Tensor::from_vec(mask, (seq, seq), &Device::Cpu)?)?;
-    let max = masked.max_keepdim(D::Minus1)?;
-    (masked.broadcast_sub(&max)?.exp()?.sum_keepdim(D::Minus1)?.log()? + max)?.squeeze(D::Minus1)
-}
-
-/// flash_fwd, flash_bwd_dq and flash_bwd_dkdv for bf16 q, k, v (1, heads, seq, hd) against
-/// composite::causal_attention in f32 from the same bf16 values, and its autograd gradients.
-fn flash_attention(emu: &Emulator, heads: usize, seq: usize, hd: usize) -> Result<()> {
-    let what = format!("flash attention heads {heads} seq {seq} hd {hd}");
-    let dims = [1, heads, seq, hd];
-    let (q, q_ref) = input(&dims, 7, 1.5, DType::BF16)?;
-    let (k, k_ref) = input(&dims, 8, 1.5, DType::BF16)?;
-    let (v, v_ref) = input(&dims, 9, 1.0, DType::BF16)?;
-    let (d_o, d_o_ref) = input(&dims, 10, 1.0, DType::BF16)?;
-    let scale = 1.0 / (hd as f64).sqrt();
-    let (grid, block) = ((seq.div_ceil(64) as u32, heads as u32), 128);
-    let (qb, kb, vb, dob) = (Buffer::of(&q)?, Buffer::of(&k)?, Buffer::of(&v)?, Buffer::of(&d_o)?);
-    let (mut o, mut lse) = (Buffer::zeros(DType::BF16, q.elem_count())?, Buffer::zeros(DType::F32, heads * seq)?);
-    let (seq_arg, scale_arg) = (Arg::I32(seq as i32), Arg::F32(scale as f32));
-    let args = vec![qb.input(), kb.input(), vb.input(), o.output(), lse.output(), seq_arg, scale_arg];
-    emu.launch(&format!("flash_fwd_hd{hd}"), grid, block, args)?;
-    let want = composite::causal_attention(&q_ref, &k_ref, &v_ref)?;
-    check(&format!("{what}: output"), &o.to_f32_tensor(&dims)?, &want, 2e-2)?;
-    let want_lse = causal_logsumexp(&q_ref, &k_ref, scale)?;
-    check(&format!("{what}: lse"), &lse.to_f32_tensor(&[1, heads, seq])?, &want_lse, 1e-5)?;
-
-    let (mut dot, mut dq) = (Buffer::zeros(DType::F32, heads * seq)?, Buffer::zeros(DType::BF16, q.elem_count())?);
-    let args = vec![qb.input(), kb.input(), vb.input(), o.input(), dob.input(), lse.input(), dot.output(), dq.output()];
-    emu.launch(&format!("flash_bwd_dq_hd{hd}"), grid, block, [args, vec![seq_arg, scale_arg]].concat())?;
-    let (mut dk, mut dv) = (Buffer::zeros(DType::BF16, q.elem_count())?, Buffer::zeros(DType::BF16, q.elem_count())?);
-    let args =
-        vec![qb.input(), kb.input(), vb.input(), dob.input(), lse.input(), dot.input(), dk.output(), dv.output()];
-    emu.launch(&format!("flash_bwd_dkdv_hd{hd}"), grid, block, [args, vec![seq_arg, scale_arg]].concat())?;
-    let attention = |t: &[Tensor]| composite::causal_attention(&t[0], &t[1], &t[2]);
-    let grads = vjp(attention, &[q_ref, k_ref, v_ref], &d_o_ref)?;
-    for (name, got, want) in [("dq", &dq, &grads[0]), ("dk", &dk, &grads[1]), ("dv", &dv, &grads[2])] {
-        check(&format!("{what}: {name}"), &got.to_f32_tensor(&dims)?, want, 3e-2)?;
-    }
-    Ok(())
-}
-
-#[test]
-fn flash_attention_matches_composite_and_its_gradient() -> Result<()> {
-    let Some(emu) = emulator() else { return Ok(()) };
-    // One tile with padding; exactly one tile; three key tiles, the last one partial.
-    for (heads, seq, hd) in [(2, 37, 16), (1, 64, 32), (1, 130, 64)] {
-        flash_attention(emu, heads, seq, hd)?;
-    }
-    Ok(())
-}
-
-/// Three AdamW updates through adamw_moment and adamw_apply against `adamw::composite_update`.
-#[test]
-fn adamw_matches_the_composite_update() -> Result<()> {
-    use super::adamw::{composite_update, AdamWUpdate};
-    let Some(emu) = emulator() else { return Ok(()) };
-    let n = 1000;
-    let (theta, _) = input(&[n], 11, 2.0, DType::F32)?;
-    let param = Var::from_tensor(&theta)?;
-    let (mut m, mut v) = (Tensor::zeros(n, DType::F32, &Device::Cpu)?, Tensor::zeros(n, DType::F32, &Device::Cpu)?);
-    let (mut theta_b, mut m_b, mut v_b) = (Buffer::of(&theta)?, Buffer::F32(vec![0.0; n]), Buffer::F32(vec![0.0; n]));
-    for step in 1..=3 {
-        let (grad, _) = input(&[n], 20 + step, 1.0, DType::F32)?;
-        let u = AdamWUpdate { clip_scale: 0.5, beta1: 0.9, beta2: 0.95, step, eps: 1e-8, lr: 0.01, weight_decay: 0.1 };
-        (m, v) = composite_update(&param, &m, &v, &grad, &u)?;
-        let gb = Buffer::of(&grad)?;
-        let grid = (elementwise_grid(n).min(2), 1); // fewer threads than elements: grid-stride loops
-        for (moment, beta, squared) in [(&mut m_b, u.beta1, 0), (&mut v_b, u.beta2, 1)] {
-            let args = vec![
-                moment.output(),
-                gb.input(),
-                Arg::Usize(n),
-                Arg::F32(beta as f32),
-                Arg::F32((1.0 - beta) as f32),
-                Arg::F32(u.clip_scale as f32),
-                Arg::I32(squared),
-            ];
-            emu.launch("adamw_moment", grid, 256, args)?;
-        }
-        let args = vec![
-            theta_b.output(),
-            m_b.input(),
-            v_b.input(),
-            Arg::Usize(n),
-            Arg::F32(u.lr as f32),
-            Arg::F32((1.0 - u.lr * u.weight_decay) as f32),
-            Arg::F32((1.0 / u.bias1()) as f32),
-            Arg::F32((1.0 / u.bias2()) as f32),
-            Arg::F32(u.eps as f32),
-        ];
-        emu.launch("adamw_apply", grid, 256, args)?;
-    }
-    check("adamw m", &m_b.to_f32_tensor(&[n])?, &m, 1e-6)?;
-    check("adamw v", &v_b.to_f32_tensor(&[n])?, &v, 1e-6)?;
-    check("adamw theta", &theta_b.to_f32_tensor(&[n])?, param.as_tensor(), 1e-6)
 }
