@@ -3,7 +3,7 @@
 
 The model is DESIGN.md's decoder-only transformer (pre-norm RMSNorm, rotary embeddings, causal
 multi-head attention, GELU MLP of 4·d, no biases, untied head, f32 cross-entropy), trained with
-AdamW and global-norm clipping on random tokens, as in ../shared/tools/ref_torch_train.py. For
+AdamW and global-norm clipping on random tokens, as in scripts/ref_torch_train.py. For
 each shape it times PyTorch eager, PyTorch with torch.compile, and `sweeplaw bench --json`, then
 prints one Markdown table (tokens/s, model FLOP/s in the matmul_attn convention, MFU against the
 measured dense matmul peak, and sweeplaw's speed relative to eager) and writes bench.json and

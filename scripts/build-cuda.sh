@@ -4,7 +4,7 @@
 # only the Rust and Python package registries. The CUDA 13.0 toolkit (nvcc, headers, libs to link against)
 # comes from NVIDIA's PyPI wheels; libcuda.so (driver) is replaced by a generated stub.
 #
-# sweeplaw's copy of ../shared/tools/cuda/build_cuda.sh (cargo metadata resolves with --features cuda,
+# A build helper for the CUDA binary (cargo metadata resolves with --features cuda,
 # since cudarc is an optional dependency that is absent from the default resolve).
 # Usage: scripts/build-cuda.sh PROJECT_DIR [CARGO_BUILD_ARGS...]   (default args: --features cuda --target-dir target-cuda)
 #   env: WORK (default ~/.cache/cuda13-build)  CUDA_COMPUTE_CAP (default 90 = H100)

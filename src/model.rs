@@ -1,5 +1,5 @@
-//! The decoder-only transformer (DESIGN.md "The model"), its exact parameter counts and its
-//! FLOPs per token under the three counting conventions (DESIGN.md "Counting").
+//! The decoder-only transformer (docs/DESIGN.md "The model"), its exact parameter counts and its
+//! FLOPs per token under the three counting conventions (docs/DESIGN.md "Counting").
 //!
 //! Pre-norm, no biases: `x += attn(rmsnorm(x)); x += mlp(rmsnorm(x))`, final RMSNorm, untied
 //! head by default. Rotary embeddings on q and k, causal multi-head attention, GELU MLP of
@@ -41,7 +41,7 @@ pub struct ModelShape {
     pub tie_embeddings: bool,
 }
 
-/// The three FLOPs-per-token conventions of DESIGN.md "Counting".
+/// The three FLOPs-per-token conventions of docs/DESIGN.md "Counting".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FlopConvention {
     /// 6·params_nonembedding (Kaplan et al. 2020, C ≈ 6NBS).
@@ -445,7 +445,7 @@ mod tests {
                 assert_eq!(s.params_nonembedding(), counted(&m, &["wte", "lm_head"]));
             }
         }
-        // The DESIGN.md formula for the GELU MLP: 12·L·d² plus 2·L·d + d norm gains, on the
+        // The docs/DESIGN.md formula for the GELU MLP: 12·L·d² plus 2·L·d + d norm gains, on the
         // reference shape (d 256, 4 layers, 4 heads, seq 256, vocab 2048).
         let s = crate::bench::reference_shape();
         assert_eq!(s.params_nonembedding(), 12 * 4 * 256 * 256 + 2 * 4 * 256 + 256);

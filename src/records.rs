@@ -1,4 +1,4 @@
-//! The results files of DESIGN.md "Results: the stable contract": run.json, metrics.csv and
+//! The results files of docs/DESIGN.md "Results: the stable contract": run.json, metrics.csv and
 //! summary.csv, and the atomic write every record goes through (temporary file + rename, so a
 //! kill at any instant leaves the previous good version).
 
@@ -18,7 +18,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The columns of metrics.csv, in order.
 pub const METRICS_HEADER: &str = "step,tokens,flops,lr,train_loss,val_loss,grad_norm,elapsed_s,tokens_per_s";
 
-/// The columns of summary.csv, in order (DESIGN.md), then the extra columns sweeplaw adds.
+/// The columns of summary.csv, in order (docs/DESIGN.md), then the extra columns sweeplaw adds.
 pub const SUMMARY_HEADER: &str = "run_id,status,n_layers,d_model,n_heads,seq_len,vocab_size,params_nonembedding,params_total,params_matmul,tokens,unique_tokens,flops,val_loss,train_loss,wall_s,seed,flops_6n,flops_matmul_attn,flops_chinchilla,true_entropy";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

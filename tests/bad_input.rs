@@ -1,4 +1,4 @@
-//! The bad-input table of issue 8: each case drives the real binary with one bad input and checks
+//! The bad-input table: each case drives the real binary with one bad input and checks
 //! a non-zero exit, exactly one line on stderr naming the file and the key or line, no panic, and
 //! a results directory byte-for-byte as it was. One `Case` per row, one test per case; the disk
 //! that fills up mid-run is the test after the table (it must write, then keep what it wrote).

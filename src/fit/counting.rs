@@ -1,4 +1,4 @@
-//! Run compute under the three FLOP-counting conventions of DESIGN.md "Counting", for
+//! Run compute under the three FLOP-counting conventions of docs/DESIGN.md "Counting", for
 //! records whose summary.csv lacks the `flops_<convention>` column.
 
 use crate::fit::options::FlopCount;

@@ -1,6 +1,6 @@
 //! Loading the records a fit reads: a sweep directory (summary.csv plus each run's
 //! metrics.csv) or any CSV whose header names N|params, D|tokens, loss|val_loss and,
-//! optionally, C|flops and U|unique_tokens (DESIGN.md "Results").
+//! optionally, C|flops and U|unique_tokens (docs/DESIGN.md "Results").
 //!
 //! Rows that cannot be used (status other than `done`, empty or unparsable cells, NaN or
 //! non-positive values) are skipped with a warning naming the file and line; nothing panics.

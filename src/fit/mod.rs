@@ -1,6 +1,6 @@
 //! `sweeplaw fit`: fits the published scaling laws to a sweep's records (or any CSV of
 //! N, D, loss), with bootstrap intervals and a holdout backtest. It reads records only: no
-//! model code, no GPU (DESIGN.md "The pipeline").
+//! model code, no GPU (docs/DESIGN.md "The pipeline").
 //!
 //! Law families, one file each: Chinchilla approach 3 (`chinchilla`), approach 2
 //! (`isoflop`), approach 1 and the compute frontier (`frontier`), Kaplan et al. 2020

@@ -67,7 +67,7 @@ impl fmt::Display for Law {
     }
 }
 
-/// Which parameter count is N (DESIGN.md "Counting").
+/// Which parameter count is N (docs/DESIGN.md "Counting").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamCount {
     Nonembedding,
@@ -117,7 +117,7 @@ impl fmt::Display for ParamCount {
     }
 }
 
-/// Which FLOP-counting convention gives C (DESIGN.md "Counting").
+/// Which FLOP-counting convention gives C (docs/DESIGN.md "Counting").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlopCount {
     /// 6 x params_nonembedding per token (Kaplan et al. 2020).

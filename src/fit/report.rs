@@ -1,4 +1,4 @@
-//! What a fit produces: the fit.json structure of DESIGN.md ("source", "points", "excluded",
+//! What a fit produces: the fit.json structure of docs/DESIGN.md ("source", "points", "excluded",
 //! "param_count", "flop_count", "fits", plus "skipped" and "warnings") and its pieces.
 
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@
 //!   between two cuBLAS matmuls. [`set_cuda_kernels`] turns them off alone.
 //!
 //! candle 0.11.1's own fused ops (`candle_nn::ops::softmax_last_dim`, `rms_norm`, `rope*`) have no
-//! backward and silently drop gradients (shared/GPU.md): nothing here uses them.
+//! backward and silently drop gradients (docs/gpu.md): nothing here uses them.
 //!
 //! The fused ops read contiguous inputs; the public functions make an input contiguous first
 //! (a no-op when it already is), except that `rope` and `causal_attention` read any (B, H, T, hd)

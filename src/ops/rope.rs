@@ -1,5 +1,5 @@
 //! Fused rotary position embedding on the CPU (Su et al. 2021, eq. 34) on interleaved pairs,
-//! matching shared/tools/ref_torch_train.py's `rope()`, with its hand-written backward.
+//! matching scripts/ref_torch_train.py's `rope()`, with its hand-written backward.
 //!
 //! Each pair (x[2i], x[2i+1]) at position t is rotated by the angle whose cosine and sine are
 //! cos[t, i] and sin[t, i]; the backward rotates the incoming gradient by minus that angle.

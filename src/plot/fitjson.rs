@@ -1,4 +1,4 @@
-//! Reading fit.json (written by `sweeplaw fit`, DESIGN.md "Results") as plain JSON: every
+//! Reading fit.json (written by `sweeplaw fit`, docs/DESIGN.md "Results") as plain JSON: every
 //! law may be absent, every key may be missing, and extra keys are ignored, so the figures
 //! and the report draw what there is and say what is not there.
 

@@ -63,7 +63,7 @@ pub(crate) struct FixtureRun {
     pub loss: f64,
 }
 
-/// Non-embedding parameters of the GELU model (DESIGN.md "Counting"): 12 L d² + 2 L d + d.
+/// Non-embedding parameters of the GELU model (docs/DESIGN.md "Counting"): 12 L d² + 2 L d + d.
 pub(crate) fn params_nonembedding(n_layers: usize, d_model: usize) -> f64 {
     let (l, d) = (n_layers as f64, d_model as f64);
     12.0 * l * d * d + 2.0 * l * d + d

@@ -1,4 +1,4 @@
-//! Reading a sweep's records for the figures and the report (DESIGN.md "Results"):
+//! Reading a sweep's records for the figures and the report (docs/DESIGN.md "Results"):
 //! summary.csv (one row per run), each done run's metrics.csv (its validation curve) and
 //! run.json (FLOP budget, data source, true entropy). Corrupt or truncated lines are skipped
 //! with a warning naming the file and line; nothing here panics on bad input.
@@ -14,7 +14,7 @@ use crate::plot::error::PlotError;
 /// Warnings listed per metrics.csv before the rest are only counted.
 const WARNINGS_PER_FILE: usize = 3;
 
-/// Which parameter count is N (DESIGN.md "Counting"; fit.json "param_count").
+/// Which parameter count is N (docs/DESIGN.md "Counting"; fit.json "param_count").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ParamCount {
     Nonembedding,

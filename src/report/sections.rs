@@ -384,7 +384,7 @@ pub(crate) fn holdout(fit: &FitJson) -> Vec<Block> {
     vec![Block::Heading(2, "Holdout".into()), Block::Paragraph(intro), Block::Table { header, rows }]
 }
 
-/// How N and C were counted (DESIGN.md "Counting").
+/// How N and C were counted (docs/DESIGN.md "Counting").
 pub(crate) fn counting(fit: Option<&FitJson>, counting: &Counting) -> Vec<Block> {
     let params = match counting.params {
         ParamCount::Nonembedding => "`nonembedding`: the weights of the blocks and the final norm (12·L·d² + 2·L·d + d for the GELU MLP), no token embedding or head",

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Everything issue 7 measures on the H100, in one command, so a session's short GPU lease goes to
+# Everything the GPU check measures, in one command, so a short time on a GPU machine goes to
 # measuring. Run on the GPU machine from the repository root, with the cuda binary unpacked:
 #
 #   here:   CUDAFORGE_THREADS=2 bash scripts/build-cuda.sh "$PWD" --features cuda --target-dir target-cuda
 #           mkdir -p gpu && cp target-cuda/release/sweeplaw gpu/ && strip gpu/sweeplaw && xz -T2 -f gpu/sweeplaw
-#           (gpu/ is listed in .git/info/exclude; name it in the device tool's `carry`)
-#   there:  xz -d gpu/sweeplaw.xz && bash scripts/gpu-session.sh gpu/sweeplaw "$OUT" [PARTS]
+#           (gpu/ is git-ignored: copy it to the GPU machine beside the checkout)
+#   there:  xz -d gpu/sweeplaw.xz && bash scripts/gpu-check.sh gpu/sweeplaw "$OUT" [PARTS]
 #
-# PARTS (default: all of them) picks what to run, so a lease's 10-minute commands can take them
-# one or two at a time: check, ops, bench, sweep (e.g. `... "$OUT" check,ops`).
+# PARTS (default: all of them) picks what to run, so each command can stay under ten minutes:
+# check, ops, bench, sweep, one or several at a time (e.g. `... "$OUT" check,ops`).
 #
 # Writes under OUT: check.txt (bench --check: gradients, f32 vs cpu, bf16 vs f32, fused kernels vs
 # composite ops), ops.txt (bench --ops: each op fused and composite at the three shapes), bench-h100/
@@ -16,8 +16,8 @@
 # sweep/ (configs/gpu-smoke.toml trained on cuda:0 with one and with 4 runs per device, fit and
 # report), and summary.txt, the table printed last.
 set -uo pipefail
-BIN=$(realpath "${1:?usage: gpu-session.sh SWEEPLAW_BINARY OUT_DIR [check,ops,bench,sweep]}")
-OUT=$(realpath -m "${2:?usage: gpu-session.sh SWEEPLAW_BINARY OUT_DIR [check,ops,bench,sweep]}")
+BIN=$(realpath "${1:?usage: gpu-check.sh SWEEPLAW_BINARY OUT_DIR [check,ops,bench,sweep]}")
+OUT=$(realpath -m "${2:?usage: gpu-check.sh SWEEPLAW_BINARY OUT_DIR [check,ops,bench,sweep]}")
 PARTS=",${3:-check,ops,bench,sweep},"
 wants() { [[ $PARTS == *",$1,"* ]]; }
 mkdir -p "$OUT"
