@@ -22,6 +22,8 @@ pub mod ops;
 pub mod plan;
 pub mod plot;
 pub mod records;
+#[doc(hidden)]
+pub mod reference_data;
 pub mod regenerate;
 pub mod report;
 pub mod rng;
