@@ -36,6 +36,7 @@ mod report;
 mod table;
 #[cfg(test)]
 mod tests;
+pub mod verdict;
 
 pub use chinchilla::ChinchillaParams;
 pub use compute::ComputeModel;
