@@ -79,13 +79,13 @@ impl ModelShape {
                 return Err(format!("model.{name} must be positive"));
             }
         }
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(format!(
                 "model.d_model = {} is not divisible by model.n_heads = {}",
                 self.d_model, self.n_heads
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(format!(
                 "model.d_model / model.n_heads = {} must be even for rotary embeddings",
                 self.head_dim()

@@ -101,7 +101,7 @@ impl TextConfig {
                 "vocab_size",
                 "give vocab_size (train a BPE tokenizer) or tokenizer (a tokenizer.json)",
             )),
-            (None, Some(v)) if v < bpe::MIN_VOCAB || v > 1 << 24 => {
+            (None, Some(v)) if !(bpe::MIN_VOCAB..=1 << 24).contains(&v) => {
                 Err(DataError::config("vocab_size", format!("{v} must be in {}..={}", bpe::MIN_VOCAB, 1 << 24)))
             }
             (None, Some(v)) => Ok(v),

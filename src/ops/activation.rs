@@ -6,7 +6,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernels::{contiguous_slice, tensor_from, tensor_slice, with_real_type, Real};
+use super::cpu_simd::{contiguous_slice, tensor_from, tensor_slice, with_real_type, Real};
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;

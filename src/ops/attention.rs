@@ -16,7 +16,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::composite::check_attention_shapes;
-use super::kernels::{
+use super::cpu_simd::{
     dot, matmul, max_of, rank4_rows, storage_slice, tensor_from, tensor_slice, with_real_type, MatMut, MatRef, Real,
 };
 

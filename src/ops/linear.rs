@@ -8,7 +8,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 use super::composite::check_linear_shapes;
-use super::kernels::{
+use super::cpu_simd::{
     contiguous_slice, gemm_threads, matmul, storage_slice, tensor_from, tensor_slice, with_real_type, MatMut, MatRef,
     Real,
 };

@@ -10,7 +10,7 @@ use candle_core::{bail, CpuStorage, CustomOp2, DType, Layout, Result, Shape, Ten
 use rayon::prelude::*;
 
 use super::composite::check_targets;
-use super::kernels::{contiguous_slice, max_of, tensor_from, tensor_slice, with_real_type, Real};
+use super::cpu_simd::{contiguous_slice, max_of, tensor_from, tensor_slice, with_real_type, Real};
 
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 8;

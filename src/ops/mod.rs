@@ -31,7 +31,7 @@ pub mod composite;
 mod cuda;
 #[cfg(test)]
 mod cuda_emulated;
-mod kernels;
+mod cpu_simd;
 mod linear;
 mod loss;
 mod norm;

@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::composite::check_norm_shapes;
-use super::kernels::{contiguous_slice, dot, tensor_from, tensor_slice, with_real_type, Real};
+use super::cpu_simd::{contiguous_slice, dot, tensor_from, tensor_slice, with_real_type, Real};
 
 /// Rows handled by one parallel task; fixed, so the weight-gradient sum has a fixed order.
 const ROWS_PER_TASK: usize = 32;

@@ -11,7 +11,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::composite::check_rope_tables;
-use super::kernels::{contiguous_slice, rank4_rows, tensor_from, tensor_slice, with_real_type, Real};
+use super::cpu_simd::{contiguous_slice, rank4_rows, tensor_from, tensor_slice, with_real_type, Real};
 
 /// Fused rope of x (B, H, T, hd) with cos, sin (T, hd/2).
 pub(crate) fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {

@@ -108,7 +108,7 @@ impl Trainer<'_> {
             f64::NAN
         };
         let tokens = (step + 1) * (spec.batch_size * spec.shape.seq_len) as u64;
-        let eval_due = (step + 1) % spec.eval_every_steps == 0 || step + 1 == spec.steps;
+        let eval_due = (step + 1).is_multiple_of(spec.eval_every_steps) || step + 1 == spec.steps;
         let val_loss = if eval_due && train_loss.is_finite() {
             Some(evaluate(&self.model, &self.validation, spec.batch_size, self.device)?)
         } else {
@@ -267,7 +267,7 @@ fn save_when_due(trainer: &Trainer<'_>, dir: &Path, done: u64, elapsed_s: f64) -
         }
     }
     let every = spec.checkpoint_every_steps;
-    if every > 0 && done % every == 0 && done < spec.steps {
+    if every > 0 && done.is_multiple_of(every) && done < spec.steps {
         trainer.save(&dir.join(format!("step-{done:010}")), done, elapsed_s)?;
         prune_checkpoints(dir, 2)?;
     }

@@ -101,7 +101,7 @@ fn second_build_reuses_the_cache_and_a_changed_tokenizer_invalidates_it() {
     let external = dir.0.join("tokenizer.json");
     std::fs::copy(&first.tokenizer_path, &external).unwrap();
     let with_file = TextConfig { tokenizer: Some("tokenizer.json".into()), vocab_size: None, ..config.clone() };
-    assert_eq!(TextSource::new(&with_file).unwrap().report.tokenized, false, "same bytes, same hash");
+    assert!(!TextSource::new(&with_file).unwrap().report.tokenized, "same bytes, same hash");
     let pretty = bpe::load(&bigger.tokenizer_path).unwrap().tokenizer.to_string(true).unwrap();
     std::fs::write(&external, pretty).unwrap();
     let changed = TextSource::new(&with_file).unwrap();
@@ -246,7 +246,7 @@ fn sweep_config_paths_are_relative_to_the_file_and_runs_record_epochs() {
                 [train]\nbatch_size = 4\nlr = 1e-3\neval_tokens = 64\n";
     std::fs::write(&config_path, text).unwrap();
     let (config, plan) = crate::sweep::load_plan(&config_path).unwrap();
-    assert!(dir.0.join("cache").is_dir() == false, "planning reads no corpus");
+    assert!(!dir.0.join("cache").is_dir(), "planning reads no corpus");
     let spec = &plan.runs[0];
     assert_eq!(spec.run_id, "L1-d16-D960-U330-s0");
     assert_eq!(spec.unique_tokens, Some(330));

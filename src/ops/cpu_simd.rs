@@ -176,13 +176,13 @@ pub(crate) mod f32_kernels {
                 let mut chunks = row.chunks_exact_mut(8);
                 for c in &mut chunks {
                     for (v, s) in c.iter_mut().zip(sums.iter_mut()) {
-                        *v = crate::ops::kernels::f32_kernels::fast_exp(*v * scale - shift);
+                        *v = crate::ops::cpu_simd::f32_kernels::fast_exp(*v * scale - shift);
                         *s += *v;
                     }
                 }
                 let mut sum: f32 = sums.iter().sum();
                 for v in chunks.into_remainder() {
-                    *v = crate::ops::kernels::f32_kernels::fast_exp(*v * scale - shift);
+                    *v = crate::ops::cpu_simd::f32_kernels::fast_exp(*v * scale - shift);
                     sum += *v;
                 }
                 sum
@@ -195,32 +195,32 @@ pub(crate) mod f32_kernels {
                 let rest = chunks.remainder();
                 for c in chunks {
                     for (v, s) in c.iter().zip(sums.iter_mut()) {
-                        *s += crate::ops::kernels::f32_kernels::fast_exp(*v - shift);
+                        *s += crate::ops::cpu_simd::f32_kernels::fast_exp(*v - shift);
                     }
                 }
-                let tail: f32 = rest.iter().map(|v| crate::ops::kernels::f32_kernels::fast_exp(v - shift)).sum();
+                let tail: f32 = rest.iter().map(|v| crate::ops::cpu_simd::f32_kernels::fast_exp(v - shift)).sum();
                 sums.iter().sum::<f32>() + tail
             }
 
             $(#[$attr])?
             pub fn exp_into(src: &[f32], dst: &mut [f32], shift: f32, mult: f32) {
                 for (d, s) in dst.iter_mut().zip(src) {
-                    *d = mult * crate::ops::kernels::f32_kernels::fast_exp(s - shift);
+                    *d = mult * crate::ops::cpu_simd::f32_kernels::fast_exp(s - shift);
                 }
             }
 
             $(#[$attr])?
             pub fn gelu(x: &[f32], dst: &mut [f32]) {
                 for (d, &v) in dst.iter_mut().zip(x) {
-                    *d = v * crate::ops::kernels::f32_kernels::normal_cdf(v);
+                    *d = v * crate::ops::cpu_simd::f32_kernels::normal_cdf(v);
                 }
             }
 
             $(#[$attr])?
             pub fn gelu_grad(x: &[f32], g: &[f32], dst: &mut [f32]) {
                 for ((d, &v), &gv) in dst.iter_mut().zip(x).zip(g) {
-                    let density = 0.398_942_3 * crate::ops::kernels::f32_kernels::fast_exp(-0.5 * v * v);
-                    *d = gv * (crate::ops::kernels::f32_kernels::normal_cdf(v) + v * density);
+                    let density = 0.398_942_3 * crate::ops::cpu_simd::f32_kernels::fast_exp(-0.5 * v * v);
+                    *d = gv * (crate::ops::cpu_simd::f32_kernels::normal_cdf(v) + v * density);
                 }
             }
         };
