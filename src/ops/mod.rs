@@ -27,11 +27,11 @@ pub mod adamw;
 mod attention;
 pub mod check;
 pub mod composite;
+mod cpu_simd;
 #[cfg(feature = "cuda")]
 mod cuda;
 #[cfg(test)]
 mod cuda_emulated;
-mod cpu_simd;
 mod linear;
 mod loss;
 mod norm;
