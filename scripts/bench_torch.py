@@ -10,7 +10,7 @@ measured dense matmul peak, and sweeplaw's speed relative to eager) and writes b
 bench.md into --out.
 
   CPU:  python scripts/bench_torch.py --device cpu --threads 2 --shapes reference --sweeplaw target/release/sweeplaw
-  H100: python scripts/bench_torch.py --device cuda --dtype bfloat16 --sweeplaw ./sweeplaw --out results/bench-h100
+  GPU:  python scripts/bench_torch.py --device cuda --dtype bfloat16 --sweeplaw ./sweeplaw --out results/bench-h200
 
 Model FLOPs per token (matmul_attn, src/model.rs): 6·(12·L·d² + d·V) + 6·L·T·d.
 """
@@ -203,12 +203,17 @@ def main():
         rows.append(row)
         print(f"{name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in row.items() if k.endswith("tokens_per_s")),
               file=sys.stderr)
+        # Written after every shape, so a run stopped by a time cap keeps the shapes it finished.
+        table = write_results(rows, args, peak)
+    print(table)
 
+
+def write_results(rows, args, measured_peak):
+    """bench.json and bench.md for the rows so far; returns the markdown table."""
     # The MFU denominator is the best matmul rate either side measured (one short measurement can
     # come out low on a busy machine and make an MFU look above 100%).
-    peak = max([peak] + [row["sweeplaw_peak_flops_per_s"] for row in rows if "sweeplaw_peak_flops_per_s" in row])
+    peak = max([measured_peak] + [row["sweeplaw_peak_flops_per_s"] for row in rows if "sweeplaw_peak_flops_per_s" in row])
     table = markdown(rows, args, peak)
-    print(table)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         meta = {"torch": torch.__version__, "device": device_name(args.device), "dtype": args.dtype,
@@ -217,6 +222,7 @@ def main():
             json.dump({"meta": meta, "rows": rows}, f, indent=2)
         with open(os.path.join(args.out, "bench.md"), "w") as f:
             f.write(table + "\n")
+    return table
 
 
 def device_name(device):
