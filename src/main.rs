@@ -168,6 +168,9 @@ struct FitArgs {
     /// Drop the N highest-loss points first (Besiroglu et al. 2024 drop 5 of Chinchilla's 245).
     #[arg(long, default_value_t = 0)]
     exclude_highest_loss: usize,
+    /// Approach 2: fit each budget's parabola to the runs at the K sizes nearest its lowest loss.
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u64).range(3..))]
+    isoflop_window: u64,
 }
 
 #[derive(Args)]
@@ -425,6 +428,7 @@ fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
         target_flops: args.target_flops,
         seed: args.seed,
         exclude_highest_loss: args.exclude_highest_loss,
+        isoflop_window: usize::try_from(args.isoflop_window).unwrap_or(usize::MAX),
     };
     let (dataset, warnings) = sweeplaw::fit::load_points(&args.path, &options)?;
     for w in &warnings {

@@ -186,6 +186,9 @@ pub struct FitOptions {
     pub seed: u64,
     /// Drop this many highest-loss points before fitting (Besiroglu et al. 2024 drop 5).
     pub exclude_highest_loss: usize,
+    /// Approach 2 fits each budget's parabola to the runs at this many sizes nearest its
+    /// lowest loss (Porian et al. 2024's procedure; 3 or more).
+    pub isoflop_window: usize,
 }
 
 impl Default for FitOptions {
@@ -199,6 +202,7 @@ impl Default for FitOptions {
             target_flops: None,
             seed: 0,
             exclude_highest_loss: 0,
+            isoflop_window: 5,
         }
     }
 }
@@ -213,6 +217,12 @@ impl FitOptions {
                     message: format!("must be a positive number, got {target}"),
                 });
             }
+        }
+        if self.isoflop_window < 3 {
+            return Err(FitError::InvalidOption {
+                option: "isoflop-window",
+                message: format!("a parabola needs 3 or more sizes, got {}", self.isoflop_window),
+            });
         }
         Ok(())
     }

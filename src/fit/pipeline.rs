@@ -8,7 +8,7 @@ use crate::fit::data_constrained::{self, fit_repetition, repeats_data};
 use crate::fit::error::FitError;
 use crate::fit::frontier::{fit_approach1, power_at};
 use crate::fit::holdout::backtest;
-use crate::fit::isoflop::fit_approach2;
+use crate::fit::isoflop;
 use crate::fit::kaplan::{fit_joint, fit_single, Variable};
 use crate::fit::options::{FitOptions, Law};
 use crate::fit::regress::Line;
@@ -95,9 +95,10 @@ fn fit_family(family: Law, context: &Context<'_>, report: &mut FitReport, warm: 
             }
             Err(error) => skip(report, "chinchilla", &error),
         },
-        Law::IsoFlop => match fit_approach2(data, ones) {
-            Ok(mut fit) => {
-                fit.prediction = line_prediction(context.opts, &fit.lines);
+        // Approach 2 resamples within budgets, so it runs its own bootstrap.
+        Law::IsoFlop => match isoflop::fit(data, context.opts) {
+            Ok(fit) => {
+                report.warnings.extend(fit.warnings.iter().map(|w| format!("isoflop: {w}")));
                 report.fits.isoflop = Some(fit);
             }
             Err(error) => skip(report, "isoflop", &error),
@@ -222,7 +223,6 @@ enum Slot {
     Chinchilla,
     Kaplan(Variable),
     KaplanJoint,
-    IsoFlop,
     Frontier,
     DataConstrained,
 }
@@ -261,10 +261,6 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
     if let Some(x) = warm.kaplan_nd.as_deref() {
         slots.push(Slot::KaplanJoint);
         refits.push(Box::new(move |w| fit_joint(data, w, Some(x)).ok().map(|f| f.0.params)));
-    }
-    if report.fits.isoflop.is_some() {
-        slots.push(Slot::IsoFlop);
-        refits.push(Box::new(move |w| fit_approach2(data, w).ok().map(|f| line_values(f.a, f.b, &f.lines, target))));
     }
     if report.fits.frontier.is_some() {
         slots.push(Slot::Frontier);
@@ -323,10 +319,6 @@ fn store_intervals(report: &mut FitReport, slot: Slot, draws: &Draws, resamples:
             fit.se = bootstrap::standard_errors(draws);
             fit.se.retain(|key, _| !["N_opt", "D_opt", "loss"].contains(&key.as_str()));
             fit.bootstrap = Some(BootstrapSummary { resamples, failed: draws.failed });
-            fit.prediction.as_mut()
-        }),
-        Slot::IsoFlop => fits.isoflop.as_mut().and_then(|fit| {
-            fit.ci95 = ci95;
             fit.prediction.as_mut()
         }),
         Slot::Frontier => fits.frontier.as_mut().and_then(|fit| {

@@ -11,6 +11,8 @@ use crate::fit::data::{Dataset, Excluded};
 use crate::fit::error::FitError;
 use crate::fit::regress::Line;
 
+pub use crate::fit::isoflop::{IsoFlopFit, IsoFlopMinimum};
+
 /// Named parameter values.
 pub type Values = BTreeMap<String, f64>;
 /// Named 95% bootstrap intervals [2.5th, 97.5th percentile].
@@ -76,46 +78,6 @@ pub struct ChinchillaFit {
     pub prediction: Option<Prediction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSummary>,
-}
-
-/// The parabola minimum of one FLOP budget (approach 2).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IsoFlopMinimum {
-    pub flops: f64,
-    #[serde(rename = "N_opt")]
-    pub n_opt: f64,
-    #[serde(rename = "D_opt")]
-    pub d_opt: f64,
-    pub loss: f64,
-    pub runs: usize,
-    /// Whether N_opt lies within the sizes the budget tried.
-    pub inside: bool,
-}
-
-/// Chinchilla approach 2.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IsoFlopFit {
-    pub a: f64,
-    pub b: f64,
-    pub minima: Vec<IsoFlopMinimum>,
-    pub ci95: Intervals,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prediction: Option<Prediction>,
-    #[serde(skip)]
-    pub(crate) lines: (Line, Line),
-}
-
-impl IsoFlopFit {
-    pub(crate) fn new(n_line: Line, d_line: Line, minima: Vec<IsoFlopMinimum>) -> IsoFlopFit {
-        IsoFlopFit {
-            a: n_line.slope,
-            b: d_line.slope,
-            minima,
-            ci95: Intervals::new(),
-            prediction: None,
-            lines: (n_line, d_line),
-        }
-    }
 }
 
 /// Chinchilla approach 1.
