@@ -70,9 +70,9 @@ pub fn gradient_check(shape: &ModelShape, device: &Device) -> Result<GradientChe
         for k in 0..4 {
             let i = (k * 7919 + 13) % original.len();
             let numeric = (perturbed(i, step)? - perturbed(i, -step)?) / (2.0 * step);
-            let relative = (numeric - grad[i]).abs() / numeric.abs().max(grad[i].abs()).max(1e-7);
+            let relative = relative_error(numeric, grad[i]);
             if relative > check.max_relative_error || check.checked == 0 {
-                check.max_relative_error = relative.max(check.max_relative_error);
+                check.max_relative_error = relative;
                 check.worst = format!("{}[{i}]", p.name);
             }
             check.checked += 1;
@@ -148,8 +148,27 @@ pub fn check_device(device: &ComputeDevice) -> Result<DeviceCheck> {
     Ok(DeviceCheck { device: device.name.clone(), gradient, cpu_f32, device_f32, device_bf16, ops })
 }
 
+/// |numeric − analytic| relative to the larger of the two (at least 1e-7); a non-finite value on
+/// either side is an infinite error, never 0 (f64::max would drop a NaN).
+fn relative_error(numeric: f64, analytic: f64) -> f64 {
+    let relative = (numeric - analytic).abs() / numeric.abs().max(analytic.abs()).max(1e-7);
+    if relative.is_finite() {
+        relative
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// The largest |a − b| over two loss curves; a non-finite loss, or curves of different lengths,
+/// is an infinite difference.
 fn max_difference(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    if a.len() != b.len() {
+        return f64::INFINITY;
+    }
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, |worst, d| if d.is_finite() { worst.max(d) } else { f64::INFINITY })
 }
 
 impl DeviceCheck {
@@ -211,6 +230,45 @@ mod tests {
             assert!(check.checked >= 4 * 10, "{check:?}");
             assert!(check.max_relative_error < GRADIENT_TOLERANCE, "{check:?}");
         }
+    }
+
+    fn passing_check() -> DeviceCheck {
+        DeviceCheck {
+            device: "test".into(),
+            gradient: GradientCheck { max_relative_error: 1e-6, worst: "w[0]".into(), checked: 4 },
+            cpu_f32: vec![5.5, 5.0, 4.5],
+            device_f32: vec![5.5, 5.0, 4.5],
+            device_bf16: Some(vec![5.52, 5.01, 4.49]),
+            ops: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_check_fails_on_a_nan_an_inf_and_a_wrong_gradient() {
+        assert!(passing_check().passed(), "{}", passing_check().describe());
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut check = passing_check();
+            check.device_f32[1] = bad;
+            assert!(!check.passed(), "a {bad} f32 loss passed");
+            assert_eq!(check.f32_difference(), f64::INFINITY);
+            assert!(check.describe().contains("FAILED"), "{}", check.describe());
+            let mut check = passing_check();
+            check.device_bf16.as_mut().unwrap()[2] = bad;
+            assert!(!check.passed(), "a {bad} bf16 loss passed");
+            let mut check = passing_check();
+            check.gradient.max_relative_error = relative_error(bad, 0.3);
+            assert!(!check.passed(), "a {bad} numeric gradient passed");
+            assert_eq!(relative_error(0.3, bad), f64::INFINITY, "a {bad} analytic gradient");
+        }
+        let mut check = passing_check();
+        check.device_f32.pop();
+        assert!(!check.passed(), "a curve cut short passed");
+        // A gradient off by a factor of two, and one of the wrong sign.
+        assert!((relative_error(0.4, 0.8) - 0.5).abs() < 1e-12);
+        assert!((relative_error(0.4, -0.4) - 2.0).abs() < 1e-12);
+        let mut check = passing_check();
+        check.gradient.max_relative_error = relative_error(0.4, 0.8);
+        assert!(!check.passed());
     }
 
     #[test]

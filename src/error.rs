@@ -39,6 +39,14 @@ pub enum Error {
     /// A run's state is inconsistent (for example a checkpoint for another model).
     #[error("run {run}: {message}")]
     Run { run: String, message: String },
+    /// A run stopped before its end, leaving its records as they are, because another worker
+    /// took its claim over: the run is that worker's now.
+    #[error("run {run}: {reason}")]
+    ClaimLost { run: String, reason: String },
+    /// A run stopped by SIGINT or SIGTERM after its current step; `checkpoint` is where it
+    /// resumes from (None when it had no checkpoint to write).
+    #[error("run {run}: stopped by {} after step {step}", crate::train::stop::signal_name(*signal))]
+    Interrupted { run: String, signal: i32, step: u64, checkpoint: Option<PathBuf> },
     /// Bad arguments to a command.
     #[error("{0}")]
     Usage(String),
@@ -56,4 +64,19 @@ impl Error {
     pub fn record(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
         Error::Record { path: path.as_ref().to_path_buf(), message: message.into() }
     }
+
+    /// A full disk or an exceeded quota: not a run's fault, so a sweep stops (keeping its
+    /// records) instead of failing every run in turn.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => is_storage_full(source),
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC or EDQUOT, by kind or by OS error number.
+pub fn is_storage_full(error: &std::io::Error) -> bool {
+    matches!(error.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        || matches!(error.raw_os_error(), Some(28) | Some(122))
 }

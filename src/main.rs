@@ -266,12 +266,66 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::Sweep(_) | Command::Train(_)) {
+        sweeplaw::train::stop::install();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(1)
+            eprintln!("error: {}", one_line(&error_text(&e)));
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// An error and its causes, each cause left out when the text so far already says it (an OS
+/// error wrapped with its path prints once, not twice).
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// 1 for an error; 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let signal = match error.downcast_ref::<sweeplaw::Error>() {
+        Some(sweeplaw::Error::Interrupted { signal, .. }) => Some(*signal),
+        _ => error.downcast_ref::<Stopped>().map(|s| s.signal),
+    };
+    signal.and_then(|s| u8::try_from(128 + s).ok()).unwrap_or(1)
+}
+
+/// A sweep that a signal stopped after its runs' current steps: where each stopped, and how
+/// to resume.
+#[derive(Debug)]
+struct Stopped {
+    signal: i32,
+    message: String,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// "1 run", "2 runs".
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("{count} {noun}")
+    } else {
+        format!("{count} {noun}s")
     }
 }
 
@@ -336,6 +390,31 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
         runs_per_device: args.runs_per_device,
     };
     let report = sweeplaw::sweep::run_sweep(&options)?;
+    if let Some(signal) = report.signal {
+        let runs: Vec<String> = report
+            .stopped
+            .iter()
+            .map(|r| match &r.checkpoint {
+                Some(c) => format!("{} after step {} (checkpoint {})", r.run_id, r.step, c.display()),
+                None => format!("{} after step {} (no checkpoint: it starts again)", r.run_id, r.step),
+            })
+            .collect();
+        let stopped = if runs.is_empty() { "no run was training".to_string() } else { runs.join("; ") };
+        let resume = std::iter::once("sweeplaw sweep".to_string())
+            .chain(std::env::args().skip(2).map(|a| shell_quote(&a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(Stopped {
+            signal,
+            message: format!(
+                "sweep {} stopped by {} ({} trained, claims released): {stopped}; resume with: {resume}",
+                report.sweep_dir.display(),
+                sweeplaw::train::stop::signal_name(signal),
+                plural(report.trained.len(), "run"),
+            ),
+        }
+        .into());
+    }
     println!(
         "sweep {}: trained {}, already done {}, diverged {}, failed {} in {:.1} s ({:.3e} model FLOP/s, matmul_attn, {} run(s) at a time)",
         report.sweep_dir.display(),
@@ -360,7 +439,7 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
 
 fn cmd_train(args: TrainArgs) -> anyhow::Result<()> {
     let options = TrainOptions { config: args.config.clone(), results: args.results, quiet: args.quiet };
-    let record = train_single(&options).with_context(|| format!("training {}", args.config.display()))?;
+    let record = train_single(&options)?;
     let result = record.result.as_ref();
     let val = result.and_then(|r| r.val_loss).map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
     let floor = record.data.true_entropy.map(|v| format!("{v:.4}")).unwrap_or_else(|| "unknown".into());
@@ -407,7 +486,7 @@ fn cmd_summary(sweep_dir: &std::path::Path) -> anyhow::Result<()> {
     for w in &rebuilt.warnings {
         eprintln!("warning: {w}");
     }
-    println!("rebuilt {} ({} runs) from the run folders", rebuilt.path.display(), rebuilt.rows);
+    println!("rebuilt {} ({}) from the run folders", rebuilt.path.display(), plural(rebuilt.rows, "run"));
     Ok(())
 }
 
@@ -440,6 +519,16 @@ fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
     report.write_json(&out)?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// `text` as one shell word: as it is when it is plain, single-quoted otherwise.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// `<dir>/fit.json` for a sweep directory, `<stem>.fit.json` beside a CSV.

@@ -105,6 +105,10 @@ pub struct RunRecord {
     pub versions: Versions,
     pub started_at_unix: u64,
     pub finished_at_unix: Option<u64>,
+    /// Hash of the config the run belongs to (a sweep's plan hash, or a single run's spec
+    /// hash): a results directory's identity does not rest on plan.json alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,8 +135,25 @@ impl RunRecord {
     }
 
     /// Parses the bytes of a run.json; `path` only names it in the error (with serde's line).
+    /// A record whose numbers are impossible (a negative or non-finite loss, a run id that is not
+    /// its folder's) is as damaged as one that does not parse.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<RunRecord> {
-        serde_json::from_slice(bytes).map_err(|e| Error::record(path, format!("not a valid run.json: {e}")))
+        let record: RunRecord =
+            serde_json::from_slice(bytes).map_err(|e| Error::record(path, format!("not a valid run.json: {e}")))?;
+        if record.run_id != record.spec.run_id {
+            return Err(Error::record(
+                path,
+                format!("run_id {:?} is not the spec's {:?}", record.run_id, record.spec.run_id),
+            ));
+        }
+        if let Some(result) = &record.result {
+            for (name, value) in [("val_loss", result.val_loss), ("train_loss", result.train_loss)] {
+                if value.is_some_and(|v| v.is_nan() || v < 0.0) && record.status == RunStatus::Done {
+                    return Err(Error::record(path, format!("result.{name} is {value:?} in a run marked done")));
+                }
+            }
+        }
+        Ok(record)
     }
 
     /// The summary.csv row of this run (empty cells for unknowns, never zero).
@@ -163,6 +184,44 @@ impl RunRecord {
             opt(r.map(|r| r.flops_chinchilla)),
             opt(self.data.true_entropy),
         ]
+    }
+}
+
+/// Checks a CSV header names each column once (names compared trimmed and case-insensitively):
+/// a repeated column is an error naming both positions, never "the last one wins".
+pub fn check_header<'a>(header: impl IntoIterator<Item = &'a str>) -> std::result::Result<(), String> {
+    let mut seen: Vec<String> = Vec::new();
+    for (index, name) in header.into_iter().enumerate() {
+        let key = name.trim().to_ascii_lowercase();
+        if let Some(first) = seen.iter().position(|n| *n == key) {
+            return Err(format!(
+                "the header repeats column {:?} (columns {} and {}): keep one",
+                name.trim(),
+                first + 1,
+                index + 1
+            ));
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
+/// The position of the one column among `aliases` (one quantity's accepted names, lowercase)
+/// in `header` (lowercase); two aliases present at once (`N` and `params`) are ambiguous, an
+/// error naming both.
+pub fn find_column(header: &[String], aliases: &[&str]) -> std::result::Result<Option<usize>, String> {
+    let present: Vec<(usize, &str)> = aliases
+        .iter()
+        .filter_map(|alias| header.iter().position(|h| h.trim().eq_ignore_ascii_case(alias)).map(|i| (i, *alias)))
+        .collect();
+    match present.as_slice() {
+        [] => Ok(None),
+        [(index, _)] => Ok(Some(*index)),
+        [(i, a), (j, b), ..] => Err(format!(
+            "columns {a:?} (column {}) and {b:?} (column {}) both give the same quantity: keep one",
+            i + 1,
+            j + 1
+        )),
     }
 }
 
@@ -322,6 +381,20 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_or_ambiguous_column_is_an_error_naming_both() {
+        assert_eq!(check_header(["N", "D", "loss"]), Ok(()));
+        let e = check_header(["N", "D", "loss", "loss"]).unwrap_err();
+        assert!(e.contains("\"loss\"") && e.contains("columns 3 and 4"), "{e}");
+        let e = check_header(["n", "D", " N "]).unwrap_err();
+        assert!(e.contains("columns 1 and 3"), "{e}");
+        let header: Vec<String> = ["n", "params", "d", "loss"].map(String::from).to_vec();
+        let e = find_column(&header, &["n", "params"]).unwrap_err();
+        assert!(e.contains("\"n\" (column 1)") && e.contains("\"params\" (column 2)"), "{e}");
+        assert_eq!(find_column(&header, &["d", "tokens"]), Ok(Some(2)));
+        assert_eq!(find_column(&header, &["val_loss"]), Ok(None));
+    }
 
     #[test]
     fn threads_writing_one_file_atomically_never_collide() {

@@ -411,11 +411,14 @@ pub fn check_run_id(id: &str) -> std::result::Result<(), String> {
     let ok = !id.is_empty()
         && id.len() <= 200
         && !id.starts_with('.')
+        && !id.starts_with('-')
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {
-        Err(format!("name {id:?} must be 1-200 characters of letters, digits, '-', '_' or '.', not starting with '.'"))
+        Err(format!(
+            "name {id:?} must be 1-200 characters of letters, digits, '-', '_' or '.', not starting with '.' or '-'"
+        ))
     }
 }
 

@@ -194,8 +194,15 @@ impl FigureSpec {
     }
 }
 
-/// Major and minor ticks (data values) of a log axis over [low, high] (data values).
+/// Major and minor ticks (data values) of a log axis over [low, high] (data values). Bounded
+/// for any input: the range is clipped to the positive finite doubles (a padded range past
+/// 1e308 is infinite), so at most ~630 decades are ever walked, and an empty or inverted range
+/// has no ticks.
 pub(crate) fn log_ticks(low: f64, high: f64) -> (Vec<f64>, Vec<f64>) {
+    let (low, high) = (low.max(f64::MIN_POSITIVE), high.min(f64::MAX));
+    if !(low <= high) {
+        return (Vec::new(), Vec::new());
+    }
     let (first, last) = (low.log10().ceil() as i32, high.log10().floor() as i32);
     let decades = last - first + 1;
     if decades == 2 {
@@ -225,10 +232,13 @@ pub(crate) fn log_ticks(low: f64, high: f64) -> (Vec<f64>, Vec<f64>) {
     (linear_ticks(low, high), Vec::new())
 }
 
-/// m × 10^k within [low, high] for the mantissas m.
+/// m × 10^k within [low, high] for the mantissas m; k stays within the exponents of finite
+/// doubles whatever the range.
 fn multiples(low: f64, high: f64, mantissas: &[f64]) -> Vec<f64> {
     let mut ticks = Vec::new();
-    for k in (low.log10().floor() as i32)..=(high.log10().ceil() as i32) {
+    let (low, high) = (low.max(f64::MIN_POSITIVE), high.min(f64::MAX));
+    let exponent = |v: f64| v.log10().clamp(-400.0, 400.0) as i32;
+    for k in (exponent(low).saturating_sub(1).max(-330))..=(exponent(high).saturating_add(1).min(309)) {
         for m in mantissas {
             // Rounded so that 3 × 10^-1 prints as 0.3.
             let value = (m * 10f64.powi(k) * 1e12).round() / 1e12;
@@ -246,7 +256,11 @@ fn multiples(low: f64, high: f64, mantissas: &[f64]) -> Vec<f64> {
 pub(crate) fn linear_ticks(low: f64, high: f64) -> Vec<f64> {
     let span = high - low;
     if !(span > 0.0 && span.is_finite()) {
-        return vec![low];
+        return if low.is_finite() { vec![low] } else { Vec::new() };
+    }
+    // A span so small next to its values that steps vanish in rounding: the two ends.
+    if span < (low.abs().max(high.abs())) * 1e-12 {
+        return vec![low, high];
     }
     let magnitude = 10f64.powf((span / 6.0).log10().floor());
     let steps = [10.0, 5.0, 2.5, 2.0, 1.0, 0.5].map(|f| f * magnitude);
@@ -292,6 +306,26 @@ mod tests {
         assert_eq!(major, vec![3.0, 3.5, 4.0, 4.5]);
         let (major, _) = log_ticks(2.0, 12.0);
         assert_eq!(major, vec![2.0, 3.0, 5.0, 7.0, 10.0]);
+    }
+
+    #[test]
+    fn axes_over_huge_or_degenerate_ranges_are_bounded() {
+        // A loss of 1e300 padded by 5% of its decades runs past f64::MAX.
+        for (low, high) in
+            [(3.0, f64::INFINITY), (3.0, 1e300), (1e-300, 1e300), (0.0, 5.0), (5.0, 1.0), (f64::NAN, 2.0)]
+        {
+            let (major, minor) = log_ticks(low, high);
+            assert!(major.len() + minor.len() < 10_000, "{low}..{high}: {} ticks", major.len() + minor.len());
+            assert!(major.iter().chain(&minor).all(|t| t.is_finite() && *t > 0.0), "{low}..{high}");
+        }
+        let (major, _) = log_ticks(3.0, f64::INFINITY);
+        assert_eq!((major.first(), major.last()), (Some(&10.0), Some(&1e306)), "every 8th decade from 10 up");
+        assert!(log_ticks(5.0, 1.0).0.is_empty());
+        assert_eq!(linear_ticks(-1e308, 1e308), vec![-1e308], "an infinite span");
+        assert_eq!(linear_ticks(1e300, 1e300 * (1.0 + 1e-15)).len(), 2);
+        assert!(linear_ticks(f64::NAN, 1.0).is_empty());
+        let huge = linear_ticks(0.0, 1e300);
+        assert!((4..=9).contains(&huge.len()) && huge.iter().all(|t| t.is_finite()), "{huge:?}");
     }
 
     #[test]

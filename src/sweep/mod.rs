@@ -21,7 +21,7 @@ use crate::train::observe::{DivergenceGuard, ProgressObserver, RecordWriter, Run
 use crate::train::run::{branch_checkpoint_name, rotating_checkpoints, train, RunContext, StartPoint};
 use claim::{try_claim, ClaimConfig, ClaimOutcome};
 use progress::{ClaimWatch, SweepProgress};
-use store::SweepStore;
+use store::{RecordState, SweepStore};
 
 /// Options of `sweeplaw sweep`.
 #[derive(Clone, Debug)]
@@ -50,6 +50,17 @@ pub struct SweepReport {
     /// runs it trained: their ratio is the sweep's aggregate model FLOP/s.
     pub wall_s: f64,
     pub model_flops: f64,
+    /// The signal that stopped the sweep early, if one did, and the runs it stopped mid-training.
+    pub signal: Option<i32>,
+    pub stopped: Vec<StoppedRun>,
+}
+
+/// A run a signal stopped: after which step, and the checkpoint it resumes from.
+#[derive(Clone, Debug)]
+pub struct StoppedRun {
+    pub run_id: String,
+    pub step: u64,
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl SweepReport {
@@ -58,6 +69,8 @@ impl SweepReport {
         self.diverged.extend(other.diverged);
         self.failed.extend(other.failed);
         self.model_flops += other.model_flops;
+        self.signal = self.signal.or(other.signal);
+        self.stopped.extend(other.stopped);
     }
 }
 
@@ -142,25 +155,38 @@ enum Attempt {
     /// Trained to its end here: the status and the run's model FLOPs (matmul_attn).
     Finished(RunStatus, f64),
     AlreadyFinished,
-    /// Held by a live worker, or a branch whose trunk has not reached its branch point yet.
-    Waiting,
+    /// Held by a live worker (named, with the time since its heartbeat), or a branch whose
+    /// trunk has not reached its branch point yet (None).
+    Waiting(Option<(String, Duration)>),
     Failed(String),
     /// The sweep cannot go on (the disk is full): stop with this error, recording nothing.
     Stop(Error),
+    /// A signal asked the sweep to stop; the run stopped after `step`, resumable from `checkpoint`.
+    Interrupted {
+        signal: i32,
+        step: u64,
+        checkpoint: Option<PathBuf>,
+    },
 }
 
 impl Worker<'_> {
     /// Passes over the runs until each is finished (by this worker or another), waiting for
     /// runs held by other live workers so that a dead worker's run is taken over, not lost.
+    /// A signal ends the passes: the report lists where each run in training stopped.
     fn run_all(&self, mine: &[&RunSpec], progress: &SweepProgress) -> Result<SweepReport> {
         let mut report = SweepReport { sweep_dir: self.store.dir.clone(), ..SweepReport::default() };
         let mut open: Vec<&RunSpec> = mine.to_vec();
         // Each thread starts at its own offset, so the slots do not all queue on one claim.
         let offset = self.slot.unwrap_or(0) % open.len().max(1);
         open.rotate_left(offset);
+        let mut announced: Vec<String> = Vec::new();
         while !open.is_empty() {
             let mut still_open = Vec::new();
             for spec in open {
+                if let Some(signal) = crate::train::stop::requested() {
+                    report.signal = Some(signal);
+                    return Ok(report);
+                }
                 match self.attempt(spec, progress)? {
                     Attempt::Finished(status, flops) => {
                         match status {
@@ -171,13 +197,32 @@ impl Worker<'_> {
                         self.store.write_summary(self.plan)?;
                     }
                     Attempt::AlreadyFinished => {}
-                    Attempt::Waiting => still_open.push(spec),
+                    Attempt::Waiting(holder) => {
+                        if let Some((worker, age)) = holder {
+                            if !announced.contains(&spec.run_id) {
+                                announced.push(spec.run_id.clone());
+                                progress.println(&format!(
+                                    "waiting for run {}: worker {worker} holds it (heartbeat {:.0} s ago); \
+                                     it is taken over if silent for {:.0} s (--stale-after)",
+                                    spec.run_id,
+                                    age.as_secs_f64(),
+                                    self.options.stale_after.as_secs_f64()
+                                ));
+                            }
+                        }
+                        still_open.push(spec);
+                    }
                     Attempt::Failed(reason) => {
                         progress.println(&format!("run {} failed: {reason}", spec.run_id));
                         report.failed.push((spec.run_id.clone(), reason));
                         self.store.write_summary(self.plan)?;
                     }
                     Attempt::Stop(error) => return Err(error),
+                    Attempt::Interrupted { signal, step, checkpoint } => {
+                        report.signal = Some(signal);
+                        report.stopped.push(StoppedRun { run_id: spec.run_id.clone(), step, checkpoint });
+                        return Ok(report);
+                    }
                 }
                 progress.set_done(self.plan, self.store);
             }
@@ -196,7 +241,7 @@ impl Worker<'_> {
         }
         let start_points = self.start_points(spec);
         if matches!(spec.role, RunRole::Branch { .. }) && start_points.is_empty() {
-            return Ok(Attempt::Waiting);
+            return Ok(Attempt::Waiting(None));
         }
         let claim_config = ClaimConfig {
             worker: worker_name(self.options.worker, self.slot),
@@ -204,36 +249,61 @@ impl Worker<'_> {
             heartbeat_every: (self.options.stale_after / 12).max(Duration::from_millis(50)),
         };
         let run_dir = self.store.run_dir(&spec.run_id);
-        let claim = match try_claim(&run_dir, &claim_config).map_err(|e| Error::record(&run_dir, e.to_string()))? {
-            ClaimOutcome::Claimed(claim) => claim,
-            ClaimOutcome::HeldByOther { .. } => return Ok(Attempt::Waiting),
+        // A run folder that cannot be claimed (a dangling link, a file in its place) fails this
+        // run only; the sweep goes on with the others.
+        let claim = match try_claim(&run_dir, &claim_config) {
+            Ok(ClaimOutcome::Claimed(claim)) => claim,
+            Ok(ClaimOutcome::HeldByOther { worker, age }) => return Ok(Attempt::Waiting(Some((worker, age)))),
+            Err(e) => return self.fail(spec, claim_error(&run_dir, e)),
         };
-        // Another worker may have finished it between our status check and the claim.
-        if matches!(self.store.status(&spec.run_id), RunStatus::Done | RunStatus::Diverged) {
-            claim.release().map_err(|e| Error::record(&run_dir, e.to_string()))?;
-            return Ok(Attempt::AlreadyFinished);
-        }
-        let outcome = self.train_claimed(spec, &run_dir, start_points, &claim, progress);
+        let outcome = match self.store.record_state(&spec.run_id) {
+            // Another worker may have finished it between our status check and the claim.
+            RecordState::Readable(record) if matches!(record.status, RunStatus::Done | RunStatus::Diverged) => {
+                claim.release().map_err(|e| claim_error(&run_dir, e))?;
+                return Ok(Attempt::AlreadyFinished);
+            }
+            RecordState::Damaged(why) => match self.store.move_aside_damaged(&spec.run_id, &why) {
+                Ok(warning) => {
+                    progress.println(&format!("warning: {warning}"));
+                    self.train_claimed(spec, &run_dir, Vec::new(), &claim, progress)
+                }
+                Err(e) => Err(e),
+            },
+            _ => self.train_claimed(spec, &run_dir, start_points, &claim, progress),
+        };
         let attempt = match outcome {
             Ok(end) => {
                 self.clean_checkpoints(spec, &run_dir);
                 Attempt::Finished(end.status, end.result.map_or(0.0, |r| r.flops_matmul_attn))
             }
-            Err(Error::Run { message, .. }) if message.starts_with("claim lost") => Attempt::Waiting,
-            Err(e) if is_disk_full(&e) => Attempt::Stop(Error::Run {
+            Err(Error::ClaimLost { .. }) => Attempt::Waiting(None),
+            Err(Error::Interrupted { signal, step, checkpoint, .. }) => {
+                Attempt::Interrupted { signal, step, checkpoint }
+            }
+            Err(e) if e.is_storage_full() => Attempt::Stop(Error::Run {
                 run: spec.run_id.clone(),
                 message: format!("{e}; the sweep stopped with its records intact: free some space and rerun it"),
             }),
-            Err(e) => {
-                let reason = e.to_string();
-                self.store.mark_failed(spec, &reason)?;
-                Attempt::Failed(reason)
-            }
+            Err(e) => self.fail(spec, e)?,
         };
         if claim.still_ours() {
-            claim.release().map_err(|e| Error::record(&run_dir, e.to_string()))?;
+            claim.release().map_err(|e| claim_error(&run_dir, e))?;
         }
         Ok(attempt)
+    }
+
+    /// Records a run as failed with `error`'s message; a run whose folder cannot even hold that
+    /// record is reported failed all the same, with both reasons.
+    fn fail(&self, spec: &RunSpec, error: Error) -> Result<Attempt> {
+        if error.is_storage_full() {
+            return Ok(Attempt::Stop(error));
+        }
+        let reason = error.to_string();
+        match self.store.mark_failed(spec, &reason) {
+            Ok(()) => Ok(Attempt::Failed(reason)),
+            Err(e) if e.is_storage_full() => Ok(Attempt::Stop(e)),
+            Err(e) => Ok(Attempt::Failed(format!("{reason} (and recording the failure failed: {e})"))),
+        }
     }
 
     fn train_claimed(
@@ -244,7 +314,7 @@ impl Worker<'_> {
         claim: &claim::Claim,
         progress: &SweepProgress,
     ) -> Result<RunEnd> {
-        let mut writer = RecordWriter::new(run_dir);
+        let mut writer = RecordWriter::new(run_dir).with_config_hash(&self.plan.config_hash);
         let mut guard = DivergenceGuard::new(spec.divergence.spike_factor);
         let mut run_bar = ProgressObserver::with_bar(progress.run_bar(&spec.run_id, spec.tokens));
         let mut sweep_bar = progress.observer(self.plan, self.store, spec);
@@ -295,17 +365,12 @@ impl Worker<'_> {
     }
 }
 
-/// A full disk or an exceeded quota: not the run's fault, so the run is not marked failed (it
-/// resumes from its last checkpoint) and the sweep stops instead of failing every run in turn.
-/// Errors that reach us as text (candle's safetensors writer) are recognised by the OS message.
-fn is_disk_full(error: &Error) -> bool {
-    if let Error::Io { source, .. } = error {
-        if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) {
-            return true;
-        }
+/// A claim file's failure as an error about the run folder (an I/O failure keeps its kind).
+fn claim_error(run_dir: &Path, error: claim::ClaimError) -> Error {
+    match error {
+        claim::ClaimError::Io { path, source, .. } => Error::Io { path, source },
+        other => Error::record(run_dir, other.to_string()),
     }
-    let text = error.to_string();
-    ["No space left on device", "Disk quota exceeded"].iter().any(|m| text.contains(m))
 }
 
 /// "host:pid" (with "i/n" for a partitioned worker, "#k" for slot k of --runs-per-device): who
@@ -337,13 +402,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_disk_is_recognised_through_io_and_wrapped_errors() {
+    fn a_full_disk_is_recognised_by_its_io_error() {
         let full = Error::io("runs/a/metrics.csv", std::io::Error::from_raw_os_error(28));
-        assert!(is_disk_full(&full));
+        assert!(full.is_storage_full());
         assert!(full.to_string().starts_with("runs/a/metrics.csv: No space left on device"));
-        let wrapped = Error::record("model.safetensors", "I/O error: No space left on device (os error 28)");
-        assert!(is_disk_full(&wrapped));
-        assert!(!is_disk_full(&Error::io("x", std::io::Error::from_raw_os_error(13))));
+        assert!(Error::io("x", std::io::Error::from_raw_os_error(122)).is_storage_full());
+        assert!(!Error::io("x", std::io::Error::from_raw_os_error(13)).is_storage_full());
+        assert!(!Error::record("x", "No space left on device").is_storage_full(), "text is not a type");
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The result store of one sweep directory: sweep.toml and plan.json (written once; a
 //! directory belongs to one config, by hash), each run's folder and status, and summary.csv
 //! rebuilt from the run records.
+//!
+//! A directory's identity does not rest on one file: plan.json, the first line of sweep.toml
+//! and every run.json carry the config hash, and any of them disagreeing with the config is a
+//! refusal. A damaged run.json is never overwritten silently: it and its metrics.csv are moved
+//! aside (named in a warning) before the run trains again.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -35,17 +40,66 @@ impl SweepStore {
         let dir = results.join(name);
         let plan_path = dir.join("plan.json");
         let existing = if plan_path.exists() { Some(read_plan(&plan_path)?) } else { None };
-        if let Some(existing) = &existing {
-            check_same_config(&dir, existing, plan)?;
+        match &existing {
+            Some(existing) => check_same_config(&dir, existing, plan)?,
+            None => check_identity_without_plan(&dir, plan)?,
         }
         std::fs::create_dir_all(dir.join("runs")).map_err(|e| Error::io(&dir, e))?;
         if existing.is_none() {
             publish_plan(&dir, plan)?;
         }
-        if !dir.join("sweep.toml").exists() {
-            write_atomic(&dir.join("sweep.toml"), config_text)?;
+        let sweep_toml = dir.join("sweep.toml");
+        if !sweep_toml.exists() {
+            let mut text = format!("{HASH_LINE}{}\n", plan.config_hash).into_bytes();
+            if !config_text.starts_with(HASH_LINE.as_bytes()) {
+                text.extend_from_slice(config_text);
+            } else {
+                text = config_text.to_vec();
+            }
+            write_atomic(&sweep_toml, &text)?;
         }
         Ok(SweepStore { dir })
+    }
+
+    /// The run's record as found on disk: missing, readable, or there but damaged.
+    pub fn record_state(&self, run_id: &str) -> RecordState {
+        let path = self.run_dir(run_id).join("run.json");
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => RecordState::Missing,
+            _ => match RunRecord::read(&path) {
+                Ok(record) => RecordState::Readable(Box::new(record)),
+                Err(e) => RecordState::Damaged(e.to_string()),
+            },
+        }
+    }
+
+    /// Moves a damaged run.json and the metrics.csv beside it to `<name>.damaged-<unix time>`
+    /// (kept for the user to inspect or repair), so that training the run again overwrites
+    /// nothing. Returns the warning to print, naming both.
+    pub fn move_aside_damaged(&self, run_id: &str, why: &str) -> Result<String> {
+        let run_dir = self.run_dir(run_id);
+        let stamp = crate::records::unix_now();
+        let mut kept = Vec::new();
+        for name in ["run.json", "metrics.csv"] {
+            let from = run_dir.join(name);
+            if std::fs::symlink_metadata(&from).is_err() {
+                continue;
+            }
+            let mut to = run_dir.join(format!("{name}.damaged-{stamp}"));
+            let mut n = 1;
+            while std::fs::symlink_metadata(&to).is_ok() {
+                to = run_dir.join(format!("{name}.damaged-{stamp}-{n}"));
+                n += 1;
+            }
+            std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+            kept.push(to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        }
+        Ok(format!(
+            "{}: damaged ({why}); kept as {} in {}; the run is trained again",
+            run_dir.join("run.json").display(),
+            kept.join(" and "),
+            run_dir.display()
+        ))
     }
 
     pub fn run_dir(&self, run_id: &str) -> PathBuf {
@@ -82,6 +136,56 @@ impl SweepStore {
         record.reason = Some(reason.to_string());
         record.write(&path)
     }
+}
+
+/// What a run folder's run.json is.
+pub enum RecordState {
+    Missing,
+    Readable(Box<RunRecord>),
+    /// There but unreadable: why.
+    Damaged(String),
+}
+
+/// The first line of a sweep.toml written by a sweep: a TOML comment carrying the config hash.
+pub const HASH_LINE: &str = "# sweeplaw config hash ";
+
+/// Without plan.json, the directory's sweep.toml and run records still say whose it is: a hash
+/// in any of them that is not this config's is refused, naming the file.
+fn check_identity_without_plan(dir: &Path, plan: &Plan) -> Result<()> {
+    let sweep_toml = dir.join("sweep.toml");
+    if let Ok(text) = std::fs::read_to_string(&sweep_toml) {
+        if let Some(hash) = text.lines().next().and_then(|line| line.strip_prefix(HASH_LINE)) {
+            refuse_other_hash(&sweep_toml, hash.trim(), &plan.config_hash)?;
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(dir.join("runs")) else { return Ok(()) };
+    let mut run_jsons: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path().join("run.json")).collect();
+    run_jsons.sort();
+    for path in run_jsons {
+        if let Ok(RunRecord { config_hash: Some(hash), .. }) = RunRecord::read(&path) {
+            refuse_other_hash(&path, &hash, &plan.config_hash)?;
+        }
+    }
+    Ok(())
+}
+
+fn refuse_other_hash(path: &Path, recorded: &str, config: &str) -> Result<()> {
+    if recorded == config {
+        return Ok(());
+    }
+    Err(Error::config(
+        path,
+        format!(
+            "this results directory belongs to another config (hash {}…, this config {}…); \
+             use another --results directory or sweep name",
+            short_hash(recorded),
+            short_hash(config)
+        ),
+    ))
+}
+
+fn short_hash(hash: &str) -> String {
+    hash.chars().take(12).collect()
 }
 
 /// What `rebuild_summary` wrote.
@@ -177,19 +281,7 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
 }
 
 fn check_same_config(dir: &Path, existing: &Plan, plan: &Plan) -> Result<()> {
-    if existing.config_hash == plan.config_hash {
-        return Ok(());
-    }
-    let short = |hash: &str| hash.chars().take(12).collect::<String>();
-    Err(Error::config(
-        dir,
-        format!(
-            "this results directory belongs to another config (hash {}…, this config {}…); \
-             use another --results directory or sweep name",
-            short(&existing.config_hash),
-            short(&plan.config_hash)
-        ),
-    ))
+    refuse_other_hash(dir, &existing.config_hash, &plan.config_hash)
 }
 
 /// A name that becomes a directory under the results directory must be exactly one plain path
@@ -202,7 +294,7 @@ pub fn check_component(name: &str) -> std::result::Result<(), String> {
     } else {
         Err(format!(
             "{name:?} is not a plain directory name (1-200 letters, digits, '-', '_' or '.', \
-             not starting with '.'): it must not reach outside the results directory"
+             not starting with '.' or '-'): it must not reach outside the results directory"
         ))
     }
 }
@@ -286,7 +378,8 @@ mod tests {
         SweepStore::open(&results, "s", b"name = \"s\"", &empty_plan("0123456789abcdef")).unwrap();
         let e = SweepStore::open(&results, "s", b"", &empty_plan("x")).err().unwrap().to_string();
         assert!(e.contains("belongs to another config (hash 0123456789ab…, this config x…)"), "{e}");
-        assert_eq!(std::fs::read(results.join("s/sweep.toml")).unwrap(), b"name = \"s\"");
+        let toml = std::fs::read_to_string(results.join("s/sweep.toml")).unwrap();
+        assert_eq!(toml, format!("{HASH_LINE}0123456789abcdef\nname = \"s\""));
         std::fs::remove_dir_all(&results).unwrap();
     }
 }

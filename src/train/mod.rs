@@ -6,3 +6,4 @@ pub mod optim;
 pub mod run;
 pub mod schedule;
 pub mod single;
+pub mod stop;

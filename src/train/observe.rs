@@ -49,11 +49,18 @@ pub struct RecordWriter {
     run_dir: PathBuf,
     record: Option<RunRecord>,
     metrics: Option<MetricsWriter>,
+    config_hash: Option<String>,
 }
 
 impl RecordWriter {
     pub fn new(run_dir: &Path) -> Self {
-        RecordWriter { run_dir: run_dir.to_path_buf(), record: None, metrics: None }
+        RecordWriter { run_dir: run_dir.to_path_buf(), record: None, metrics: None, config_hash: None }
+    }
+
+    /// Writes `hash` (the config the run belongs to) into run.json.
+    pub fn with_config_hash(mut self, hash: &str) -> Self {
+        self.config_hash = Some(hash.to_string());
+        self
     }
 
     fn run_json(&self) -> PathBuf {
@@ -64,9 +71,11 @@ impl RecordWriter {
 impl RunObserver for RecordWriter {
     fn on_start(&mut self, record: &RunRecord, history: &[StepRecord]) -> Result<()> {
         std::fs::create_dir_all(&self.run_dir).map_err(|e| Error::io(&self.run_dir, e))?;
+        let mut record = record.clone();
+        record.config_hash.clone_from(&self.config_hash);
         record.write(&self.run_json())?;
         self.metrics = Some(MetricsWriter::create(&self.run_dir.join("metrics.csv"), history)?);
-        self.record = Some(record.clone());
+        self.record = Some(record);
         Ok(())
     }
 
@@ -117,8 +126,14 @@ impl RunObserver for DivergenceGuard {
 
     fn on_step(&mut self, step: &StepRecord) -> Result<Verdict> {
         let loss = step.train_loss;
-        if !loss.is_finite() || step.val_loss.is_some_and(|v| !v.is_finite()) {
-            return Ok(Verdict::Diverged(format!("loss is {loss} at step {}", step.step)));
+        if !loss.is_finite() {
+            return Ok(Verdict::Diverged(format!("training loss is {loss} at step {}", step.step)));
+        }
+        if let Some(val) = step.val_loss.filter(|v| !v.is_finite()) {
+            return Ok(Verdict::Diverged(format!(
+                "validation loss is {val} at step {} (training loss {loss})",
+                step.step
+            )));
         }
         let s = match self.smoothed {
             None => loss,
@@ -214,6 +229,12 @@ mod tests {
         let tripped = (7..60).any(|i| g.on_step(&step(i, 9.0)).unwrap() != Verdict::Continue);
         assert!(tripped);
         let mut g = DivergenceGuard::new(1.5);
-        assert!(matches!(g.on_step(&step(0, f64::NAN)).unwrap(), Verdict::Diverged(r) if r.contains("NaN")));
+        assert!(
+            matches!(g.on_step(&step(0, f64::NAN)).unwrap(), Verdict::Diverged(r) if r == "training loss is NaN at step 0")
+        );
+        let mut g = DivergenceGuard::new(1.5);
+        let bad_val = StepRecord { val_loss: Some(f64::NAN), ..step(1, 5.54) };
+        let verdict = g.on_step(&bad_val).unwrap();
+        assert_eq!(verdict, Verdict::Diverged("validation loss is NaN at step 1 (training loss 5.54)".into()));
     }
 }

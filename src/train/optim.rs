@@ -160,7 +160,7 @@ impl AdamW {
             tensors.insert(format!("m.{}", p.name), slot.m.clone());
             tensors.insert(format!("v.{}", p.name), slot.v.clone());
         }
-        candle_core::safetensors::save(&tensors, path).map_err(|e| Error::record(path, e.to_string()))
+        crate::train::checkpoint::write_tensors(path, &tensors, None)
     }
 
     /// Restores the moments written by `save` and the step count; every tensor must match.

@@ -63,6 +63,7 @@ pub fn start_record(spec: &RunSpec, data: DataInfo, device: &str) -> RunRecord {
         versions: Versions::default(),
         started_at_unix: crate::records::unix_now(),
         finished_at_unix: None,
+        config_hash: None,
     }
 }
 
@@ -145,12 +146,15 @@ impl Trainer<'_> {
                 Err(e) => warn(&format!("{e}; trying the previous checkpoint")),
             }
         }
+        if !points.is_empty() && !matches!(self.spec.role, RunRole::Branch { .. }) {
+            warn(&format!("run {}: no checkpoint could be used; it starts again from step 0", self.spec.run_id));
+        }
         None
     }
 
     fn save(&self, dir: &Path, step: u64, elapsed_s: f64) -> Result<()> {
         let tokens = step * (self.spec.batch_size * self.spec.shape.seq_len) as u64;
-        let state = CheckpointState { format_version: 1, step, tokens, elapsed_s };
+        let state = CheckpointState::at(step, tokens, elapsed_s);
         checkpoint::save(dir, &self.model, &self.optimizer, &state)
     }
 }
@@ -218,7 +222,7 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
                 Verdict::Diverged(reason) => {
                     stop.get_or_insert(reason);
                 }
-                Verdict::Abandon(reason) => return Err(Error::Run { run: spec.run_id.clone(), message: reason }),
+                Verdict::Abandon(reason) => return Err(Error::ClaimLost { run: spec.run_id.clone(), reason }),
             }
         }
         let elapsed = row.elapsed_s;
@@ -226,8 +230,12 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         if stop.is_some() {
             break;
         }
-        if let Some(dir) = &checkpoint_dir {
-            save_when_due(&trainer, dir, step + 1, elapsed)?;
+        let saved = match &checkpoint_dir {
+            Some(dir) => save_when_due(&trainer, dir, step + 1, elapsed)?,
+            None => None,
+        };
+        if let Some(signal) = crate::train::stop::requested().filter(|_| step + 1 < spec.steps) {
+            return Err(interrupted(&trainer, checkpoint_dir.as_deref(), saved, step + 1, elapsed, signal));
         }
     }
     let wall_s = elapsed_before + started.elapsed().as_secs_f64();
@@ -258,8 +266,8 @@ pub fn epochs(tokens: u64, unique_tokens: u64) -> f64 {
 }
 
 /// Saves a rotating checkpoint every `checkpoint_every_steps` (keeping the newest two) and, for a
-/// trunk, a permanent one at each branch point.
-fn save_when_due(trainer: &Trainer<'_>, dir: &Path, done: u64, elapsed_s: f64) -> Result<()> {
+/// trunk, a permanent one at each branch point. Returns the rotating checkpoint it wrote.
+fn save_when_due(trainer: &Trainer<'_>, dir: &Path, done: u64, elapsed_s: f64) -> Result<Option<PathBuf>> {
     let spec = trainer.spec;
     if let RunRole::Trunk { branch_points, .. } = &spec.role {
         if branch_points.contains(&done) {
@@ -268,10 +276,45 @@ fn save_when_due(trainer: &Trainer<'_>, dir: &Path, done: u64, elapsed_s: f64) -
     }
     let every = spec.checkpoint_every_steps;
     if every > 0 && done.is_multiple_of(every) && done < spec.steps {
-        trainer.save(&dir.join(format!("step-{done:010}")), done, elapsed_s)?;
+        let path = dir.join(rotating_checkpoint_name(done));
+        trainer.save(&path, done, elapsed_s)?;
         prune_checkpoints(dir, 2)?;
+        return Ok(Some(path));
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Directory name of a rotating checkpoint after `done` steps.
+fn rotating_checkpoint_name(done: u64) -> String {
+    format!("step-{done:010}")
+}
+
+/// A stop asked for by a signal after step `done`: writes the checkpoint the run resumes from
+/// (unless one was just written, or the run keeps none) and says where it is.
+fn interrupted(
+    trainer: &Trainer<'_>,
+    dir: Option<&Path>,
+    saved: Option<PathBuf>,
+    done: u64,
+    elapsed_s: f64,
+    signal: i32,
+) -> Error {
+    let run = trainer.spec.run_id.clone();
+    let checkpoint = match (dir, saved) {
+        (_, Some(path)) => Ok(Some(path)),
+        (Some(dir), None) if done < trainer.spec.steps => {
+            let path = dir.join(rotating_checkpoint_name(done));
+            trainer.save(&path, done, elapsed_s).and_then(|()| prune_checkpoints(dir, 2)).map(|()| Some(path))
+        }
+        _ => Ok(None),
+    };
+    match checkpoint {
+        Ok(checkpoint) => Error::Interrupted { run, signal, step: done, checkpoint },
+        Err(e) => Error::Run {
+            run,
+            message: format!("stopped by a signal after step {done}, but its checkpoint failed: {e}"),
+        },
+    }
 }
 
 /// Directory name of a trunk's checkpoint at a branch point.
@@ -294,9 +337,11 @@ pub fn rotating_checkpoints(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Removes all but the newest `keep` rotating checkpoints (whatever they are: a stray file named
+/// like one goes too).
 fn prune_checkpoints(dir: &Path, keep: usize) -> Result<()> {
     for old in rotating_checkpoints(dir).into_iter().skip(keep) {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+        checkpoint::remove_any(&old)?;
     }
     Ok(())
 }

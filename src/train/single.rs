@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::RunConfig;
+use crate::config::{RunConfig, RunSpec};
 use crate::error::{Error, Result};
 use crate::records::{write_atomic, write_summary, RunRecord, RunStatus};
 use crate::train::observe::{DivergenceGuard, ProgressObserver, RecordWriter, RunObserver};
@@ -18,15 +18,37 @@ pub struct TrainOptions {
 }
 
 /// Trains the run described by `options.config` and returns its final record. A run already
-/// recorded as done is not trained again.
+/// recorded as done is not trained again. Nothing is written until every check passes: the
+/// directory must not be a sweep's, and a recorded run must be of this same config.
 pub fn train_single(options: &TrainOptions) -> Result<RunRecord> {
+    refuse_sweep_config(&options.config)?;
     let (config, spec) = RunConfig::load(&options.config)?;
     let sweep_dir = options.results.join(&spec.run_id);
     let run_dir = sweep_dir.join("runs").join(&spec.run_id);
     let run_json = run_dir.join("run.json");
-    if run_json.exists() {
-        let existing = RunRecord::read(&run_json)?;
-        if existing.status == RunStatus::Done && existing.spec == spec {
+    refuse_a_sweeps_directory(&options.config, &sweep_dir, &spec.run_id)?;
+    if std::fs::symlink_metadata(&run_json).is_ok() {
+        let existing = RunRecord::read(&run_json).map_err(|e| {
+            Error::config(
+                &options.config,
+                format!(
+                    "the recorded run is damaged ({e}); it is kept: move {} aside to train again",
+                    run_dir.display()
+                ),
+            )
+        })?;
+        if existing.spec != spec {
+            return Err(Error::config(
+                &options.config,
+                format!(
+                    "{} holds run {} of another config (it differs in {}); use another --results directory or name",
+                    sweep_dir.display(),
+                    spec.run_id,
+                    spec_differences(&existing.spec, &spec).join(", ")
+                ),
+            ));
+        }
+        if existing.status == RunStatus::Done {
             return Ok(existing);
         }
     }
@@ -35,7 +57,7 @@ pub fn train_single(options: &TrainOptions) -> Result<RunRecord> {
     check_results_dir(&options.results)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
     write_atomic(&sweep_dir.join("sweep.toml"), &config_text)?;
-    let mut writer = RecordWriter::new(&run_dir);
+    let mut writer = RecordWriter::new(&run_dir).with_config_hash(&spec_hash(&spec));
     let mut guard = DivergenceGuard::new(spec.divergence.spike_factor);
     let mut progress = ProgressObserver::new(&spec.run_id, spec.tokens, options.quiet);
     let observers: Vec<&mut dyn RunObserver> = vec![&mut writer, &mut guard, &mut progress];
@@ -50,6 +72,73 @@ pub fn train_single(options: &TrainOptions) -> Result<RunRecord> {
     let record = RunRecord::read(&run_json)?;
     write_summary(&sweep_dir.join("summary.csv"), std::slice::from_ref(&record))?;
     Ok(record)
+}
+
+/// A sweep config (it has `[grid]` or `[budget]`) handed to `train` gets the command to use,
+/// not an "unknown field" error.
+fn refuse_sweep_config(path: &Path) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(table) = toml::from_str::<toml::Table>(&text) else { return Ok(()) };
+    if table.contains_key("grid") || table.contains_key("budget") {
+        return Err(Error::config(
+            path,
+            format!("this is a sweep config ([grid], [budget]): use `sweeplaw sweep {}`", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// `train` writes `<results>/<name>/` as a one-run sweep; a directory that holds a sweep
+/// (plan.json, or other runs) is not its to replace.
+fn refuse_a_sweeps_directory(config: &Path, sweep_dir: &Path, run_id: &str) -> Result<()> {
+    let others = std::fs::read_dir(sweep_dir.join("runs"))
+        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.file_name() != run_id))
+        .unwrap_or(false);
+    if sweep_dir.join("plan.json").exists() || others {
+        return Err(Error::config(
+            config,
+            format!(
+                "{} holds the sweep {run_id:?}: a run of that name would replace its sweep.toml and summary.csv; \
+                 rename the run or use another --results directory",
+                sweep_dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// SHA-256 (hex) of a single run's spec: the config hash its run.json records.
+pub fn spec_hash(spec: &RunSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let json = serde_json::to_string(spec).unwrap_or_default();
+    Sha256::digest(json.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fields (dotted, two levels deep) in which two specs differ.
+fn spec_differences(recorded: &RunSpec, now: &RunSpec) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (serde_json::to_value(recorded), serde_json::to_value(now)) else {
+        return vec!["its spec".to_string()];
+    };
+    let mut fields = Vec::new();
+    if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+        for (key, value) in a {
+            match (value.as_object(), b.get(key).and_then(|v| v.as_object())) {
+                (Some(inner), Some(other)) => {
+                    let keys = inner.keys().chain(other.keys().filter(|k| !inner.contains_key(*k)));
+                    fields.extend(keys.filter(|k| inner.get(*k) != other.get(*k)).map(|k| format!("{key}.{k}")));
+                }
+                _ if b.get(key) != Some(value) => {
+                    let show = |v: Option<&serde_json::Value>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+                    fields.push(format!("{key}: {} recorded, {} now", show(Some(value)), show(b.get(key))));
+                }
+                _ => {}
+            }
+        }
+    }
+    if fields.is_empty() {
+        fields.push("its spec".to_string());
+    }
+    fields
 }
 
 /// The results directory must be a directory we can create files in.

@@ -78,9 +78,23 @@ impl Observed {
         self.record.as_ref().map_or_else(|| UNREADABLE_WORKER.to_string(), |record| record.worker.clone())
     }
 
+    /// Silent for `stale_after`, or held by a process of this host that no longer exists (a
+    /// worker killed here is taken over at once, not after the timeout).
     pub(super) fn is_stale(&self, stale_after: Duration) -> bool {
-        self.age >= stale_after
+        self.age >= stale_after || self.record.as_ref().is_some_and(holder_is_dead)
     }
+}
+
+/// Whether `record` was written by a process of this host that has exited. Decided through
+/// /proc (Linux); where there is no /proc, or the pid is ours, the holder counts as alive.
+/// Assumes hosts that share a results directory have distinct hostnames, or share one pid
+/// namespace.
+fn holder_is_dead(record: &ClaimRecord) -> bool {
+    let proc = Path::new("/proc");
+    record.hostname == hostname()
+        && record.pid != std::process::id()
+        && proc.join("self").exists()
+        && !proc.join(record.pid.to_string()).exists()
 }
 
 /// Reads `path`, `None` if it does not exist. Content that does not parse is aged by mtime.
