@@ -199,8 +199,9 @@ impl FigureSpec {
 /// 1e308 is infinite), so at most ~630 decades are ever walked, and an empty or inverted range
 /// has no ticks.
 pub(crate) fn log_ticks(low: f64, high: f64) -> (Vec<f64>, Vec<f64>) {
+    // f64::max and f64::min return the other operand for a NaN, so both ends are numbers here.
     let (low, high) = (low.max(f64::MIN_POSITIVE), high.min(f64::MAX));
-    if !(low <= high) {
+    if low > high {
         return (Vec::new(), Vec::new());
     }
     let (first, last) = (low.log10().ceil() as i32, high.log10().floor() as i32);
