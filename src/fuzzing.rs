@@ -57,6 +57,31 @@ pub fn fit_input(dir: &Path, bytes: &[u8]) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A checkpoint's state: `bytes` split at their first two NUL bytes into state.json's text,
+/// model.safetensors and optimizer.safetensors, checked as a resume would check them (state
+/// parsed, checksums and the weight file's step compared, the tensors decoded).
+pub fn checkpoint_state(bytes: &[u8]) {
+    let mut parts = bytes.splitn(3, |b| *b == 0);
+    let (state, model, optimizer) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
+    let Ok(state) = std::str::from_utf8(state) else { return };
+    let dir = Path::new("fuzz-checkpoint");
+    let model = model.unwrap_or_default();
+    let optimizer_sha = crate::train::checkpoint::checksum(optimizer.unwrap_or_default());
+    let _ = crate::train::checkpoint::parse_state(&dir.join("state.json"), state);
+    let _ = crate::train::checkpoint::verify_bytes(dir, state, model, &optimizer_sha);
+    let _ = candle_core::safetensors::load_buffer(model, &candle_core::Device::Cpu);
+}
+
+/// A sweep directory's plan.json: `bytes` parsed as the sweep reads it, then rendered as
+/// `sweeplaw plan` prints it.
+pub fn plan_json(bytes: &[u8]) {
+    if let Ok(plan) = crate::sweep::store::parse_plan(Path::new("fuzz-plan.json"), bytes) {
+        if plan.runs.len() <= MAX_FUZZ_SIZES {
+            let _ = crate::sweep::estimate::render(&plan, None);
+        }
+    }
+}
+
 /// `dir/fit-input-<pid>.csv`: one scratch file per fuzzing process.
 fn scratch_file(dir: &Path) -> PathBuf {
     dir.join(format!("fit-input-{}.csv", std::process::id()))
@@ -83,7 +108,13 @@ mod tests {
             config(seed);
             records(seed);
             fit_input(&dir, seed);
+            checkpoint_state(seed);
+            plan_json(seed);
         }
+        checkpoint_state(
+            b"{\"format_version\":2,\"step\":3,\"tokens\":96,\"elapsed_s\":0.5}\0\x08\0\0\0\0\0\0\0{}      \0",
+        );
+        plan_json(br#"{"format_version":1,"sweep":"s","config_hash":"h","runs":[],"warnings":[]}"#);
         config(include_bytes!("../configs/smoke.toml"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

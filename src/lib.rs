@@ -26,6 +26,8 @@ pub mod records;
 pub mod reference_data;
 pub mod regenerate;
 pub mod report;
+#[doc(hidden)]
+pub mod requirements;
 pub mod rng;
 pub mod slurm;
 pub mod sweep;

@@ -177,7 +177,8 @@ fn check(name: &str, case: Case) {
     write_config(&config, &case.config);
     let results = dir.join("results");
     let Some(_mount) = prepare(&results, &case.before) else {
-        eprintln!("skipped {name}: cannot make a read-only directory here (root without mount permission)");
+        let why = "cannot make a read-only directory here (root without mount permission)";
+        sweeplaw::requirements::skip("mount", name, why);
         return;
     };
     let before = snapshot(&results);
@@ -306,7 +307,8 @@ fn a_disk_that_fills_up_mid_run_stops_with_a_clear_error_and_keeps_earlier_recor
     let dir = scratch("bad-disk-full");
     let results = dir.join("results");
     let Some(_mount) = small_tmpfs(&results, "128k") else {
-        eprintln!("skipped: a full disk is simulated with a 128k tmpfs, and mounting one needs root here");
+        let why = "a full disk is simulated with a 128k tmpfs, and mounting one needs root here";
+        sweeplaw::requirements::skip("mount", "the full-disk test", why);
         return;
     };
     // Run 1 (10 steps) fits; run 2's metrics.csv (1600 rows) does not. No checkpoints.

@@ -450,3 +450,30 @@ fn messages_name_each_thing_once_and_point_to_the_right_command() {
     assert!(run_to_end(&["summary", results.join("m").to_str().unwrap()]).contains("(1 run)"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_second_signal_stops_at_once() {
+    let dir = scratch("rel-second-signal");
+    let config = write(&dir, "sweep.toml", &small_sweep("twice"));
+    let results = dir.join("results");
+    let checkpoints = results.join("twice/runs/L1-d32-D10240-s0/checkpoint");
+    let child = spawn_until_checkpoints(&sweep_default_stale(&config, &results), &checkpoints, 1);
+    // Two different signals, microseconds apart (two of one kind could merge while pending),
+    // both before the first step can finish and checkpoint: the second to be handled exits at
+    // once with 128 + its number (the kernel may deliver them in either order).
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        assert_eq!(libc::kill(pid, libc::SIGINT), 0);
+        assert_eq!(libc::kill(pid, libc::SIGTERM), 0);
+    }
+    let out = wait_within(child, Duration::from_secs(30), "the twice-signalled sweep");
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(130 | 143)), "{:?}: {err}", out.status);
+    assert!(!err.contains("resume with"), "no graceful stop: {err}");
+    assert!(err.contains("second signal: stopping now"), "{err}");
+    // Whatever the moment, a rerun finishes the sweep with the losses of an uninterrupted one.
+    run_to_end(&sweep_default_stale(&config, &results));
+    assert_eq!(statuses(&results.join("twice")), vec!["done"; 2]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -126,7 +126,7 @@ fn a_job_array_on_a_local_slurm_cluster_trains_the_sweep_and_a_resubmission_only
     let cluster = match Cluster::start(&dir.join("cluster")) {
         Ok(cluster) => cluster,
         Err(why) => {
-            eprintln!("skipped the Slurm cluster test: {why}");
+            sweeplaw::requirements::skip("slurm", "the Slurm cluster test", &why);
             return;
         }
     };

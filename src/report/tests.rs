@@ -121,7 +121,11 @@ fn dump_dom(browser: &Path, page: &Path, scratch: &Path) -> String {
 #[test]
 fn every_figure_of_report_html_loads_in_headless_chromium() {
     let Some(browser) = chromium() else {
-        eprintln!("skipped: Chromium is not installed (Debian: apt-get install chromium)");
+        crate::requirements::skip(
+            "browser",
+            "the report.html figure check",
+            "Chromium is not installed (Debian: apt-get install chromium)",
+        );
         return;
     };
     let (dir, _) = isoflop_sweep("report-chromium");

@@ -277,7 +277,21 @@ fn publish_plan(dir: &Path, plan: &Plan) -> Result<()> {
 /// Reads a sweep directory's plan.json.
 pub fn read_plan(path: &Path) -> Result<Plan> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::record(path, format!("not a valid plan.json: {e}")))
+    parse_plan(path, &bytes)
+}
+
+/// Parses the bytes of a plan.json; `path` only names it in the error. A plan whose run ids
+/// would leave the results directory is as corrupt as one that does not parse.
+pub fn parse_plan(path: &Path, bytes: &[u8]) -> Result<Plan> {
+    let plan: Plan =
+        serde_json::from_slice(bytes).map_err(|e| Error::record(path, format!("not a valid plan.json: {e}")))?;
+    for spec in &plan.runs {
+        check_component(&spec.run_id).map_err(|m| Error::record(path, format!("run id: {m}")))?;
+        if let RunRole::Branch { trunk, .. } = &spec.role {
+            check_component(trunk).map_err(|m| Error::record(path, format!("trunk run id: {m}")))?;
+        }
+    }
+    Ok(plan)
 }
 
 fn check_same_config(dir: &Path, existing: &Plan, plan: &Plan) -> Result<()> {

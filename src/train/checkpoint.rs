@@ -128,14 +128,34 @@ pub fn save(dir: &Path, model: &Model, optimizer: &AdamW, state: &CheckpointStat
 pub fn verify(dir: &Path) -> Result<(CheckpointState, Vec<u8>)> {
     let state_path = dir.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state = parse_state(&state_path, &text)?;
     let model_path = dir.join("model.safetensors");
     let model_bytes = std::fs::read(&model_path).map_err(|e| Error::io(&model_path, e))?;
+    // Version 1 records no checksums: its optimizer file is read by the load alone.
+    let opt_path = dir.join("optimizer.safetensors");
+    let optimizer_sha256 = match parse_state(&state_path, &text)?.format_version {
+        1 => String::new(),
+        _ => file_sha256(&opt_path)?,
+    };
+    let state = verify_bytes(dir, &text, &model_bytes, &optimizer_sha256)?;
+    Ok((state, model_bytes))
+}
+
+/// `verify` on a checkpoint's contents: state.json's text, model.safetensors' bytes and the
+/// optimizer file's SHA-256; `dir` only names the files in errors.
+pub fn verify_bytes(
+    dir: &Path,
+    state_text: &str,
+    model_bytes: &[u8],
+    optimizer_sha256: &str,
+) -> Result<CheckpointState> {
+    let state_path = dir.join("state.json");
+    let state = parse_state(&state_path, state_text)?;
+    let model_path = dir.join("model.safetensors");
     if state.format_version >= 2 {
         let opt_path = dir.join("optimizer.safetensors");
         let checks = [
-            (&model_path, sha256_hex(&model_bytes), &state.model_sha256),
-            (&opt_path, file_sha256(&opt_path)?, &state.optimizer_sha256),
+            (&model_path, sha256_hex(model_bytes), &state.model_sha256),
+            (&opt_path, optimizer_sha256.to_string(), &state.optimizer_sha256),
         ];
         for (path, actual, recorded) in checks {
             if recorded.as_deref() != Some(actual.as_str()) {
@@ -148,7 +168,7 @@ pub fn verify(dir: &Path) -> Result<(CheckpointState, Vec<u8>)> {
                 ));
             }
         }
-        let (_, metadata) = safetensors::SafeTensors::read_metadata(&model_bytes)
+        let (_, metadata) = safetensors::SafeTensors::read_metadata(model_bytes)
             .map_err(|e| Error::record(&model_path, e.to_string()))?;
         let saved_step = metadata.metadata().as_ref().and_then(|m| m.get(STEP_KEY)).and_then(|s| s.parse::<u64>().ok());
         if saved_step != Some(state.step) {
@@ -162,7 +182,12 @@ pub fn verify(dir: &Path) -> Result<(CheckpointState, Vec<u8>)> {
             ));
         }
     }
-    Ok((state, model_bytes))
+    Ok(state)
+}
+
+/// SHA-256 (hex) of `bytes`, as state.json records it.
+pub fn checksum(bytes: &[u8]) -> String {
+    sha256_hex(bytes)
 }
 
 /// Parses a state.json; the error names the file and serde's line.

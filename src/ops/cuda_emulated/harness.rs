@@ -29,7 +29,7 @@ pub(super) fn emulator() -> Option<&'static Emulator> {
     match EMULATOR.get_or_init(build) {
         Ok(emulator) => Some(emulator),
         Err(Unavailable::NoCompiler(why)) => {
-            eprintln!("skipping the emulated CUDA kernel test: {why}");
+            crate::requirements::skip("emulator", "the emulated CUDA kernel test", why.as_str());
             None
         }
         Err(Unavailable::Broken(why)) => panic!("{why}"),
