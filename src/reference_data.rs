@@ -24,18 +24,16 @@ pub fn folder() -> PathBuf {
 
 /// `relative` under [`folder`] when it exists. When it does not, prints one line naming the
 /// missing file (the test then returns early) or, when `SWEEPLAW_REQUIRE` lists `reference`,
-/// panics so that a CI run cannot pass by skipping.
+/// panics so that a CI run cannot pass by skipping ([`crate::requirements::skip`]).
 pub fn file(relative: &str) -> Option<PathBuf> {
     let path = folder().join(relative);
     if path.exists() {
         return Some(path);
     }
-    let required = std::env::var("SWEEPLAW_REQUIRE")
-        .map(|v| v.split(',').any(|part| part.trim() == "reference" || part.trim() == "all"))
-        .unwrap_or(false);
-    if required {
-        panic!("reference data {} is missing (SWEEPLAW_REQUIRE lists reference; set {ENV})", path.display());
-    }
-    eprintln!("skipped: reference data {} is absent (set {ENV} to its folder)", path.display());
+    crate::requirements::skip(
+        "reference",
+        &format!("reference data {}", path.display()),
+        &format!("absent (set {ENV} to its folder)"),
+    );
     None
 }

@@ -198,8 +198,11 @@ fn heartbeat_thread_notices_a_replaced_claim() {
     assert!(unchanged(read_record(&run)), "release removed the new claim");
 }
 
-/// `threads` workers race `try_claim` on `run`; returns the winners' worker names.
+/// `threads` workers race `try_claim` on `run`; returns the winners' worker names. The race
+/// allows claims 10 s before they go stale (not [`STALE`]): on a loaded machine a thread can be
+/// paused for 200 ms, and a winner's young claim would then rightly be taken over by another.
 fn race(run: &Path, threads: usize) -> Vec<String> {
+    let racer = |name: &str| ClaimConfig { stale_after: Duration::from_secs(10), ..cfg(name) };
     let barrier = Barrier::new(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -207,7 +210,7 @@ fn race(run: &Path, threads: usize) -> Vec<String> {
                 let barrier = &barrier;
                 scope.spawn(move || {
                     barrier.wait();
-                    try_claim(run, &cfg(&format!("w{i}"))).unwrap()
+                    try_claim(run, &racer(&format!("w{i}"))).unwrap()
                 })
             })
             .collect();
