@@ -290,7 +290,8 @@ pub(crate) fn holdout(inputs: &Inputs<'_>) -> Built {
     let fit = fit_of(inputs)?;
     let holdout = fit.holdout().ok_or("fit.json has no holdout backtest (run `sweeplaw fit --holdout K`)")?;
     let mut panel = Panel::new(Axis::linear("actual loss (nats/token)"), Axis::linear("predicted loss (nats/token)"));
-    let mut values: Vec<f64> = holdout.held_out.iter().flat_map(|h| [h.actual, h.predicted]).collect();
+    let mut values: Vec<f64> =
+        holdout.held_out.iter().flat_map(|h| [h.actual, h.predicted]).filter(|v| v.is_finite()).collect();
     if let (Some(law), "chinchilla") = (fit.chinchilla(), holdout.law.as_str()) {
         let in_sample: Vec<(f64, f64)> =
             inputs.points.iter().map(|p| (p.loss, law.predict(p.params, p.tokens))).collect();
@@ -307,16 +308,13 @@ pub(crate) fn holdout(inputs: &Inputs<'_>) -> Built {
         Layer::line(Some("predicted = actual".into()), style::BLACK, vec![(range.0, range.0), (range.1, range.1)])
             .with_width(1),
     );
-    let held: Vec<(f64, f64)> = holdout.held_out.iter().map(|h| (h.actual, h.predicted)).collect();
+    let held: Vec<(f64, f64)> =
+        holdout.held_out.iter().filter(|h| h.predicted.is_finite()).map(|h| (h.actual, h.predicted)).collect();
     let label = format!("held-out runs ({}, refitted without them)", holdout.held_out.len());
     panel.layers.push(Layer::markers(Some(label), style::RED, Marker::Triangle, held).with_width(8));
     Ok(FigureSpec {
         name: "holdout".into(),
-        title: format!(
-            "Holdout backtest ({}): max relative error {:.2}%",
-            law_name(&holdout.law),
-            100.0 * holdout.max_rel_error
-        ),
+        title: format!("Holdout backtest ({}): max relative error {}", law_name(&holdout.law), holdout.error_text()),
         panels: vec![panel],
     })
 }

@@ -210,11 +210,14 @@ impl FitJson {
         if held_out.is_empty() {
             return None;
         }
-        let largest = held_out.iter().map(|h| (h.predicted - h.actual).abs() / h.actual).fold(0.0, f64::max);
+        // A NaN anywhere makes the largest error NaN (f64::max would pass over it).
+        let largest =
+            held_out.iter().map(HeldOut::rel_error).fold(0.0, |m: f64, e| if e.is_nan() { e } else { m.max(e) });
+        let recorded = number(value, "/max_rel_error").unwrap_or(f64::NAN);
         Some(Holdout {
             law: value.get("law").and_then(Value::as_str).unwrap_or("chinchilla").to_string(),
             fitted_on: number(value, "/fitted_on"),
-            max_rel_error: number(value, "/max_rel_error").unwrap_or(largest),
+            max_rel_error: if largest.is_nan() || recorded.is_nan() { largest } else { recorded },
             held_out,
         })
     }
@@ -246,8 +249,33 @@ fn held_out(item: &Value) -> Option<HeldOut> {
         tokens: number(item, "/D"),
         flops: number(item, "/C"),
         actual: number(item, "/actual").filter(|v| *v > 0.0)?,
-        predicted: number(item, "/predicted")?,
+        // fit.json writes a NaN as null: a run without a finite prediction is kept, as NaN, so
+        // that it cannot read as a small error.
+        predicted: number(item, "/predicted").unwrap_or(f64::NAN),
     })
+}
+
+impl HeldOut {
+    /// |predicted - actual| / actual; NaN without a finite prediction.
+    pub fn rel_error(&self) -> f64 {
+        (self.predicted - self.actual).abs() / self.actual
+    }
+}
+
+impl Holdout {
+    /// "1.23%", or why there is no finite error.
+    pub fn error_text(&self) -> String {
+        if self.max_rel_error.is_finite() {
+            return format!("{:.2}%", 100.0 * self.max_rel_error);
+        }
+        let runs: Vec<&str> =
+            self.held_out.iter().filter(|h| !h.rel_error().is_finite()).map(|h| h.run.as_str()).collect();
+        if runs.is_empty() {
+            "not a finite number".to_string()
+        } else {
+            format!("not a finite number (no finite prediction for {})", runs.join(", "))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -284,5 +312,29 @@ mod tests {
         assert_eq!(fit.skipped(), vec![("frontier".to_string(), "needs 2+ sizes".to_string())]);
         assert_eq!(fit.counting().params_column(), "params_total");
         assert_eq!(fit.counting().flops_column(), "flops_matmul_attn");
+    }
+
+    fn holdout_of(held_out: Value, max: Value) -> Option<Holdout> {
+        let json = serde_json::json!({ "fits": { "holdout": { "held_out": held_out, "max_rel_error": max } } });
+        FitJson { path: "fit.json".into(), json }.holdout()
+    }
+
+    #[test]
+    fn a_missing_prediction_makes_the_largest_error_nan_not_the_others_largest() -> Result<(), String> {
+        let run =
+            |name: &str, predicted: Value| serde_json::json!({ "run": name, "actual": 3.0, "predicted": predicted });
+        let fine = holdout_of(serde_json::json!([run("a", 3.3.into()), run("b", 3.06.into())]), Value::Null)
+            .ok_or("no holdout")?;
+        assert!((fine.max_rel_error - 0.1).abs() < 1e-12, "{}", fine.max_rel_error);
+        assert_eq!(fine.error_text(), "10.00%");
+        // fit.json holds a NaN prediction (and the NaN largest error it gave) as null.
+        for max in [Value::Null, 0.1.into()] {
+            let held = serde_json::json!([run("a", 3.3.into()), run("b", Value::Null)]);
+            let holdout = holdout_of(held, max).ok_or("no holdout")?;
+            assert_eq!(holdout.held_out.len(), 2);
+            assert!(holdout.max_rel_error.is_nan(), "{}", holdout.max_rel_error);
+            assert_eq!(holdout.error_text(), "not a finite number (no finite prediction for b)");
+        }
+        Ok(())
     }
 }

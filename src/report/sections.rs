@@ -77,8 +77,8 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
     }
     if let Some(holdout) = fit.holdout() {
         items.push(format!(
-            "Holdout: largest relative error {:.2}% on {} held-out runs",
-            100.0 * holdout.max_rel_error,
+            "Holdout: largest relative error {} on {} held-out runs",
+            holdout.error_text(),
             holdout.held_out.len()
         ));
     }
@@ -359,9 +359,9 @@ pub(crate) fn holdout(fit: &FitJson) -> Vec<Block> {
     let fitted_on = holdout.fitted_on.map(|n| format!(" on the other {n} runs")).unwrap_or_default();
     let intro = format!(
         "The {law} law, refitted{fitted_on} without the {} largest-compute runs, predicts them with a largest \
-         relative error of {:.2}%.",
+         relative error of {}.",
         holdout.held_out.len(),
-        100.0 * holdout.max_rel_error
+        holdout.error_text()
     );
     let header = ["run", "N", "D", "C", "actual loss", "predicted", "relative error"].map(String::from).to_vec();
     let rows = holdout
@@ -369,7 +369,7 @@ pub(crate) fn holdout(fit: &FitJson) -> Vec<Block> {
         .iter()
         .map(|h| {
             let opt = |v: Option<f64>| v.map(count).unwrap_or_default();
-            let error = 100.0 * (h.predicted - h.actual).abs() / h.actual;
+            let error = 100.0 * h.rel_error();
             vec![
                 format!("`{}`", h.run),
                 opt(h.params),
@@ -377,7 +377,7 @@ pub(crate) fn holdout(fit: &FitJson) -> Vec<Block> {
                 opt(h.flops),
                 table_number(h.actual),
                 table_number(h.predicted),
-                format!("{error:.2}%"),
+                if error.is_finite() { format!("{error:.2}%") } else { "no finite prediction".to_string() },
             ]
         })
         .collect();
