@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::fit::verdict::{Assessment, Verdict};
 use crate::plot::records::Counting;
 
 /// Approach 3 of Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta (eq. 2), the
@@ -46,6 +47,9 @@ pub(crate) struct Minimum {
     pub n_opt: f64,
     pub d_opt: f64,
     pub loss: Option<f64>,
+    /// Whether the vertex lies inside the budget's fitted sizes; a budget whose vertex does not
+    /// is left out of the exponents (true when fit.json does not say).
+    pub inside: bool,
 }
 
 /// One held-out run of the backtest.
@@ -73,6 +77,12 @@ pub(crate) fn law_name(law: &str) -> String {
     match law {
         "chinchilla" => "approach 3".to_string(),
         "kaplan_nd" => "Kaplan L(N, D)".to_string(),
+        "isoflop" => "approach 2".to_string(),
+        "frontier" => "approach 1".to_string(),
+        "kaplan_n" => "Kaplan L(N)".to_string(),
+        "kaplan_d" => "Kaplan L(D)".to_string(),
+        "kaplan_c" => "Kaplan L(C)".to_string(),
+        "data_constrained" => "the data-constrained law".to_string(),
         other => other.to_string(),
     }
 }
@@ -194,9 +204,49 @@ impl FitJson {
                     n_opt: number(m, "/N_opt")?,
                     d_opt: number(m, "/D_opt")?,
                     loss: number(m, "/loss"),
+                    inside: m.get("inside").and_then(Value::as_bool).unwrap_or(true),
                 })
             })
             .collect()
+    }
+
+    /// fits.<law>'s verdict with its reasons and fixes. A law without a verdict (fit.json
+    /// written before verdicts existed) reads as identified; an unknown verdict as not
+    /// identified, saying so.
+    pub fn assessment(&self, law: &str) -> Assessment {
+        let Some(value) = self.law(law) else { return Assessment::identified() };
+        let strings = |key: &str| -> Vec<String> {
+            let items = value.get(key).and_then(Value::as_array);
+            items.map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+        };
+        let mut assessment =
+            Assessment { verdict: Verdict::Identified, reasons: strings("reasons"), fixes: strings("fixes") };
+        match value.get("verdict") {
+            None | Some(Value::Null) => {}
+            Some(verdict) => match serde_json::from_value::<Verdict>(verdict.clone()) {
+                Ok(verdict) => assessment.verdict = verdict,
+                Err(_) => assessment.not_identified(format!("fit.json gives the unknown verdict {verdict}"), None),
+            },
+        }
+        assessment
+    }
+
+    /// "weak: <first reason>" or "not identified: <first reason>"; `None` for an identified law.
+    pub fn verdict_note(&self, law: &str) -> Option<String> {
+        let assessment = self.assessment(law);
+        if assessment.is_identified() {
+            return None;
+        }
+        Some(match assessment.reasons.first() {
+            Some(reason) => format!("{}: {reason}", assessment.verdict),
+            None => assessment.verdict.to_string(),
+        })
+    }
+
+    /// The laws in fits (the holdout backtest aside), in fit.json's order.
+    pub fn laws(&self) -> Vec<String> {
+        let Some(fits) = self.json.get("fits").and_then(Value::as_object) else { return Vec::new() };
+        fits.iter().filter(|(k, v)| k.as_str() != "holdout" && v.is_object()).map(|(k, _)| k.clone()).collect()
     }
 
     /// The holdout backtest.
@@ -312,6 +362,27 @@ mod tests {
         assert_eq!(fit.skipped(), vec![("frontier".to_string(), "needs 2+ sizes".to_string())]);
         assert_eq!(fit.counting().params_column(), "params_total");
         assert_eq!(fit.counting().flops_column(), "flops_matmul_attn");
+    }
+
+    #[test]
+    fn verdicts_read_from_each_law_and_default_to_identified() {
+        let json = serde_json::json!({ "fits": {
+            "chinchilla": { "a": 0.5, "verdict": "not identified", "reasons": ["E ran to its bound 0"],
+                            "fixes": ["add a FLOP budget above 1e12"] },
+            "isoflop": { "a": 0.5, "verdict": "weak", "reasons": ["a's interval is wide"] },
+            "frontier": { "a": 0.5 },
+            "kaplan_c": { "verdict": "splendid" },
+            "holdout": { "held_out": [] } } });
+        let fit = FitJson { path: "fit.json".into(), json };
+        let three = fit.assessment("chinchilla");
+        assert_eq!(three.verdict, Verdict::NotIdentified);
+        assert_eq!(three.fixes, vec!["add a FLOP budget above 1e12".to_string()]);
+        assert_eq!(fit.verdict_note("chinchilla").as_deref(), Some("not identified: E ran to its bound 0"));
+        assert_eq!(fit.verdict_note("isoflop").as_deref(), Some("weak: a's interval is wide"));
+        assert_eq!(fit.verdict_note("frontier"), None);
+        assert_eq!(fit.assessment("frontier"), Assessment::identified());
+        assert_eq!(fit.assessment("kaplan_c").verdict, Verdict::NotIdentified);
+        assert_eq!(fit.laws(), vec!["chinchilla", "frontier", "isoflop", "kaplan_c"]);
     }
 
     fn holdout_of(held_out: Value, max: Value) -> Option<Holdout> {

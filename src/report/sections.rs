@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::fit::verdict::{Assessment, Verdict};
 use crate::plot::fitjson::{law_name, FitJson, Prediction};
 use crate::plot::records::{Counting, FlopCount, ParamCount, Sweep};
 use crate::plot::style::{compact, table_number};
@@ -53,7 +54,15 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
         blocks.push(Block::Paragraph("No fit.json: run `sweeplaw fit` on this directory for the fitted laws.".into()));
         return blocks;
     };
-    if let Some(law) = fit.chinchilla() {
+    // The headline is what the data support: a law that is not identified is left to the
+    // section on what the data do not pin down; a weak one says so.
+    let shown = |law: &str| fit.assessment(law).verdict != Verdict::NotIdentified;
+    let weak = |law: &str| match fit.verdict_note(law) {
+        Some(note) => format!(" ({note})"),
+        None => String::new(),
+    };
+    let approach3 = fit.chinchilla().filter(|_| shown("chinchilla"));
+    if let Some(law) = approach3 {
         let ci = |key: &str| interval(fit.interval("chinchilla", key));
         items.push(format!(
             "Approach 3: L(N, D) = E + A/N^α + B/D^β with E = {} {}, α = {} {}, β = {} {} nats/token",
@@ -72,8 +81,33 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
             ci("b")
         ));
     }
-    if let Some((alpha, _)) = fit.power_law("kaplan_c", "alpha_C", "C_c") {
-        items.push(format!("Kaplan L(C) on the compute frontier: α_C = {}", table_number(alpha)));
+    if approach3.is_some() && !fit.assessment("chinchilla").is_identified() {
+        items.push(format!("Approach 3 is {}", weak("chinchilla").trim_start_matches(" (").trim_end_matches(')')));
+    }
+    if approach3.is_none() {
+        for (law, name) in
+            [("isoflop", "Approach 2 (IsoFLOP parabolas)"), ("frontier", "Approach 1 (compute frontier)")]
+        {
+            let Some((a, b)) = fit.exponents(law).filter(|_| shown(law)) else { continue };
+            items.push(format!(
+                "{name}: N_opt ∝ C^a, D_opt ∝ C^b with a = {} {}, b = {} {}{}",
+                table_number(a),
+                interval(fit.interval(law, "a")),
+                table_number(b),
+                interval(fit.interval(law, "b")),
+                weak(law)
+            ));
+        }
+    }
+    if let Some((alpha, _)) = fit.power_law("kaplan_c", "alpha_C", "C_c").filter(|_| shown("kaplan_c")) {
+        items.push(format!("Kaplan L(C) on the compute frontier: α_C = {}{}", table_number(alpha), weak("kaplan_c")));
+    }
+    let missing: Vec<String> = fit.laws().iter().filter(|law| !shown(law)).map(|law| law_name(law)).collect();
+    if !missing.is_empty() {
+        items.push(format!(
+            "Not identified by these data: {} (see “What the data do not pin down” for what is missing and the fixes)",
+            missing.join(", ")
+        ));
     }
     if let Some(holdout) = fit.holdout() {
         items.push(format!(
@@ -274,6 +308,43 @@ pub(crate) fn fit_tables(fit: &FitJson) -> Vec<Block> {
     blocks
 }
 
+/// Every law whose verdict is not `identified`, the not identified first: why, and what to
+/// add to the sweep.
+pub(crate) fn verdicts(fit: &FitJson) -> Vec<Block> {
+    let mut laws: Vec<(String, Assessment)> = fit
+        .laws()
+        .into_iter()
+        .map(|law| {
+            let assessment = fit.assessment(&law);
+            (law, assessment)
+        })
+        .filter(|(_, assessment)| !assessment.is_identified())
+        .collect();
+    if laws.is_empty() {
+        return Vec::new();
+    }
+    laws.sort_by(|a, b| b.1.verdict.cmp(&a.1.verdict));
+    let mut blocks = vec![
+        Block::Heading(2, "What the data do not pin down".into()),
+        Block::Paragraph(
+            "A law that is not identified is shown in the tables and figures only as a diagnosis, never as a \
+             result; a weak one is fitted but loosely constrained."
+                .into(),
+        ),
+    ];
+    for (law, assessment) in laws {
+        blocks.push(Block::Heading(3, format!("{}: {}", law_name(&law), assessment.verdict)));
+        if !assessment.reasons.is_empty() {
+            blocks.push(Block::List(assessment.reasons.clone()));
+        }
+        if !assessment.fixes.is_empty() {
+            blocks.push(Block::Paragraph("What to add or change:".into()));
+            blocks.push(Block::List(assessment.fixes.clone()));
+        }
+    }
+    blocks
+}
+
 /// a and b of approaches 1, 2, 3 side by side, then the published values.
 pub(crate) fn exponents(fit: &FitJson) -> Vec<Block> {
     let mut rows = Vec::new();
@@ -282,7 +353,9 @@ pub(crate) fn exponents(fit: &FitJson) -> Vec<Block> {
     {
         if let Some((a, b)) = fit.exponents(law) {
             let (ci_a, ci_b) = (interval(fit.interval(law, "a")), interval(fit.interval(law, "b")));
-            rows.push(vec![format!("this sweep, approach {name}"), table_number(a), ci_a, table_number(b), ci_b]);
+            let tag = fit.assessment(law);
+            let tag = if tag.is_identified() { String::new() } else { format!(" [{}]", tag.verdict) };
+            rows.push(vec![format!("this sweep, approach {name}{tag}"), table_number(a), ci_a, table_number(b), ci_b]);
         }
     }
     if rows.is_empty() {
