@@ -39,10 +39,16 @@ fn span(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     })
 }
 
+/// The sweep directory's name, also when it is given as `.` or `..` (which have none).
+pub(crate) fn sweep_name(dir: &std::path::Path) -> String {
+    let named = dir.file_name().map(|n| n.to_string_lossy().to_string());
+    let resolved = || dir.canonicalize().ok()?.file_name().map(|n| n.to_string_lossy().to_string());
+    named.or_else(resolved).unwrap_or_else(|| dir.display().to_string())
+}
+
 /// The headline: what was fitted, in one list.
 pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting) -> Vec<Block> {
-    let name = sweep.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {name}"))];
+    let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {}", sweep_name(&sweep.dir)))];
     let done = sweep.runs.iter().filter(|r| r.status == "done").count();
     let mut items = vec![format!(
         "{done} of {} runs done; regenerate with `sweeplaw report {}`",

@@ -174,3 +174,17 @@ fn a_fit_json_without_verdicts_reads_as_identified() {
     assert!(markdown.contains("Approach 3: L(N, D)"));
     assert!(!markdown.contains("What the data do not pin down") && !markdown.contains("Not identified by"));
 }
+
+#[test]
+fn a_sweep_given_as_a_relative_dot_path_is_titled_by_its_real_name() {
+    let dir = TempDir::new("report-dotname");
+    let inner = dir.0.join("inner");
+    std::fs::create_dir_all(&inner).expect("mkdir");
+    let expected = dir.0.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    assert_eq!(sections::sweep_name(&inner.join("..")), expected);
+    assert_eq!(sections::sweep_name(&dir.0), expected);
+    let cwd = std::env::current_dir().expect("cwd");
+    let expected_cwd = cwd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    assert_eq!(sections::sweep_name(Path::new(".")), expected_cwd);
+    assert!(!expected_cwd.is_empty());
+}
