@@ -545,17 +545,8 @@ fn cmd_regenerate(args: SweepDirArgs, report: bool) -> anyhow::Result<()> {
     for w in &done.warnings {
         eprintln!("warning: {w}");
     }
-    if done.refitted {
-        println!("fitted the laws: {}", args.sweep_dir.join("fit.json").display());
-    }
-    for f in &done.plots.figures {
-        println!("figure {}: {}", f.name, f.png.display());
-    }
-    for s in &done.plots.skipped {
-        println!("skipped figure {}: {}", s.name, s.reason);
-    }
-    if let Some(r) = &done.report {
-        println!("report: {} and {}", r.markdown.display(), r.html.display());
+    for line in done.lines(&args.sweep_dir) {
+        println!("{line}");
     }
     Ok(())
 }

@@ -18,6 +18,27 @@ pub struct Regenerated {
     pub warnings: Vec<String>,
 }
 
+impl Regenerated {
+    /// What to print, one line per thing done: the fit, every figure with both files it wrote
+    /// (SVG and PNG), the figures skipped and why, the report's two files.
+    pub fn lines(&self, sweep_dir: &Path) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.refitted {
+            lines.push(format!("fitted the laws: {}", sweep_dir.join("fit.json").display()));
+        }
+        for f in &self.plots.figures {
+            lines.push(format!("figure {}: {} and {}", f.name, f.svg.display(), f.png.display()));
+        }
+        for s in &self.plots.skipped {
+            lines.push(format!("skipped figure {}: {}", s.name, s.reason));
+        }
+        if let Some(r) = &self.report {
+            lines.push(format!("report: {} and {}", r.markdown.display(), r.html.display()));
+        }
+        lines
+    }
+}
+
 /// Fits (when needed) and draws the figures; with `report`, also writes report.md and report.html.
 pub fn regenerate(sweep_dir: &Path, report: bool) -> Result<Regenerated> {
     if !sweep_dir.join("summary.csv").is_file() {

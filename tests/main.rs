@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod corrupt_records;
+mod figures_cli;
 mod fit_cli;
 mod reliability;
 mod slurm_cli;

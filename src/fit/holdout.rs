@@ -42,8 +42,27 @@ pub(crate) fn backtest(data: &Dataset, opts: &FitOptions) -> Result<HoldoutRepor
         ("chinchilla", Box::new(move |p: &Point| fit.params.predict(p.params, p.tokens)))
     };
     let held_out: Vec<HeldOut> = held.iter().map(|&i| held_out(&data.points[i], predict(&data.points[i]))).collect();
-    let max_rel_error = held_out.iter().map(|h| h.rel_error).fold(0.0, f64::max);
+    let max_rel_error = largest_error(&held_out)?;
     Ok(HoldoutReport { law: law.to_string(), fitted_on: data.points.len() - count, held_out, max_rel_error })
+}
+
+/// The largest relative error of the held-out runs; an error naming the run when one is not a
+/// finite number (`f64::max` would pass over a NaN and report the others' largest).
+fn largest_error(held_out: &[HeldOut]) -> Result<f64, FitError> {
+    let mut largest: f64 = 0.0;
+    for h in held_out {
+        if !h.rel_error.is_finite() {
+            return Err(FitError::TooFewPoints {
+                law: "holdout".to_string(),
+                reason: format!(
+                    "the refitted law predicts {} for held-out run {} (actual {}); the backtest has no finite error",
+                    h.predicted, h.run, h.actual
+                ),
+            });
+        }
+        largest = largest.max(h.rel_error);
+    }
+    Ok(largest)
 }
 
 fn held_out(point: &Point, predicted: f64) -> HeldOut {
@@ -55,5 +74,25 @@ fn held_out(point: &Point, predicted: f64) -> HeldOut {
         actual: point.loss,
         predicted,
         rel_error: (predicted - point.loss).abs() / point.loss,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fit::tests::synth::point;
+
+    fn held(predicted: &[f64]) -> Vec<HeldOut> {
+        predicted.iter().enumerate().map(|(k, &p)| held_out(&point(format!("run{k}"), 1e6, 1e8, 3.0), p)).collect()
+    }
+
+    #[test]
+    fn the_largest_error_is_the_largest_and_a_non_finite_prediction_fails() {
+        let largest = largest_error(&held(&[3.3, 2.4, 3.0])).ok();
+        assert!(largest.is_some_and(|e| (e - 0.2).abs() < 1e-12), "{largest:?}");
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let error = largest_error(&held(&[3.3, bad, 3.0])).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains("held-out run run1") && error.contains("no finite error"), "{bad}: {error}");
+        }
     }
 }

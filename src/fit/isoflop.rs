@@ -201,12 +201,12 @@ fn outside_message(minimum: &IsoFlopMinimum, window: usize) -> (String, String) 
     (warning, fix)
 }
 
-/// Where to add budgets so that `usable` becomes MIN_BUDGETS: above the largest usable
+/// Where to add budgets so that the usable ones (their computes, increasing) become MIN_BUDGETS: above the largest usable
 /// budget, spaced like the usable ones (a factor 10 when there is only one).
 fn budgets_fix(usable: &[f64]) -> Option<String> {
     let need = MIN_BUDGETS.checked_sub(usable.len()).filter(|&n| n > 0)?;
-    let (low, high) =
-        (usable.iter().copied().fold(f64::INFINITY, f64::min), usable.iter().copied().fold(0.0, f64::max));
+    // `usable` is in increasing compute, as the budgets are.
+    let (&low, &high) = (usable.first()?, usable.last()?);
     let ratio = if usable.len() >= 2 && high > low { (high / low).powf(1.0 / (usable.len() - 1) as f64) } else { 10.0 };
     let at: Vec<String> = (1..=need).map(|k| short(high * ratio.powi(k as i32))).collect();
     Some(format!(

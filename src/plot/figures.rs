@@ -7,7 +7,8 @@ use plotters::style::RGBColor;
 
 use crate::plot::analysis::{envelope, flop_budgets, log_space, token_budgets, Evaluation, Parabola};
 use crate::plot::chart::{Axis, FigureSpec, Layer, Marker, Panel};
-use crate::plot::fitjson::FitJson;
+use crate::plot::fit_figures::{verdict_tag, with_verdicts};
+use crate::plot::fitjson::{FitJson, Minimum};
 use crate::plot::records::{Counting, Point, Sweep};
 use crate::plot::style::{self, compact};
 
@@ -128,16 +129,22 @@ pub(crate) fn loss_vs_params(inputs: &Inputs<'_>) -> Built {
             ));
         }
     }
+    let tag = |law: &str| inputs.fit.map(|fit| verdict_tag(fit, law)).unwrap_or_default();
     if chinchilla.is_some() {
-        panel.layers.push(Layer::line(Some("approach 3 fit E + A/Nᵅ + B/Dᵝ".into()), style::GREY, Vec::new()));
+        let label = format!("approach 3 fit E + A/Nᵅ + B/Dᵝ{}", tag("chinchilla"));
+        panel.layers.push(Layer::line(Some(label), style::GREY, Vec::new()));
     }
     if kaplan.is_some() {
-        let label = "Kaplan fit [(N_c/N)^(α_N/α_D) + D_c/D]^α_D";
-        panel.layers.push(Layer::dashed(Some(label.into()), style::GREY, Vec::new()));
+        let label = format!("Kaplan fit [(N_c/N)^(α_N/α_D) + D_c/D]^α_D{}", tag("kaplan_nd"));
+        panel.layers.push(Layer::dashed(Some(label), style::GREY, Vec::new()));
     }
+    let title = "Final loss against model size, per token budget, with L(N, D)".to_string();
     Ok(FigureSpec {
         name: "loss_vs_params".into(),
-        title: "Final loss against model size, per token budget, with L(N, D)".into(),
+        title: match inputs.fit {
+            Some(fit) => with_verdicts(title, fit, &["chinchilla", "kaplan_nd"]),
+            None => title,
+        },
         panels: vec![panel],
     })
 }
@@ -171,28 +178,58 @@ pub(crate) fn isoflop(inputs: &Inputs<'_>) -> Built {
     let colours = style::sequential_steps(budgets.len());
     let labels = distinct_labels(&budgets.iter().map(|b| b.flops).collect::<Vec<_>>(), "C = ", " FLOPs");
     let mut panel = Panel::new(Axis::log(inputs.counting.params_label()), Axis::linear(LOSS_LABEL));
-    let mut minima = Vec::new();
+    let fitted = inputs.fit.map(FitJson::minima).unwrap_or_default();
+    let (mut minima, mut outside) = (Vec::new(), Vec::new());
     for (index, budget) in budgets.iter().enumerate() {
         let runs: Vec<(f64, f64)> = budget.members.iter().map(|&i| (points[i].params, points[i].loss)).collect();
-        panel
-            .layers
-            .push(Layer::markers(Some(labels[index].clone()), colours[index], Marker::Circle, runs).with_width(6));
+        let left_out = is_left_out(&fitted, budget.flops);
+        let (label, line): (String, fn(_, _, _) -> Layer) = if left_out {
+            (format!("{} (left out of approach 2: minimum outside its sizes)", labels[index]), Layer::dashed)
+        } else {
+            (labels[index].clone(), Layer::line)
+        };
+        let markers = Layer::markers(Some(label), colours[index], Marker::Circle, runs).with_width(6);
+        panel.layers.push(if left_out { markers.hollow() } else { markers });
         if let Some((parabola, low, high)) = parabolas[index] {
             let pad = 0.08 * (high - low);
             let curve = log_space((low - pad).exp(), (high + pad).exp(), 60);
             let curve = curve.into_iter().map(|n| (n, parabola.at(n.ln()))).collect();
-            panel.layers.push(Layer::line(None, colours[index], curve));
-            minima.extend(parabola.minimum().map(|(ln_n, loss)| (ln_n.exp(), loss)));
+            panel.layers.push(line(None, colours[index], curve));
+            let vertex = parabola.minimum().map(|(ln_n, loss)| (ln_n.exp(), loss));
+            if left_out {
+                outside.extend(vertex)
+            } else {
+                minima.extend(vertex)
+            }
         }
     }
     panel.layers.push(Layer::line(Some("parabola in log N per budget".into()), style::GREY, Vec::new()));
     let minima_label = Some("parabola minimum (Nₒₚₜ, approach 2)".to_string());
     panel.layers.push(Layer::markers(minima_label, style::RED, Marker::Diamond, minima).with_width(6));
+    let left_out = budgets.iter().filter(|b| is_left_out(&fitted, b.flops)).count();
+    if !outside.is_empty() {
+        let label = Some("minimum outside the sampled sizes (budget left out)".to_string());
+        panel.layers.push(Layer::markers(label, style::RED, Marker::Cross, outside).with_width(6));
+    }
+    let mut title = format!("IsoFLOP curves ({} budgets", budgets.len());
+    if left_out > 0 {
+        title += &format!(", {left_out} left out of approach 2");
+    }
+    title.push(')');
     Ok(FigureSpec {
         name: "isoflop".into(),
-        title: format!("IsoFLOP curves ({} budgets)", budgets.len()),
+        title: match inputs.fit {
+            Some(fit) => with_verdicts(title, fit, &["isoflop"]),
+            None => title,
+        },
         panels: vec![panel],
     })
+}
+
+/// Whether fit.json's approach 2 left the budget at `flops` out (its vertex lies outside its
+/// sizes): a minimum within 10% of its compute says so.
+fn is_left_out(fitted: &[Minimum], flops: f64) -> bool {
+    fitted.iter().any(|m| !m.inside && (m.flops / flops).ln().abs() < 0.1)
 }
 
 /// A colour for approach 1, 2, 3 of Hoffmann et al. 2022 (the same in every figure).

@@ -3,6 +3,7 @@
 //! slopes, approach 3's residuals, the holdout backtest, and the fitted irreducible loss E
 //! against the synthetic source's true entropy.
 
+use crate::fit::verdict::Verdict;
 use crate::plot::analysis::{envelope, fit_line, intercept_with_slope, log_space, Evaluation};
 use crate::plot::chart::{Axis, FigureSpec, Layer, LayerKind, Marker, Panel};
 use crate::plot::figures::{all_evaluations, approach_colour, Built, Inputs, LOSS_LABEL, TOKENS_LABEL};
@@ -18,6 +19,50 @@ const FRONTIER_MARKERS: usize = 40;
 
 fn fit_of<'a>(inputs: &'a Inputs<'_>) -> Result<&'a FitJson, String> {
     inputs.fit.ok_or_else(|| "no fit.json in the sweep directory (run `sweeplaw fit` first)".to_string())
+}
+
+/// The longest reason a figure title quotes (the report gives them in full).
+const TITLE_REASON: usize = 70;
+
+/// " [weak]" or " [not identified]" for a legend entry of a law that is not identified.
+pub(crate) fn verdict_tag(fit: &FitJson, law: &str) -> String {
+    let assessment = fit.assessment(law);
+    if assessment.is_identified() {
+        String::new()
+    } else {
+        format!(" [{}]", assessment.verdict)
+    }
+}
+
+/// Whether fit.json calls the law not identified (its line is then drawn dashed and thin).
+fn not_identified(fit: &FitJson, law: &str) -> bool {
+    fit.assessment(law).verdict == Verdict::NotIdentified
+}
+
+/// "<name> not identified: <reason>" for each of the laws that is not identified, the reason
+/// cut to TITLE_REASON characters, for a figure title.
+pub(crate) fn verdict_notes(fit: &FitJson, laws: &[&str]) -> Vec<String> {
+    laws.iter()
+        .filter_map(|law| {
+            let note = fit.verdict_note(law)?;
+            let note = if note.chars().count() > TITLE_REASON {
+                format!("{}…", note.chars().take(TITLE_REASON).collect::<String>())
+            } else {
+                note
+            };
+            Some(format!("{} {note}", law_name(law)))
+        })
+        .collect()
+}
+
+/// `title`, then the verdict notes of `laws` in parentheses when there are any.
+pub(crate) fn with_verdicts(title: String, fit: &FitJson, laws: &[&str]) -> String {
+    let notes = verdict_notes(fit, laws);
+    if notes.is_empty() {
+        title
+    } else {
+        format!("{title} ({})", notes.join("; "))
+    }
 }
 
 /// A line log y = intercept + slope log C over the C grid.
@@ -108,19 +153,26 @@ fn add_approach1(allocation: &mut Allocation, inputs: &Inputs<'_>, fit: &FitJson
         Layer::markers(label, colour, Marker::Circle, shown.iter().map(|p| (p.flops, p.tokens)).collect()),
     );
     if let (Some(n0), Some(d0)) = (intercept_with_slope(&ln_c, &ln_n, a), intercept_with_slope(&ln_c, &ln_d, b)) {
-        let label = Some(format!("approach 1 fit (a = {a:.3}, b = {b:.3})"));
+        let label = Some(format!("approach 1 fit (a = {a:.3}, b = {b:.3}){}", verdict_tag(fit, "frontier")));
         let grid = allocation.grid.clone();
-        allocation.push(
-            Layer::line(label.clone(), colour, power_line(&grid, a, n0)),
-            Layer::line(label, colour, power_line(&grid, b, d0)),
-        );
+        let line = if not_identified(fit, "frontier") { Layer::dashed } else { Layer::line };
+        allocation
+            .push(line(label.clone(), colour, power_line(&grid, a, n0)), line(label, colour, power_line(&grid, b, d0)));
     }
 }
 
 /// Approach 2: the IsoFLOP minima and the least-squares line through them.
 fn add_approach2(allocation: &mut Allocation, fit: &FitJson) {
-    let minima = fit.minima();
+    let (minima, left_out): (Vec<_>, Vec<_>) = fit.minima().into_iter().partition(|m| m.inside);
     let Some((a, b)) = fit.exponents("isoflop") else { return };
+    if !left_out.is_empty() {
+        let label = Some("approach 2: minima outside their sizes (left out)".to_string());
+        let colour = approach_colour(2);
+        allocation.push(
+            Layer::markers(label.clone(), colour, Marker::Cross, left_out.iter().map(|m| (m.flops, m.n_opt)).collect()),
+            Layer::markers(label, colour, Marker::Cross, left_out.iter().map(|m| (m.flops, m.d_opt)).collect()),
+        );
+    }
     if minima.is_empty() {
         return;
     }
@@ -134,11 +186,12 @@ fn add_approach2(allocation: &mut Allocation, fit: &FitJson) {
     let ln_n: Vec<f64> = minima.iter().map(|m| m.n_opt.ln()).collect();
     let ln_d: Vec<f64> = minima.iter().map(|m| m.d_opt.ln()).collect();
     if let (Some(n0), Some(d0)) = (intercept_with_slope(&ln_c, &ln_n, a), intercept_with_slope(&ln_c, &ln_d, b)) {
-        let label = Some(format!("approach 2 fit (a = {a:.3}, b = {b:.3})"));
+        let label = Some(format!("approach 2 fit (a = {a:.3}, b = {b:.3}){}", verdict_tag(fit, "isoflop")));
         let grid = allocation.grid.clone();
+        let width = if not_identified(fit, "isoflop") { 1 } else { 2 };
         allocation.push(
-            Layer::dashed(label.clone(), colour, power_line(&grid, a, n0)),
-            Layer::dashed(label, colour, power_line(&grid, b, d0)),
+            Layer::dashed(label.clone(), colour, power_line(&grid, a, n0)).with_width(width),
+            Layer::dashed(label, colour, power_line(&grid, b, d0)).with_width(width),
         );
     }
 }
@@ -167,13 +220,13 @@ fn add_approach3(allocation: &mut Allocation, fit: &FitJson, law: Chinchilla) {
     {
         allocation.push(n_band, d_band);
     }
-    let label = Some(format!("approach 3 fit (a = {a:.3}, b = {b:.3})"));
+    let label = Some(format!("approach 3 fit (a = {a:.3}, b = {b:.3}){}", verdict_tag(fit, "chinchilla")));
     let n_line = grid.iter().map(|&c| (c, law.compute_optimal(c).0)).collect();
     let d_line = grid.iter().map(|&c| (c, law.compute_optimal(c).1)).collect();
-    allocation.push(
-        Layer::line(label.clone(), colour, n_line).with_width(3),
-        Layer::line(label, colour, d_line).with_width(3),
-    );
+    let (line, width): (fn(_, _, _) -> Layer, u32) =
+        if not_identified(fit, "chinchilla") { (Layer::dashed, 1) } else { (Layer::line, 3) };
+    allocation
+        .push(line(label.clone(), colour, n_line).with_width(width), line(label, colour, d_line).with_width(width));
     if let Some(prediction) = fit.prediction("chinchilla") {
         let label = Some(format!("approach 3 at target C = {}", compact(prediction.flops, 3)));
         let bar = |key: &str, centre: f64| Layer {
@@ -224,7 +277,11 @@ pub(crate) fn optimal_allocation(inputs: &Inputs<'_>) -> Built {
     }
     Ok(FigureSpec {
         name: "optimal_allocation".into(),
-        title: "Compute-optimal allocation: Nₒₚₜ ∝ Cᵃ, Dₒₚₜ ∝ Cᵇ".into(),
+        title: with_verdicts(
+            "Compute-optimal allocation: Nₒₚₜ ∝ Cᵃ, Dₒₚₜ ∝ Cᵇ".into(),
+            fit,
+            &["frontier", "isoflop", "chinchilla"],
+        ),
         panels: vec![allocation.n_panel, allocation.d_panel],
     })
 }
@@ -279,7 +336,7 @@ pub(crate) fn residuals(inputs: &Inputs<'_>) -> Built {
     }
     Ok(FigureSpec {
         name: "residuals".into(),
-        title: "Residuals of approach 3, L_fit = E + A/Nᵅ + B/Dᵝ".into(),
+        title: with_verdicts("Residuals of approach 3, L_fit = E + A/Nᵅ + B/Dᵝ".into(), fit, &["chinchilla"]),
         panels: vec![n_panel, d_panel],
     })
 }
@@ -290,7 +347,8 @@ pub(crate) fn holdout(inputs: &Inputs<'_>) -> Built {
     let fit = fit_of(inputs)?;
     let holdout = fit.holdout().ok_or("fit.json has no holdout backtest (run `sweeplaw fit --holdout K`)")?;
     let mut panel = Panel::new(Axis::linear("actual loss (nats/token)"), Axis::linear("predicted loss (nats/token)"));
-    let mut values: Vec<f64> = holdout.held_out.iter().flat_map(|h| [h.actual, h.predicted]).collect();
+    let mut values: Vec<f64> =
+        holdout.held_out.iter().flat_map(|h| [h.actual, h.predicted]).filter(|v| v.is_finite()).collect();
     if let (Some(law), "chinchilla") = (fit.chinchilla(), holdout.law.as_str()) {
         let in_sample: Vec<(f64, f64)> =
             inputs.points.iter().map(|p| (p.loss, law.predict(p.params, p.tokens))).collect();
@@ -307,16 +365,13 @@ pub(crate) fn holdout(inputs: &Inputs<'_>) -> Built {
         Layer::line(Some("predicted = actual".into()), style::BLACK, vec![(range.0, range.0), (range.1, range.1)])
             .with_width(1),
     );
-    let held: Vec<(f64, f64)> = holdout.held_out.iter().map(|h| (h.actual, h.predicted)).collect();
+    let held: Vec<(f64, f64)> =
+        holdout.held_out.iter().filter(|h| h.predicted.is_finite()).map(|h| (h.actual, h.predicted)).collect();
     let label = format!("held-out runs ({}, refitted without them)", holdout.held_out.len());
     panel.layers.push(Layer::markers(Some(label), style::RED, Marker::Triangle, held).with_width(8));
     Ok(FigureSpec {
         name: "holdout".into(),
-        title: format!(
-            "Holdout backtest ({}): max relative error {:.2}%",
-            law_name(&holdout.law),
-            100.0 * holdout.max_rel_error
-        ),
+        title: format!("Holdout backtest ({}): max relative error {}", law_name(&holdout.law), holdout.error_text()),
         panels: vec![panel],
     })
 }
@@ -354,17 +409,21 @@ pub(crate) fn entropy_floor(inputs: &Inputs<'_>) -> Built {
         (c, law.predict(n, d))
     });
     panel.layers.push(Layer::line(
-        Some("approach 3 loss at Nₒₚₜ(C), Dₒₚₜ(C)".into()),
+        Some(format!("approach 3 loss at Nₒₚₜ(C), Dₒₚₜ(C){}", verdict_tag(fit, "chinchilla"))),
         approach_colour(3),
         optimum.collect(),
     ));
     let floor = format!("true entropy H = {entropy:.4} (synthetic source)");
     panel.layers.push(Layer::line(Some(floor), style::BLACK, vec![(low, entropy), (high, entropy)]).with_width(3));
-    let fitted = format!("fitted E = {:.4} (approach 3)", law.e);
+    let fitted = format!("fitted E = {:.4} (approach 3){}", law.e, verdict_tag(fit, "chinchilla"));
     panel.layers.push(Layer::dashed(Some(fitted), style::RED, vec![(low, law.e), (high, law.e)]).with_width(3));
     Ok(FigureSpec {
         name: "entropy_floor".into(),
-        title: format!("Fitted E = {:.3} against the true entropy {entropy:.3} nats/token", law.e),
+        title: with_verdicts(
+            format!("Fitted E = {:.3} against the true entropy {entropy:.3} nats/token", law.e),
+            fit,
+            &["chinchilla"],
+        ),
         panels: vec![panel],
     })
 }

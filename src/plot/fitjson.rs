@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::fit::verdict::{Assessment, Verdict};
 use crate::plot::records::Counting;
 
 /// Approach 3 of Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta (eq. 2), the
@@ -46,6 +47,9 @@ pub(crate) struct Minimum {
     pub n_opt: f64,
     pub d_opt: f64,
     pub loss: Option<f64>,
+    /// Whether the vertex lies inside the budget's fitted sizes; a budget whose vertex does not
+    /// is left out of the exponents (true when fit.json does not say).
+    pub inside: bool,
 }
 
 /// One held-out run of the backtest.
@@ -73,6 +77,12 @@ pub(crate) fn law_name(law: &str) -> String {
     match law {
         "chinchilla" => "approach 3".to_string(),
         "kaplan_nd" => "Kaplan L(N, D)".to_string(),
+        "isoflop" => "approach 2".to_string(),
+        "frontier" => "approach 1".to_string(),
+        "kaplan_n" => "Kaplan L(N)".to_string(),
+        "kaplan_d" => "Kaplan L(D)".to_string(),
+        "kaplan_c" => "Kaplan L(C)".to_string(),
+        "data_constrained" => "the data-constrained law".to_string(),
         other => other.to_string(),
     }
 }
@@ -194,9 +204,49 @@ impl FitJson {
                     n_opt: number(m, "/N_opt")?,
                     d_opt: number(m, "/D_opt")?,
                     loss: number(m, "/loss"),
+                    inside: m.get("inside").and_then(Value::as_bool).unwrap_or(true),
                 })
             })
             .collect()
+    }
+
+    /// fits.<law>'s verdict with its reasons and fixes. A law without a verdict (fit.json
+    /// written before verdicts existed) reads as identified; an unknown verdict as not
+    /// identified, saying so.
+    pub fn assessment(&self, law: &str) -> Assessment {
+        let Some(value) = self.law(law) else { return Assessment::identified() };
+        let strings = |key: &str| -> Vec<String> {
+            let items = value.get(key).and_then(Value::as_array);
+            items.map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+        };
+        let mut assessment =
+            Assessment { verdict: Verdict::Identified, reasons: strings("reasons"), fixes: strings("fixes") };
+        match value.get("verdict") {
+            None | Some(Value::Null) => {}
+            Some(verdict) => match serde_json::from_value::<Verdict>(verdict.clone()) {
+                Ok(verdict) => assessment.verdict = verdict,
+                Err(_) => assessment.not_identified(format!("fit.json gives the unknown verdict {verdict}"), None),
+            },
+        }
+        assessment
+    }
+
+    /// "weak: <first reason>" or "not identified: <first reason>"; `None` for an identified law.
+    pub fn verdict_note(&self, law: &str) -> Option<String> {
+        let assessment = self.assessment(law);
+        if assessment.is_identified() {
+            return None;
+        }
+        Some(match assessment.reasons.first() {
+            Some(reason) => format!("{}: {reason}", assessment.verdict),
+            None => assessment.verdict.to_string(),
+        })
+    }
+
+    /// The laws in fits (the holdout backtest aside), in fit.json's order.
+    pub fn laws(&self) -> Vec<String> {
+        let Some(fits) = self.json.get("fits").and_then(Value::as_object) else { return Vec::new() };
+        fits.iter().filter(|(k, v)| k.as_str() != "holdout" && v.is_object()).map(|(k, _)| k.clone()).collect()
     }
 
     /// The holdout backtest.
@@ -210,11 +260,14 @@ impl FitJson {
         if held_out.is_empty() {
             return None;
         }
-        let largest = held_out.iter().map(|h| (h.predicted - h.actual).abs() / h.actual).fold(0.0, f64::max);
+        // A NaN anywhere makes the largest error NaN (f64::max would pass over it).
+        let largest =
+            held_out.iter().map(HeldOut::rel_error).fold(0.0, |m: f64, e| if e.is_nan() { e } else { m.max(e) });
+        let recorded = number(value, "/max_rel_error").unwrap_or(f64::NAN);
         Some(Holdout {
             law: value.get("law").and_then(Value::as_str).unwrap_or("chinchilla").to_string(),
             fitted_on: number(value, "/fitted_on"),
-            max_rel_error: number(value, "/max_rel_error").unwrap_or(largest),
+            max_rel_error: if largest.is_nan() || recorded.is_nan() { largest } else { recorded },
             held_out,
         })
     }
@@ -246,8 +299,33 @@ fn held_out(item: &Value) -> Option<HeldOut> {
         tokens: number(item, "/D"),
         flops: number(item, "/C"),
         actual: number(item, "/actual").filter(|v| *v > 0.0)?,
-        predicted: number(item, "/predicted")?,
+        // fit.json writes a NaN as null: a run without a finite prediction is kept, as NaN, so
+        // that it cannot read as a small error.
+        predicted: number(item, "/predicted").unwrap_or(f64::NAN),
     })
+}
+
+impl HeldOut {
+    /// |predicted - actual| / actual; NaN without a finite prediction.
+    pub fn rel_error(&self) -> f64 {
+        (self.predicted - self.actual).abs() / self.actual
+    }
+}
+
+impl Holdout {
+    /// "1.23%", or why there is no finite error.
+    pub fn error_text(&self) -> String {
+        if self.max_rel_error.is_finite() {
+            return format!("{:.2}%", 100.0 * self.max_rel_error);
+        }
+        let runs: Vec<&str> =
+            self.held_out.iter().filter(|h| !h.rel_error().is_finite()).map(|h| h.run.as_str()).collect();
+        if runs.is_empty() {
+            "not a finite number".to_string()
+        } else {
+            format!("not a finite number (no finite prediction for {})", runs.join(", "))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -284,5 +362,50 @@ mod tests {
         assert_eq!(fit.skipped(), vec![("frontier".to_string(), "needs 2+ sizes".to_string())]);
         assert_eq!(fit.counting().params_column(), "params_total");
         assert_eq!(fit.counting().flops_column(), "flops_matmul_attn");
+    }
+
+    #[test]
+    fn verdicts_read_from_each_law_and_default_to_identified() {
+        let json = serde_json::json!({ "fits": {
+            "chinchilla": { "a": 0.5, "verdict": "not identified", "reasons": ["E ran to its bound 0"],
+                            "fixes": ["add a FLOP budget above 1e12"] },
+            "isoflop": { "a": 0.5, "verdict": "weak", "reasons": ["a's interval is wide"] },
+            "frontier": { "a": 0.5 },
+            "kaplan_c": { "verdict": "splendid" },
+            "holdout": { "held_out": [] } } });
+        let fit = FitJson { path: "fit.json".into(), json };
+        let three = fit.assessment("chinchilla");
+        assert_eq!(three.verdict, Verdict::NotIdentified);
+        assert_eq!(three.fixes, vec!["add a FLOP budget above 1e12".to_string()]);
+        assert_eq!(fit.verdict_note("chinchilla").as_deref(), Some("not identified: E ran to its bound 0"));
+        assert_eq!(fit.verdict_note("isoflop").as_deref(), Some("weak: a's interval is wide"));
+        assert_eq!(fit.verdict_note("frontier"), None);
+        assert_eq!(fit.assessment("frontier"), Assessment::identified());
+        assert_eq!(fit.assessment("kaplan_c").verdict, Verdict::NotIdentified);
+        assert_eq!(fit.laws(), vec!["chinchilla", "frontier", "isoflop", "kaplan_c"]);
+    }
+
+    fn holdout_of(held_out: Value, max: Value) -> Option<Holdout> {
+        let json = serde_json::json!({ "fits": { "holdout": { "held_out": held_out, "max_rel_error": max } } });
+        FitJson { path: "fit.json".into(), json }.holdout()
+    }
+
+    #[test]
+    fn a_missing_prediction_makes_the_largest_error_nan_not_the_others_largest() -> Result<(), String> {
+        let run =
+            |name: &str, predicted: Value| serde_json::json!({ "run": name, "actual": 3.0, "predicted": predicted });
+        let fine = holdout_of(serde_json::json!([run("a", 3.3.into()), run("b", 3.06.into())]), Value::Null)
+            .ok_or("no holdout")?;
+        assert!((fine.max_rel_error - 0.1).abs() < 1e-12, "{}", fine.max_rel_error);
+        assert_eq!(fine.error_text(), "10.00%");
+        // fit.json holds a NaN prediction (and the NaN largest error it gave) as null.
+        for max in [Value::Null, 0.1.into()] {
+            let held = serde_json::json!([run("a", 3.3.into()), run("b", Value::Null)]);
+            let holdout = holdout_of(held, max).ok_or("no holdout")?;
+            assert_eq!(holdout.held_out.len(), 2);
+            assert!(holdout.max_rel_error.is_nan(), "{}", holdout.max_rel_error);
+            assert_eq!(holdout.error_text(), "not a finite number (no finite prediction for b)");
+        }
+        Ok(())
     }
 }

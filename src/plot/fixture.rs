@@ -237,3 +237,12 @@ pub(crate) fn isoflop_sweep(name: &str) -> (TempDir, Vec<FixtureRun>) {
     write_fit(&dir.0, &runs, &FLOP_BUDGETS);
     (dir, runs)
 }
+
+/// Rewrites the fixture's fit.json with `edit` applied.
+pub(crate) fn edit_fit(dir: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    let path = dir.join("fit.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fit.json")).expect("fit.json parses");
+    edit(&mut json);
+    std::fs::write(&path, serde_json::to_string_pretty(&json).expect("json")).expect("write fit.json");
+}

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use super::*;
 use crate::plot::chart::{FigureSpec, Layer, LayerKind};
-use crate::plot::fixture::{self, isoflop_sweep, write_fit, write_sweep, Budgets, TempDir, FLOP_BUDGETS, PLANTED};
+use crate::plot::fixture::{
+    self, edit_fit, isoflop_sweep, write_fit, write_sweep, Budgets, TempDir, FLOP_BUDGETS, PLANTED,
+};
 use crate::plot::records::Counting;
 
 /// Width and height from a PNG's IHDR chunk; panics unless the file is a PNG.
@@ -254,4 +256,35 @@ fn a_sweep_with_no_done_run_is_an_error_naming_summary_csv() {
     assert!(error.to_string().contains("summary.csv") && error.to_string().contains("no run is done"), "{error}");
     let missing = plot_sweep(&dir.0.join("nowhere")).expect_err("no directory");
     assert!(missing.to_string().contains("nowhere"), "{missing}");
+}
+
+#[test]
+fn figures_mark_a_law_that_is_not_identified_and_the_budgets_approach_2_left_out() {
+    let (dir, _) = isoflop_sweep("verdicts");
+    edit_fit(&dir.0, |json| {
+        json["fits"]["chinchilla"]["verdict"] = "not identified".into();
+        json["fits"]["chinchilla"]["reasons"] = serde_json::json!(["E ran to its bound 0"]);
+        json["fits"]["isoflop"]["minima"][3]["inside"] = false.into();
+    });
+    let figure = build(&dir.0, fit_figures::optimal_allocation).expect("allocation figure");
+    assert!(figure.title.ends_with("(approach 3 not identified: E ran to its bound 0)"), "{}", figure.title);
+    let three = layer(&figure, 0, "approach 3 fit");
+    assert!(three.label.as_deref().is_some_and(|l| l.ends_with(" [not identified]")), "{:?}", three.label);
+    assert!(matches!(three.kind, LayerKind::Line { dashed: true, width: 1 }), "{:?}", three.kind);
+    assert!(!layer(&figure, 0, "approach 2 fit").label.as_deref().unwrap_or_default().contains('['));
+    assert_eq!(layer(&figure, 0, "approach 2: minima outside").points.len(), 1);
+    assert_eq!(layer(&figure, 0, "approach 2: IsoFLOP minima").points.len(), 3);
+    let residuals = build(&dir.0, fit_figures::residuals).expect("residuals");
+    assert!(residuals.title.contains("approach 3 not identified"), "{}", residuals.title);
+    let isoflop = build(&dir.0, figures::isoflop).expect("isoflop figure");
+    assert!(isoflop.title.starts_with("IsoFLOP curves (4 budgets, 1 left out of approach 2)"), "{}", isoflop.title);
+    let left_out = layer(&isoflop, 0, "C = 10¹⁵ FLOPs (left out of approach 2");
+    assert!(matches!(left_out.kind, LayerKind::Markers { filled: false, .. }), "{:?}", left_out.kind);
+    assert_eq!(layer(&isoflop, 0, "minimum outside the sampled sizes").points.len(), 1);
+    assert_eq!(layer(&isoflop, 0, "parabola minimum").points.len(), 3);
+    // An identified law and a fit.json without verdicts draw as before.
+    let (plain, _) = isoflop_sweep("verdicts-none");
+    let figure = build(&plain.0, fit_figures::optimal_allocation).expect("allocation figure");
+    assert!(figure.title.ends_with("Dₒₚₜ ∝ Cᵇ"), "{}", figure.title);
+    assert!(matches!(layer(&figure, 0, "approach 3 fit").kind, LayerKind::Line { dashed: false, width: 3 }));
 }

@@ -61,6 +61,9 @@ pub fn write_report(sweep_dir: &Path, figures: &PlotOutput) -> Result<ReportOutp
 fn blocks(sweep: &Sweep, fit: Option<&FitJson>, figures: &PlotOutput, warnings: &[String]) -> Vec<Block> {
     let counting = fit.map(FitJson::counting).unwrap_or_default();
     let mut blocks = sections::headline(sweep, fit, &counting);
+    if let Some(fit) = fit {
+        blocks.extend(sections::verdicts(fit));
+    }
     blocks.extend(sections::plan(sweep, &counting));
     blocks.extend(sections::figures(figures));
     if let Some(fit) = fit {

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::fit::verdict::{Assessment, Verdict};
 use crate::plot::fitjson::{law_name, FitJson, Prediction};
 use crate::plot::records::{Counting, FlopCount, ParamCount, Sweep};
 use crate::plot::style::{compact, table_number};
@@ -38,10 +39,16 @@ fn span(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     })
 }
 
+/// The sweep directory's name, also when it is given as `.` or `..` (which have none).
+pub(crate) fn sweep_name(dir: &std::path::Path) -> String {
+    let named = dir.file_name().map(|n| n.to_string_lossy().to_string());
+    let resolved = || dir.canonicalize().ok()?.file_name().map(|n| n.to_string_lossy().to_string());
+    named.or_else(resolved).unwrap_or_else(|| dir.display().to_string())
+}
+
 /// The headline: what was fitted, in one list.
 pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting) -> Vec<Block> {
-    let name = sweep.dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {name}"))];
+    let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {}", sweep_name(&sweep.dir)))];
     let done = sweep.runs.iter().filter(|r| r.status == "done").count();
     let mut items = vec![format!(
         "{done} of {} runs done; regenerate with `sweeplaw report {}`",
@@ -53,7 +60,15 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
         blocks.push(Block::Paragraph("No fit.json: run `sweeplaw fit` on this directory for the fitted laws.".into()));
         return blocks;
     };
-    if let Some(law) = fit.chinchilla() {
+    // The headline is what the data support: a law that is not identified is left to the
+    // section on what the data do not pin down; a weak one says so.
+    let shown = |law: &str| fit.assessment(law).verdict != Verdict::NotIdentified;
+    let weak = |law: &str| match fit.verdict_note(law) {
+        Some(note) => format!(" ({note})"),
+        None => String::new(),
+    };
+    let approach3 = fit.chinchilla().filter(|_| shown("chinchilla"));
+    if let Some(law) = approach3 {
         let ci = |key: &str| interval(fit.interval("chinchilla", key));
         items.push(format!(
             "Approach 3: L(N, D) = E + A/N^α + B/D^β with E = {} {}, α = {} {}, β = {} {} nats/token",
@@ -72,13 +87,38 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
             ci("b")
         ));
     }
-    if let Some((alpha, _)) = fit.power_law("kaplan_c", "alpha_C", "C_c") {
-        items.push(format!("Kaplan L(C) on the compute frontier: α_C = {}", table_number(alpha)));
+    if approach3.is_some() && !fit.assessment("chinchilla").is_identified() {
+        items.push(format!("Approach 3 is {}", weak("chinchilla").trim_start_matches(" (").trim_end_matches(')')));
+    }
+    if approach3.is_none() {
+        for (law, name) in
+            [("isoflop", "Approach 2 (IsoFLOP parabolas)"), ("frontier", "Approach 1 (compute frontier)")]
+        {
+            let Some((a, b)) = fit.exponents(law).filter(|_| shown(law)) else { continue };
+            items.push(format!(
+                "{name}: N_opt ∝ C^a, D_opt ∝ C^b with a = {} {}, b = {} {}{}",
+                table_number(a),
+                interval(fit.interval(law, "a")),
+                table_number(b),
+                interval(fit.interval(law, "b")),
+                weak(law)
+            ));
+        }
+    }
+    if let Some((alpha, _)) = fit.power_law("kaplan_c", "alpha_C", "C_c").filter(|_| shown("kaplan_c")) {
+        items.push(format!("Kaplan L(C) on the compute frontier: α_C = {}{}", table_number(alpha), weak("kaplan_c")));
+    }
+    let missing: Vec<String> = fit.laws().iter().filter(|law| !shown(law)).map(|law| law_name(law)).collect();
+    if !missing.is_empty() {
+        items.push(format!(
+            "Not identified by these data: {} (see “What the data do not pin down” for what is missing and the fixes)",
+            missing.join(", ")
+        ));
     }
     if let Some(holdout) = fit.holdout() {
         items.push(format!(
-            "Holdout: largest relative error {:.2}% on {} held-out runs",
-            100.0 * holdout.max_rel_error,
+            "Holdout: largest relative error {} on {} held-out runs",
+            holdout.error_text(),
             holdout.held_out.len()
         ));
     }
@@ -274,6 +314,43 @@ pub(crate) fn fit_tables(fit: &FitJson) -> Vec<Block> {
     blocks
 }
 
+/// Every law whose verdict is not `identified`, the not identified first: why, and what to
+/// add to the sweep.
+pub(crate) fn verdicts(fit: &FitJson) -> Vec<Block> {
+    let mut laws: Vec<(String, Assessment)> = fit
+        .laws()
+        .into_iter()
+        .map(|law| {
+            let assessment = fit.assessment(&law);
+            (law, assessment)
+        })
+        .filter(|(_, assessment)| !assessment.is_identified())
+        .collect();
+    if laws.is_empty() {
+        return Vec::new();
+    }
+    laws.sort_by(|a, b| b.1.verdict.cmp(&a.1.verdict));
+    let mut blocks = vec![
+        Block::Heading(2, "What the data do not pin down".into()),
+        Block::Paragraph(
+            "A law that is not identified is shown in the tables and figures only as a diagnosis, never as a \
+             result; a weak one is fitted but loosely constrained."
+                .into(),
+        ),
+    ];
+    for (law, assessment) in laws {
+        blocks.push(Block::Heading(3, format!("{}: {}", law_name(&law), assessment.verdict)));
+        if !assessment.reasons.is_empty() {
+            blocks.push(Block::List(assessment.reasons.clone()));
+        }
+        if !assessment.fixes.is_empty() {
+            blocks.push(Block::Paragraph("What to add or change:".into()));
+            blocks.push(Block::List(assessment.fixes.clone()));
+        }
+    }
+    blocks
+}
+
 /// a and b of approaches 1, 2, 3 side by side, then the published values.
 pub(crate) fn exponents(fit: &FitJson) -> Vec<Block> {
     let mut rows = Vec::new();
@@ -282,7 +359,9 @@ pub(crate) fn exponents(fit: &FitJson) -> Vec<Block> {
     {
         if let Some((a, b)) = fit.exponents(law) {
             let (ci_a, ci_b) = (interval(fit.interval(law, "a")), interval(fit.interval(law, "b")));
-            rows.push(vec![format!("this sweep, approach {name}"), table_number(a), ci_a, table_number(b), ci_b]);
+            let tag = fit.assessment(law);
+            let tag = if tag.is_identified() { String::new() } else { format!(" [{}]", tag.verdict) };
+            rows.push(vec![format!("this sweep, approach {name}{tag}"), table_number(a), ci_a, table_number(b), ci_b]);
         }
     }
     if rows.is_empty() {
@@ -359,9 +438,9 @@ pub(crate) fn holdout(fit: &FitJson) -> Vec<Block> {
     let fitted_on = holdout.fitted_on.map(|n| format!(" on the other {n} runs")).unwrap_or_default();
     let intro = format!(
         "The {law} law, refitted{fitted_on} without the {} largest-compute runs, predicts them with a largest \
-         relative error of {:.2}%.",
+         relative error of {}.",
         holdout.held_out.len(),
-        100.0 * holdout.max_rel_error
+        holdout.error_text()
     );
     let header = ["run", "N", "D", "C", "actual loss", "predicted", "relative error"].map(String::from).to_vec();
     let rows = holdout
@@ -369,7 +448,7 @@ pub(crate) fn holdout(fit: &FitJson) -> Vec<Block> {
         .iter()
         .map(|h| {
             let opt = |v: Option<f64>| v.map(count).unwrap_or_default();
-            let error = 100.0 * (h.predicted - h.actual).abs() / h.actual;
+            let error = 100.0 * h.rel_error();
             vec![
                 format!("`{}`", h.run),
                 opt(h.params),
@@ -377,7 +456,7 @@ pub(crate) fn holdout(fit: &FitJson) -> Vec<Block> {
                 opt(h.flops),
                 table_number(h.actual),
                 table_number(h.predicted),
-                format!("{error:.2}%"),
+                if error.is_finite() { format!("{error:.2}%") } else { "no finite prediction".to_string() },
             ]
         })
         .collect();

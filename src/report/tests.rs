@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use super::*;
-use crate::plot::fixture::{isoflop_sweep, write_sweep, Budgets, TempDir, PLANTED};
+use crate::plot::fixture::{edit_fit, isoflop_sweep, write_sweep, Budgets, TempDir, PLANTED};
 use crate::plot::plot_sweep;
 use crate::plot::style::compact;
 
@@ -144,4 +144,51 @@ fn every_figure_of_report_html_loads_in_headless_chromium() {
         })
         .collect();
     assert_eq!(marks, expected);
+}
+
+#[test]
+fn a_not_identified_approach_3_is_not_the_headline_and_its_reasons_and_fixes_are_given() {
+    let (dir, _) = isoflop_sweep("report-verdict");
+    edit_fit(&dir.0, |json| {
+        json["fits"]["chinchilla"]["verdict"] = "not identified".into();
+        json["fits"]["chinchilla"]["reasons"] =
+            serde_json::json!(["alpha's 95% interval [0.024, 12.95] is wider than 1"]);
+        json["fits"]["chinchilla"]["fixes"] = serde_json::json!(["add a FLOP budget above 1e12"]);
+        json["fits"]["isoflop"]["verdict"] = "weak".into();
+        json["fits"]["isoflop"]["reasons"] = serde_json::json!(["a's 95% interval [0.3, 0.6] is wider than 0.2"]);
+    });
+    let (_, _, markdown, _) = report_of(&dir.0);
+    let headline = &markdown[..markdown.find("\n## ").expect("a second section")];
+    assert!(!headline.contains("Approach 3: L(N, D)"), "{headline}");
+    assert!(headline.contains("Approach 2 (IsoFLOP parabolas): N_opt ∝ C^a"), "{headline}");
+    assert!(headline.contains("(weak: a's 95% interval [0.3, 0.6] is wider than 0.2)"), "{headline}");
+    assert!(headline.contains("Not identified by these data: approach 3"), "{headline}");
+    let section = &markdown[markdown.find("## What the data do not pin down").expect("verdict section")..];
+    assert!(section.contains("### approach 3: not identified"), "{section}");
+    assert!(section.contains("alpha's 95% interval [0.024, 12.95] is wider than 1"));
+    assert!(section.contains("add a FLOP budget above 1e12"));
+    assert!(section.find("approach 3: not identified") < section.find("approach 2: weak"), "worst first");
+    assert!(markdown.contains("| this sweep, approach 3: parametric fit [not identified] |"), "{markdown}");
+}
+
+#[test]
+fn a_fit_json_without_verdicts_reads_as_identified() {
+    let (dir, _) = isoflop_sweep("report-noverdict");
+    let (_, _, markdown, _) = report_of(&dir.0);
+    assert!(markdown.contains("Approach 3: L(N, D)"));
+    assert!(!markdown.contains("What the data do not pin down") && !markdown.contains("Not identified by"));
+}
+
+#[test]
+fn a_sweep_given_as_a_relative_dot_path_is_titled_by_its_real_name() {
+    let dir = TempDir::new("report-dotname");
+    let inner = dir.0.join("inner");
+    std::fs::create_dir_all(&inner).expect("mkdir");
+    let expected = dir.0.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    assert_eq!(sections::sweep_name(&inner.join("..")), expected);
+    assert_eq!(sections::sweep_name(&dir.0), expected);
+    let cwd = std::env::current_dir().expect("cwd");
+    let expected_cwd = cwd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    assert_eq!(sections::sweep_name(Path::new(".")), expected_cwd);
+    assert!(!expected_cwd.is_empty());
 }
