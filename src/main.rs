@@ -299,6 +299,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
     let (config, plan) = sweeplaw::sweep::load_plan(&args.config)?;
+    sweeplaw::plan::memory::check_fits(&plan.runs, &config.device)
+        .map_err(|m| sweeplaw::Error::config(&args.config, m))?;
     let throughputs = if let Some(rate) = args.assume_flops {
         if !(rate > 0.0) {
             anyhow::bail!("--assume-flops must be a positive FLOP/s rate");

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunIdentity, RunRole, RunSpec, SweepConfig};
 use crate::model::{FlopConvention, ModelShape};
 
+pub mod memory;
+
 /// Version of plan.json.
 pub const PLAN_VERSION: u32 = 1;
 
@@ -61,9 +63,9 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
     let shapes = model_sizes(config)?;
     let mut warnings = Vec::new();
     let mut runs = Vec::new();
-    for &seed in &config.seeds {
+    for seed in unique_seeds(&config.seeds, &mut warnings) {
         for shape in &shapes {
-            let budgets = budgets_for(config, shape);
+            let budgets = budgets_for(config, shape)?;
             let specs = budgets
                 .into_iter()
                 .flat_map(|(tokens, flop_budget)| unique_axis(config).map(move |u| (tokens, flop_budget, u)))
@@ -96,7 +98,7 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
     if runs.is_empty() {
         return Err("budget: no run fits (every budget is smaller than one step of every size)".into());
     }
-    warnings.extend(isoflop_bracket_warnings(config, &runs));
+    warnings.extend(isoflop_bracket_warnings(config, &runs)?);
     Ok(Plan {
         format_version: PLAN_VERSION,
         sweep: config.name.clone(),
@@ -104,6 +106,19 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
         runs,
         warnings,
     })
+}
+
+/// The seeds in their order, each once; a repeated seed would plan the same runs twice.
+fn unique_seeds(seeds: &[u64], warnings: &mut Vec<String>) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    for &seed in seeds {
+        if out.contains(&seed) {
+            warnings.push(format!("seeds lists seed {seed} more than once; its runs are planned once"));
+        } else {
+            out.push(seed);
+        }
+    }
+    out
 }
 
 fn identity(config: &SweepConfig, run_id: String, seed: u64, unique_tokens: Option<u64>) -> RunIdentity {
@@ -160,29 +175,30 @@ pub fn model_sizes(config: &SweepConfig) -> Result<Vec<ModelShape>, String> {
     Ok(shapes)
 }
 
-/// The N a sweep's `param_count` names.
-pub fn params_of(shape: &ModelShape, param_count: &str) -> u64 {
+/// The N a sweep's `param_count` names; an unknown name is an error, not a silent default.
+pub fn params_of(shape: &ModelShape, param_count: &str) -> Result<u64, String> {
     match param_count {
-        "total" => shape.params_total(),
-        "matmul" => shape.params_matmul(),
-        _ => shape.params_nonembedding(),
+        "nonembedding" => Ok(shape.params_nonembedding()),
+        "total" => Ok(shape.params_total()),
+        "matmul" => Ok(shape.params_matmul()),
+        other => Err(format!("budget.param_count = {other:?} must be nonembedding, total or matmul")),
     }
 }
 
 /// (tokens, FLOP budget) pairs for one size, smallest first.
-fn budgets_for(config: &SweepConfig, shape: &ModelShape) -> Vec<(u64, Option<f64>)> {
+fn budgets_for(config: &SweepConfig, shape: &ModelShape) -> Result<Vec<(u64, Option<f64>)>, String> {
     let b = &config.budget;
     let mut out: Vec<(u64, Option<f64>)> = if let Some(tokens) = &b.tokens {
         tokens.iter().map(|&t| (t, None)).collect()
     } else if let Some(ratios) = &b.tokens_per_param {
-        let n = params_of(shape, &b.param_count) as f64;
+        let n = params_of(shape, &b.param_count)? as f64;
         ratios.iter().map(|r| ((r * n).round() as u64, None)).collect()
     } else {
         let per_token = shape.flops_per_token_for(b.flop_convention);
         b.flops.iter().flatten().map(|&c| ((c / per_token).round() as u64, Some(c))).collect()
     };
     out.sort_by_key(|(t, _)| *t);
-    out
+    Ok(out)
 }
 
 /// Stable, directory-safe run id: `L{layers}-d{width}-D{tokens}-s{seed}`, prefixed by `C{budget}-`
@@ -265,14 +281,14 @@ pub fn chinchilla_n_opt(flops: f64) -> f64 {
     g * (flops / 6.0).powf(beta / (alpha + beta))
 }
 
-fn isoflop_bracket_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Vec<String> {
+fn isoflop_bracket_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
     for &c in config.budget.flops.iter().flatten() {
         let sizes: Vec<f64> = runs
             .iter()
             .filter(|r| r.flop_budget == Some(c))
-            .map(|r| params_of(&r.shape, &config.budget.param_count) as f64)
-            .collect();
+            .map(|r| params_of(&r.shape, &config.budget.param_count).map(|n| n as f64))
+            .collect::<Result<_, _>>()?;
         let n_opt = chinchilla_n_opt(c);
         let (lo, hi) = sizes.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &n| (lo.min(n), hi.max(n)));
         if sizes.is_empty() || n_opt < lo || n_opt > hi {
@@ -282,7 +298,7 @@ fn isoflop_bracket_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Vec<Strin
             ));
         }
     }
-    warnings
+    Ok(warnings)
 }
 
 /// SHA-256 of the config's canonical JSON form.
@@ -424,6 +440,16 @@ mod tests {
                     wsd_branching = true\n[train]\nbatch_size = 4\nlr = 1e-3\n[train.schedule]\nkind = \"wsd\"\n";
         let bad: SweepConfig = toml::from_str(text).unwrap();
         assert!(bad.validate().unwrap_err().contains("unique_tokens"));
+    }
+
+    #[test]
+    fn duplicate_seeds_are_planned_once_with_a_warning() {
+        let mut c = config("n_layers = [1]\nd_model = [32]", "tokens = [25600]", FIXED);
+        c.seeds = vec![0, 1, 0];
+        let plan = expand(&c).unwrap();
+        let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["L1-d32-D25600-s0", "L1-d32-D25600-s1"]);
+        assert_eq!(plan.warnings, ["seeds lists seed 0 more than once; its runs are planned once"]);
     }
 
     #[test]

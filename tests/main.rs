@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod corrupt_records;
 mod fit_cli;
+mod plan_cli;
 mod slurm_cli;
 mod sweep_cli;
 mod train_cli;

@@ -68,6 +68,7 @@ pub fn run_sweep(options: &SweepOptions) -> Result<SweepReport> {
     let (config, plan) = load_plan(&options.config)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
     let device = crate::device::resolve(&config.device, &config.precision)?;
+    crate::plan::memory::check_fits(&plan.runs, &device.name).map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
     let store = SweepStore::open(&options.results, &config.name, &config_text, &plan)?;
     let mine: Vec<&RunSpec> = plan
