@@ -109,8 +109,117 @@ fn duplicate_seeds_are_merged_with_a_warning() {
     let out = plan(&config, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert_eq!(text.matches("L1-d32-D10240-s0").count(), 1, "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("L1-d32-D10240-s0")).count(), 1, "{text}");
     assert!(text.contains("\n1 runs,") || text.contains("\n1 run,"), "{text}");
     assert!(text.contains("warning: seeds lists seed 0 more than once; its runs are planned once"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Warnings of `plan --no-measure` for a config (stdout lines starting "warning: ").
+fn warnings_of(dir: &Path, name: &str, grid: &str, budget: &str, train: &str) -> Vec<String> {
+    let config = write(dir, &format!("{name}.toml"), &isoflop_config(name, "", grid, budget, train));
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().filter_map(|l| l.strip_prefix("warning: ")).map(str::to_string).collect()
+}
+
+/// A centred IsoFLOP grid whose every run has at least 200 steps and sane tokens per parameter.
+const CENTRED: &str = "centre = \"chinchilla\"\naspect_ratio = 16\nspan = 4.0\nsizes = 5";
+
+#[test]
+fn each_plan_check_warns_and_a_centred_design_passes() {
+    let dir = scratch("plan-checks");
+    let clean = warnings_of(&dir, "clean", CENTRED, "flops = [1e11, 4e11]", "");
+    assert!(clean.is_empty(), "{clean:?}");
+    // Too few steps: 10240 tokens are 40 steps of 8 × 32.
+    let w = warnings_of(&dir, "short", "n_layers = [1]\nd_model = [32]", "tokens = [10240]", "");
+    assert!(
+        w.iter().any(|w| w.starts_with("1 run(s) have fewer than checks.min_steps = 200") && w.contains("(40)")),
+        "{w:?}"
+    );
+    // A warmup of 30% of the run.
+    let w = warnings_of(
+        &dir,
+        "warmup",
+        "n_layers = [1]\nd_model = [32]",
+        "tokens = [102400]",
+        "[train.schedule]\nkind = \"cosine\"\nwarmup_fraction = 0.3",
+    );
+    assert!(
+        w.iter().any(|w| w.contains("checks.max_warmup_fraction = 0.1") && w.contains("(120 of 400 steps)")),
+        "{w:?}"
+    );
+    // Tokens per parameter out of range on both sides (L1-d32: 12,416 parameters).
+    let w = warnings_of(&dir, "tpp", "n_layers = [1]\nd_model = [32]", "tokens_per_param = [0.1, 5000]", "");
+    assert!(w.iter().any(|w| w.contains("fewer tokens per parameter") && w.contains("(0.25)")), "{w:?}");
+    assert!(w.iter().any(|w| w.contains("more tokens per parameter") && w.contains("(2000)")), "{w:?}");
+    // Sizes that stop short of the optimum, and sizes that reach past it but off-centre.
+    let w = warnings_of(&dir, "edge", "n_layers = [1]\nd_model = [16, 32]", "flops = [4e11]", "");
+    assert!(w.iter().any(|w| w.starts_with("budget C = 4e11") && w.contains("do not straddle")), "{w:?}");
+    let w = warnings_of(&dir, "offcentre", "n_layers = [2, 3, 4, 5, 6, 7, 8]\naspect_ratio = 16", "flops = [4e11]", "");
+    assert!(w.iter().any(|w| w.starts_with("budget C = 4e11") && w.contains("off-centre")), "{w:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn strict_refuses_a_plan_with_warnings_with_exit_2_and_writes_nothing() {
+    let dir = scratch("plan-strict");
+    let results = dir.join("results");
+    let bad =
+        write(&dir, "bad.toml", &isoflop_config("bad", "", "n_layers = [1]\nd_model = [32]", "tokens = [10240]", ""));
+    let out = plan(&bad, &["--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning: 1 run(s) have fewer than checks.min_steps"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error: --strict: the plan has 1 warning(s)"), "{}", stderr(&out));
+    let out = run(&["sweep", bad.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet", "--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!results.exists(), "nothing written: {:?}", files_under(&results));
+    // A lower threshold in [checks] makes the same plan pass.
+    let relaxed = write(
+        &dir,
+        "relaxed.toml",
+        &format!(
+            "{}\n[checks]\nmin_steps = 40\n",
+            isoflop_config("bad", "", "n_layers = [1]\nd_model = [32]", "tokens = [10240]", "")
+        ),
+    );
+    let out = plan(&relaxed, &["--strict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let clean = write(&dir, "clean.toml", &isoflop_config("clean", "", CENTRED, "flops = [1e11, 4e11]", ""));
+    let out = plan(&clean, &["--strict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn centred_grid_gives_each_budget_its_own_sizes() {
+    let dir = scratch("plan-centred");
+    let config = write(&dir, "c.toml", &isoflop_config("centred", "", CENTRED, "flops = [1e11, 4e11]", ""));
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let sizes = |budget: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(budget))
+            .map(|l| l.split('-').skip(1).take(2).collect::<Vec<_>>().join("-"))
+            .collect()
+    };
+    let (small, large) = (sizes("C1e11-"), sizes("C4e11-"));
+    assert!(small.len() >= 4 && large.len() >= 4, "{text}");
+    assert_ne!(small, large, "each budget its own sizes: {text}");
+    // Shapes come from the aspect ratio rule, widths multiples of head_dim.
+    for size in small.iter().chain(&large) {
+        let d: usize = size.split("-d").nth(1).unwrap().parse().unwrap();
+        assert_eq!(d % 16, 0, "{size}");
+    }
+    // A centre with explicit depths is refused, naming the keys.
+    let bad = write(
+        &dir,
+        "bad.toml",
+        &isoflop_config("centred", "", &format!("{CENTRED}\nn_layers = [1, 2]"), "flops = [1e11]", ""),
+    );
+    let out = plan(&bad, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("grid.centre derives each size's shape from grid.aspect_ratio"), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
