@@ -218,7 +218,9 @@ pub fn plan_tuning(config_path: &Path, results: &Path) -> Result<TunePlan> {
     let mut runs = Vec::new();
     let mut sizes = Vec::new();
     for (shape, n) in chosen {
-        let tokens = ((settings.tokens_per_param * n as f64).round() as u64).max(min_steps * tokens_per_step);
+        let wanted = ((settings.tokens_per_param * n as f64).round() as u64).max(min_steps * tokens_per_step);
+        // Whole steps, so that the run id names the tokens the run trains.
+        let tokens = (wanted + tokens_per_step / 2) / tokens_per_step * tokens_per_step;
         let mut ids = Vec::new();
         for j in 0..settings.lrs {
             let lr = centre * settings.lr_step.powf(j as f64 - (settings.lrs - 1) as f64 / 2.0);
@@ -237,7 +239,6 @@ pub fn plan_tuning(config_path: &Path, results: &Path) -> Result<TunePlan> {
             ids.push((lr, run_id));
             runs.push(spec);
         }
-        let tokens = runs.last().map_or(tokens, |r: &RunSpec| r.tokens);
         sizes.push((shape, n, tokens, ids));
     }
     let tune_flops: f64 = runs.iter().map(|r| run_flops(r, convention)).sum();

@@ -9,3 +9,4 @@ mod plan_cli;
 mod slurm_cli;
 mod sweep_cli;
 mod train_cli;
+mod tune_cli;
