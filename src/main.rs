@@ -381,8 +381,11 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
         let (config, _) = sweeplaw::sweep::load_plan(&args.config)?;
         return cmd_summary(&args.results.join(&config.name));
     }
-    let (_, plan) = sweeplaw::sweep::load_plan(&args.config)?;
-    plan_warnings(&plan, args.strict)?;
+    if args.strict {
+        // The sweep prints the warnings itself before training; --strict refuses before that.
+        let (_, plan) = sweeplaw::sweep::load_plan(&args.config)?;
+        plan_warnings(&plan, true)?;
+    }
     let options = sweeplaw::sweep::SweepOptions {
         config: args.config.clone(),
         results: args.results,

@@ -77,6 +77,10 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     crate::plan::memory::check_fits(&plan.runs, &device.name).map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
     let store = SweepStore::open(&options.results, &plan.sweep, &config_text, &plan)?;
+    // The plan checks' warnings, once the inputs have passed their checks and before training.
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
     let mine: Vec<&RunSpec> = plan
         .runs
         .iter()
