@@ -370,6 +370,13 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
         Some(sweeplaw::sweep::estimate::measure(&plan, &device)?)
     };
     print!("{}", sweeplaw::sweep::estimate::render(&plan, throughputs.as_ref()));
+    use sweeplaw::plan::memory::{available_bytes, estimate_bytes, human_bytes};
+    if let Some(run) = plan.runs.iter().max_by(|a, b| estimate_bytes(a).total_cmp(&estimate_bytes(b))) {
+        let available = available_bytes(&config.device)
+            .map(|(what, bytes)| format!(" of the {} of {what}", human_bytes(bytes)))
+            .unwrap_or_else(|| " (the device's memory is not checked)".into());
+        println!("largest memory estimate: {} ({}){available}", human_bytes(estimate_bytes(run)), run.run_id);
+    }
     Ok(())
 }
 

@@ -112,6 +112,8 @@ fn duplicate_seeds_are_merged_with_a_warning() {
     assert_eq!(text.lines().filter(|l| l.starts_with("L1-d32-D10240-s0")).count(), 1, "{text}");
     assert!(text.contains("\n1 runs,") || text.contains("\n1 run,"), "{text}");
     assert!(text.contains("warning: seeds lists seed 0 more than once; its runs are planned once"), "{text}");
+    // The plan names its largest run's memory estimate (and the machine's RAM for the CPU).
+    assert!(text.contains("largest memory estimate: ") && text.contains("(L1-d32-D10240-s0) of the "), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
