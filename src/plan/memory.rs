@@ -7,8 +7,10 @@
 //! batch: per layer about 12·d + 2·h values a token (norms, q/k/v, rotated q/k, attention output,
 //! projections, residuals, the MLP's hidden pre- and post-activation) plus the B·H·T·T attention
 //! scores and their softmax that the composite attention path materialises, and the B·T·V logits
-//! with their log-softmax and gradient. It is an estimate of the peak, not a measurement; it is
-//! meant to refuse what cannot fit at all, not to squeeze the last gigabyte.
+//! with their log-softmax and gradient, 4 bytes each, twice (the backward pass holds each kept
+//! activation's gradient beside it). Measured against the peak resident memory of one run
+//! (docs/sweep-design.md "Memory"): 4.56 GiB estimated, 4.69 GiB used. It is meant to refuse what
+//! cannot fit, not to squeeze the last gigabyte.
 
 use crate::config::RunSpec;
 
@@ -32,7 +34,8 @@ pub fn estimate_bytes(spec: &RunSpec) -> f64 {
     );
     let per_layer = b * t * (12.0 * d + 2.0 * h) + 2.0 * b * heads * t * t;
     let head = 3.0 * b * t * v + 2.0 * b * t * d;
-    state + 4.0 * (s.n_layers as f64 * per_layer + head)
+    // ×2: during the backward pass each kept activation's gradient lives beside it.
+    state + 2.0 * 4.0 * (s.n_layers as f64 * per_layer + head)
 }
 
 /// The memory a device offers, when it can be told without opening the device: the machine's RAM
@@ -97,8 +100,9 @@ mod tests {
     fn estimate_counts_optimiser_state_and_activations() {
         let s = spec(64, 2, 8);
         let p = s.shape.params_total() as f64;
-        // 2 layers × 8·64 tokens × (12·64 + 2·256) + 2·8·4·64², the logits 3·8·64·256 + 2·8·64·64, 4 bytes each.
-        let act = 4.0
+        // 2 layers × 8·64 tokens × (12·64 + 2·256) + 2·8·4·64², the logits 3·8·64·256 + 2·8·64·64,
+        // 4 bytes each, twice (activations and their gradients).
+        let act = 8.0
             * (2.0 * (512.0 * (768.0 + 512.0) + 2.0 * 8.0 * 4.0 * 4096.0) + 3.0 * 512.0 * 256.0 + 2.0 * 512.0 * 64.0);
         assert_eq!(estimate_bytes(&s), 16.0 * p + act);
         // Doubling the batch doubles the activations only.
