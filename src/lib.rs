@@ -32,5 +32,6 @@ pub mod rng;
 pub mod slurm;
 pub mod sweep;
 pub mod train;
+pub mod tune;
 
 pub use error::{Error, Result};

@@ -44,6 +44,9 @@ enum Command {
     Sweep(SweepArgs),
     /// Train one run described by a single-run TOML config.
     Train(TrainArgs),
+    /// Tune the learning rate per size for a sweep: short runs at log-spaced rates, the rule
+    /// lr*(N) = c·N^γ written to the table `hyperparameters = "tuned"` reads.
+    Tune(TuneArgs),
     /// Write an sbatch script for a Slurm job array whose tasks are the sweep's workers.
     Slurm(SlurmArgs),
     /// Rebuild a sweep's summary.csv from its run folders (runs/<id>/run.json).
@@ -69,6 +72,24 @@ struct PlanArgs {
     /// 2.4e14 for an H100 at 30% of its bf16 peak.
     #[arg(long)]
     assume_flops: Option<f64>,
+    /// Refuse the plan (exit 2) when a plan check warns.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args)]
+struct TuneArgs {
+    /// The sweep's TOML config (its [tune] section, or the defaults).
+    config: PathBuf,
+    /// Directory the tuning runs go under (as <results>/<name>-tune/).
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+    /// Print the tuning runs and their cost without training.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -93,6 +114,9 @@ struct SweepArgs {
     /// Runs trained at once on the device, one thread each (each its own CUDA stream on a GPU).
     #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     runs_per_device: usize,
+    /// Refuse to train (exit 2) when a plan check warns.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Args)]
@@ -271,6 +295,10 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<StrictRefusal>().is_some() => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&error_text(&e)));
             ExitCode::from(exit_code(&e))
@@ -329,6 +357,29 @@ fn plural(count: usize, noun: &str) -> String {
     }
 }
 
+/// `--strict` refusing a plan whose checks warn: a usage-level refusal (exit 2).
+#[derive(Debug)]
+struct StrictRefusal(usize);
+
+impl std::fmt::Display for StrictRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--strict: the plan has {} warning(s) (above); fix the design or drop --strict", self.0)
+    }
+}
+
+impl std::error::Error for StrictRefusal {}
+
+/// Prints the plan's warnings on stderr; under `--strict` any warning refuses the plan.
+fn plan_warnings(plan: &sweeplaw::plan::Plan, strict: bool) -> anyhow::Result<()> {
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    if strict && !plan.warnings.is_empty() {
+        return Err(StrictRefusal(plan.warnings.len()).into());
+    }
+    Ok(())
+}
+
 /// A message on one line: its lines joined, up to clap's usage and help hints.
 fn one_line(message: &str) -> String {
     message
@@ -345,6 +396,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(args) => cmd_plan(args),
         Command::Sweep(args) => cmd_sweep(args),
         Command::Train(args) => cmd_train(args),
+        Command::Tune(args) => cmd_tune(args),
         Command::Slurm(args) => cmd_slurm(args),
         Command::Summary(args) => cmd_summary(&args.sweep_dir),
         Command::Fit(args) => cmd_fit(args),
@@ -356,6 +408,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
     let (config, plan) = sweeplaw::sweep::load_plan(&args.config)?;
+    sweeplaw::plan::memory::check_fits(&plan.runs, &config.device)
+        .map_err(|m| sweeplaw::Error::config(&args.config, m))?;
+    if args.strict {
+        plan_warnings(&plan, true)?;
+    }
     let throughputs = if let Some(rate) = args.assume_flops {
         if !(rate > 0.0) {
             anyhow::bail!("--assume-flops must be a positive FLOP/s rate");
@@ -370,6 +427,13 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
         Some(sweeplaw::sweep::estimate::measure(&plan, &device)?)
     };
     print!("{}", sweeplaw::sweep::estimate::render(&plan, throughputs.as_ref()));
+    use sweeplaw::plan::memory::{available_bytes, estimate_bytes, human_bytes};
+    if let Some(run) = plan.runs.iter().max_by(|a, b| estimate_bytes(a).total_cmp(&estimate_bytes(b))) {
+        let available = available_bytes(&config.device)
+            .map(|(what, bytes)| format!(" of the {} of {what}", human_bytes(bytes)))
+            .unwrap_or_else(|| " (the device's memory is not checked)".into());
+        println!("largest memory estimate: {} ({}){available}", human_bytes(estimate_bytes(run)), run.run_id);
+    }
     Ok(())
 }
 
@@ -380,6 +444,11 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
     if args.rebuild_summary {
         let (config, _) = sweeplaw::sweep::load_plan(&args.config)?;
         return cmd_summary(&args.results.join(&config.name));
+    }
+    if args.strict {
+        // The sweep prints the warnings itself before training; --strict refuses before that.
+        let (_, plan) = sweeplaw::sweep::load_plan(&args.config)?;
+        plan_warnings(&plan, true)?;
     }
     let options = sweeplaw::sweep::SweepOptions {
         config: args.config.clone(),
@@ -452,6 +521,61 @@ fn cmd_train(args: TrainArgs) -> anyhow::Result<()> {
         record.reason.as_ref().map(|r| format!("  reason: {r}")).unwrap_or_default()
     );
     Ok(())
+}
+
+fn cmd_tune(args: TuneArgs) -> anyhow::Result<()> {
+    if args.dry_run {
+        let tune = sweeplaw::tune::plan_tuning(&args.config, &args.results)?;
+        print!("{}", sweeplaw::sweep::estimate::render(&tune.plan, None));
+        println!(
+            "tuning costs {:.3e} FLOPs ({}), {:.1}% of the sweep's {:.3e}; the table goes to {}",
+            tune.cost.tune_flops,
+            flop_convention_name(&tune.config),
+            100.0 * tune.cost.fraction,
+            tune.cost.sweep_flops,
+            tune.table_path.display()
+        );
+        return Ok(());
+    }
+    let options = sweeplaw::tune::TuneOptions { config: args.config, results: args.results, quiet: args.quiet };
+    let done = sweeplaw::tune::run_tune(&options)?;
+    for w in &done.table.warnings {
+        eprintln!("warning: {w}");
+    }
+    for s in &done.table.sizes {
+        println!(
+            "L{}-d{} (N = {}): best lr {:.3e}{} over {} rates",
+            s.n_layers,
+            s.d_model,
+            s.params,
+            s.lr_opt,
+            if s.at_edge { " (at the edge of the scan)" } else { "" },
+            s.lrs.len()
+        );
+    }
+    let rule = &done.table.rule;
+    println!(
+        "lr*(N) = {:.4e} * N^{:.4} (N {}); tuning cost {:.3e} FLOPs, {:.1}% of the sweep's {:.3e}, in {:.1} s; wrote {}",
+        rule.coefficient,
+        rule.exponent,
+        rule.param_count,
+        done.table.cost.tune_flops,
+        100.0 * done.table.cost.fraction,
+        done.table.cost.sweep_flops,
+        done.sweep.wall_s,
+        done.table_path.display()
+    );
+    if !done.sweep.failed.is_empty() {
+        anyhow::bail!("{} tuning run(s) failed (see their run.json; rerun tune to retry)", done.sweep.failed.len());
+    }
+    Ok(())
+}
+
+fn flop_convention_name(config: &sweeplaw::config::SweepConfig) -> String {
+    serde_json::to_value(config.budget.flop_convention)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn cmd_slurm(args: SlurmArgs) -> anyhow::Result<()> {

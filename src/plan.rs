@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunIdentity, RunRole, RunSpec, SweepConfig};
 use crate::model::{FlopConvention, ModelShape};
 
+pub mod centre;
+pub mod checks;
+pub mod memory;
+
 /// Version of plan.json.
 pub const PLAN_VERSION: u32 = 1;
 
@@ -57,16 +61,24 @@ pub fn run_flops(spec: &RunSpec, convention: FlopConvention) -> f64 {
 }
 
 /// Expands a validated sweep config; the error names the key that makes the plan impossible.
+/// The plan's warnings include the design checks of `checks::design_warnings`.
 pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
-    let shapes = model_sizes(config)?;
+    let sizes = size_budgets(config)?;
     let mut warnings = Vec::new();
     let mut runs = Vec::new();
-    for &seed in &config.seeds {
-        for shape in &shapes {
-            let budgets = budgets_for(config, shape);
+    let seeds = unique_seeds(&config.seeds, &mut warnings);
+    for (seed_index, &seed) in seeds.iter().enumerate() {
+        for (shape, budgets) in &sizes {
+            if seed_index > 0
+                && config
+                    .seeds_for_sizes_below
+                    .is_some_and(|below| params_of(shape, &config.budget.param_count).is_ok_and(|n| n as f64 >= below))
+            {
+                continue;
+            }
             let specs = budgets
-                .into_iter()
-                .flat_map(|(tokens, flop_budget)| unique_axis(config).map(move |u| (tokens, flop_budget, u)))
+                .iter()
+                .flat_map(|&(tokens, flop_budget)| unique_axis(config).map(move |u| (tokens, flop_budget, u)))
                 .filter_map(|(tokens, flop_budget, unique)| {
                     let id = run_id_with_unique(shape, tokens, flop_budget, unique, seed);
                     let who = identity(config, id, seed, unique);
@@ -96,7 +108,7 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
     if runs.is_empty() {
         return Err("budget: no run fits (every budget is smaller than one step of every size)".into());
     }
-    warnings.extend(isoflop_bracket_warnings(config, &runs));
+    warnings.extend(checks::design_warnings(config, &runs)?);
     Ok(Plan {
         format_version: PLAN_VERSION,
         sweep: config.name.clone(),
@@ -104,6 +116,42 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
         runs,
         warnings,
     })
+}
+
+/// Every size of the sweep with its (tokens, FLOP budget) pairs, smallest size first: the grid's
+/// sizes with every budget, or for a centred grid each budget's own sizes.
+fn size_budgets(config: &SweepConfig) -> Result<Vec<(ModelShape, Vec<(u64, Option<f64>)>)>, String> {
+    if config.grid.centre.is_none() {
+        return model_sizes(config)?.into_iter().map(|s| budgets_for(config, &s).map(|b| (s, b))).collect();
+    }
+    let mut out: Vec<(ModelShape, Vec<(u64, Option<f64>)>)> = Vec::new();
+    for &c in config.budget.flops.iter().flatten() {
+        for shape in centre::centred_shapes(config, c)? {
+            let tokens = (c / shape.flops_per_token_for(config.budget.flop_convention)).round() as u64;
+            match out.iter_mut().find(|(s, _)| *s == shape) {
+                Some((_, budgets)) => budgets.push((tokens, Some(c))),
+                None => out.push((shape, vec![(tokens, Some(c))])),
+            }
+        }
+    }
+    for (_, budgets) in &mut out {
+        budgets.sort_by_key(|(t, _)| *t);
+    }
+    out.sort_by_key(|(s, _)| (s.params_nonembedding(), s.n_layers));
+    Ok(out)
+}
+
+/// The seeds in their order, each once; a repeated seed would plan the same runs twice.
+fn unique_seeds(seeds: &[u64], warnings: &mut Vec<String>) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    for &seed in seeds {
+        if out.contains(&seed) {
+            warnings.push(format!("seeds lists seed {seed} more than once; its runs are planned once"));
+        } else {
+            out.push(seed);
+        }
+    }
+    out
 }
 
 fn identity(config: &SweepConfig, run_id: String, seed: u64, unique_tokens: Option<u64>) -> RunIdentity {
@@ -128,6 +176,9 @@ fn unique_axis(config: &SweepConfig) -> impl Iterator<Item = Option<u64>> + '_ {
 
 /// The model sizes of the grid, in order of increasing non-embedding parameters.
 pub fn model_sizes(config: &SweepConfig) -> Result<Vec<ModelShape>, String> {
+    if config.grid.centre.is_some() {
+        return Ok(size_budgets(config)?.into_iter().map(|(s, _)| s).collect());
+    }
     let vocab_size = config.data.vocab_size()?;
     let f = &config.model;
     let pairs: Vec<(usize, usize)> = match (&config.grid.d_model, config.grid.aspect_ratio) {
@@ -160,29 +211,30 @@ pub fn model_sizes(config: &SweepConfig) -> Result<Vec<ModelShape>, String> {
     Ok(shapes)
 }
 
-/// The N a sweep's `param_count` names.
-pub fn params_of(shape: &ModelShape, param_count: &str) -> u64 {
+/// The N a sweep's `param_count` names; an unknown name is an error, not a silent default.
+pub fn params_of(shape: &ModelShape, param_count: &str) -> Result<u64, String> {
     match param_count {
-        "total" => shape.params_total(),
-        "matmul" => shape.params_matmul(),
-        _ => shape.params_nonembedding(),
+        "nonembedding" => Ok(shape.params_nonembedding()),
+        "total" => Ok(shape.params_total()),
+        "matmul" => Ok(shape.params_matmul()),
+        other => Err(format!("budget.param_count = {other:?} must be nonembedding, total or matmul")),
     }
 }
 
 /// (tokens, FLOP budget) pairs for one size, smallest first.
-fn budgets_for(config: &SweepConfig, shape: &ModelShape) -> Vec<(u64, Option<f64>)> {
+fn budgets_for(config: &SweepConfig, shape: &ModelShape) -> Result<Vec<(u64, Option<f64>)>, String> {
     let b = &config.budget;
     let mut out: Vec<(u64, Option<f64>)> = if let Some(tokens) = &b.tokens {
         tokens.iter().map(|&t| (t, None)).collect()
     } else if let Some(ratios) = &b.tokens_per_param {
-        let n = params_of(shape, &b.param_count) as f64;
+        let n = params_of(shape, &b.param_count)? as f64;
         ratios.iter().map(|r| ((r * n).round() as u64, None)).collect()
     } else {
         let per_token = shape.flops_per_token_for(b.flop_convention);
         b.flops.iter().flatten().map(|&c| ((c / per_token).round() as u64, Some(c))).collect()
     };
     out.sort_by_key(|(t, _)| *t);
-    out
+    Ok(out)
 }
 
 /// Stable, directory-safe run id: `L{layers}-d{width}-D{tokens}-s{seed}`, prefixed by `C{budget}-`
@@ -263,26 +315,6 @@ pub fn chinchilla_n_opt(flops: f64) -> f64 {
     let (a_coef, b_coef, alpha, beta): (f64, f64, f64, f64) = (482.01, 2085.43, 0.3478, 0.3658);
     let g = (alpha * a_coef / (beta * b_coef)).powf(1.0 / (alpha + beta));
     g * (flops / 6.0).powf(beta / (alpha + beta))
-}
-
-fn isoflop_bracket_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for &c in config.budget.flops.iter().flatten() {
-        let sizes: Vec<f64> = runs
-            .iter()
-            .filter(|r| r.flop_budget == Some(c))
-            .map(|r| params_of(&r.shape, &config.budget.param_count) as f64)
-            .collect();
-        let n_opt = chinchilla_n_opt(c);
-        let (lo, hi) = sizes.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &n| (lo.min(n), hi.max(n)));
-        if sizes.is_empty() || n_opt < lo || n_opt > hi {
-            warnings.push(format!(
-                "budget C = {c:e}: sizes N = {lo:.3e}..{hi:.3e} do not bracket the Chinchilla-optimal N = {n_opt:.3e} \
-                 (Besiroglu et al. 2024 refit); the IsoFLOP minimum may fall outside the grid"
-            ));
-        }
-    }
-    warnings
 }
 
 /// SHA-256 of the config's canonical JSON form.
@@ -424,6 +456,113 @@ mod tests {
                     wsd_branching = true\n[train]\nbatch_size = 4\nlr = 1e-3\n[train.schedule]\nkind = \"wsd\"\n";
         let bad: SweepConfig = toml::from_str(text).unwrap();
         assert!(bad.validate().unwrap_err().contains("unique_tokens"));
+    }
+
+    #[test]
+    fn duplicate_seeds_are_planned_once_with_a_warning() {
+        let mut c = config("n_layers = [1]\nd_model = [32]", "tokens = [25600]", FIXED);
+        c.seeds = vec![0, 1, 0];
+        let plan = expand(&c).unwrap();
+        let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["L1-d32-D25600-s0", "L1-d32-D25600-s1"]);
+        let about_seeds: Vec<&String> = plan.warnings.iter().filter(|w| w.contains("seed")).collect();
+        assert_eq!(about_seeds, ["seeds lists seed 0 more than once; its runs are planned once"]);
+    }
+
+    fn centred(head_dim: usize, grid: &str, flops: &str) -> SweepConfig {
+        let text = format!(
+            "name = \"t\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\n[model]\nseq_len = 64\nhead_dim = {head_dim}\n\
+             [grid]\n{grid}\n[budget]\nflops = {flops}\n[train]\n{FIXED}\n"
+        );
+        let config: SweepConfig = toml::from_str(&text).unwrap();
+        config.validate().unwrap();
+        config
+    }
+
+    #[test]
+    fn centred_grid_sizes_are_symmetric_in_log_n_around_each_budgets_optimum() {
+        let grid = "centre = \"chinchilla\"\naspect_ratio = 32\nspan = 4.0\nsizes = 5";
+        let config = centred(8, grid, "[1e13, 1e14]");
+        let plan = expand(&config).unwrap();
+        for c in [1e13, 1e14] {
+            let n_opt = centre::predicted_optimum(&config, c).unwrap();
+            // Chinchilla's centre: the optimum's own shape trains on about 20 tokens per parameter.
+            let shape = centre::shape_for(&config, n_opt).unwrap();
+            let tpp = c / shape.flops_per_token_for(FlopConvention::SixN) / shape.params_nonembedding() as f64;
+            assert!((tpp / 20.0 - 1.0).abs() < 0.15, "C = {c:e}: {tpp} tokens per parameter at N* = {n_opt}");
+            let mut sizes: Vec<f64> = plan
+                .runs
+                .iter()
+                .filter(|r| r.flop_budget == Some(c))
+                .map(|r| r.shape.params_nonembedding() as f64)
+                .collect();
+            sizes.sort_by(f64::total_cmp);
+            assert_eq!(sizes.len(), 5, "C = {c:e}: {sizes:?}");
+            for (i, n) in sizes.iter().enumerate() {
+                // Targets N*·4^(i/2 − 1): 1/4, 1/2, 1, 2, 4 × N*, each rounded to a valid shape.
+                let target = n_opt * 4f64.powf(i as f64 / 2.0 - 1.0);
+                assert!((n / target).ln().abs() < 0.12, "C = {c:e}: size {n} for target {target}");
+                let mirror = sizes[4 - i];
+                assert!(((n * mirror).sqrt() / n_opt).ln().abs() < 0.12, "C = {c:e}: {n} and {mirror} around {n_opt}");
+            }
+            assert!(plan.runs.iter().all(|r| r.shape.d_model % 8 == 0 && r.shape.n_heads * 8 == r.shape.d_model));
+        }
+        // Each budget its own sizes; a budget's run ids do not depend on the other budgets.
+        let alone = expand(&centred(8, grid, "[1e13]")).unwrap();
+        let ids = |p: &Plan| {
+            let mut v: Vec<String> =
+                p.runs.iter().filter(|r| r.flop_budget == Some(1e13)).map(|r| r.run_id.clone()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&alone), ids(&plan));
+        let smallest = |c: f64| {
+            plan.runs.iter().filter(|r| r.flop_budget == Some(c)).map(|r| r.shape.params_nonembedding()).min().unwrap()
+        };
+        assert!(smallest(1e14) as f64 > 2.0 * smallest(1e13) as f64, "the larger budget gets larger sizes");
+        assert!(
+            plan.warnings.iter().all(|w| !w.contains("straddle") && !w.contains("off-centre")),
+            "{:?}",
+            plan.warnings
+        );
+    }
+
+    #[test]
+    fn a_fit_json_centre_places_the_optimum_of_its_law() {
+        let dir = std::env::temp_dir().join(format!("sweeplaw-centre-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fit = dir.join("fit.json");
+        // α = β = 0.3, A = 4B: G = (A/B)^(1/0.6) and N* = G·(C/k)^(1/2).
+        std::fs::write(
+            &fit,
+            r#"{"param_count": "nonembedding", "fits": {"chinchilla": {"params": {"E": 1.5, "A": 400.0, "B": 100.0, "alpha": 0.3, "beta": 0.3}}}}"#,
+        )
+        .unwrap();
+        let mut config = centred(8, "centre = \"fit.json\"\naspect_ratio = 32", "[1e13]");
+        config.grid.load_centre_for_test(&dir.join("sweep.toml")).unwrap();
+        let n_opt = centre::predicted_optimum(&config, 1e13).unwrap();
+        let shape = centre::shape_for(&config, n_opt).unwrap();
+        let k = shape.flops_per_token_for(FlopConvention::SixN) / shape.params_nonembedding() as f64;
+        let expected = 4f64.powf(1.0 / 0.6) * (1e13 / k).sqrt();
+        assert!((n_opt / expected - 1.0).abs() < 0.02, "{n_opt} vs {expected}");
+        // A law without a compute optimum (negative alpha) is refused, naming the file.
+        std::fs::write(
+            &fit,
+            r#"{"param_count": "nonembedding", "fits": {"chinchilla": {"params": {"E": 0.0, "A": 1e-4, "B": 16.0, "alpha": -0.55, "beta": 0.1}}}}"#,
+        )
+        .unwrap();
+        let e = centre::CentreLaw::read(&fit).unwrap_err();
+        assert!(e.contains("fit.json") && e.contains("alpha = -0.55"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn extra_seeds_only_for_sizes_below_the_threshold() {
+        let mut c = config("n_layers = [1, 2]\nd_model = [32]", "tokens = [25600]", FIXED);
+        c.seeds = vec![0, 1, 2];
+        c.seeds_for_sizes_below = Some(20_000.0); // L1-d32 has 12,416 parameters, L2-d32 24,800
+        let ids: Vec<String> = expand(&c).unwrap().runs.into_iter().map(|r| r.run_id).collect();
+        assert_eq!(ids, ["L1-d32-D25600-s0", "L2-d32-D25600-s0", "L1-d32-D25600-s1", "L1-d32-D25600-s2"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::train::optim::AdamWConfig;
 use crate::train::schedule::ScheduleConfig;
 
 mod sweep;
-pub use sweep::{BudgetSection, FamilySection, GridSection, SweepConfig};
+pub use sweep::{BudgetSection, ChecksSection, FamilySection, GridSection, SweepConfig};
 
 /// A single-run config file (`sweeplaw train CONFIG`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,6 +135,13 @@ pub struct TrainSection {
     /// for as many epochs as `tokens` needs (sweeps give `budget.unique_tokens` instead).
     #[serde(default)]
     pub unique_tokens: Option<u64>,
+    /// For `hyperparameters = "tuned"`: the tuned.json `sweeplaw tune` writes, relative to the
+    /// config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned_table: Option<String>,
+    /// The rule read from `tuned_table` (part of the config's identity); None until tuned.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<crate::tune::LrRule>,
 }
 
 /// Per-size hyperparameter rules.
@@ -149,6 +156,9 @@ pub enum HyperRule {
     Porian,
     /// A row of `[[train.table]]` per model size.
     Table,
+    /// The learning-rate rule `sweeplaw tune` fitted (lr = c·N^γ, read from `train.tuned_table`),
+    /// with `batch_size` as given.
+    Tuned,
 }
 
 /// One row of `[[train.table]]`.
@@ -234,6 +244,7 @@ impl RunConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut config: RunConfig = parse_toml(path, &text)?;
         config.data.set_config_path(path);
+        config.train.load_tuned(path).map_err(|m| Error::config(path, m))?;
         let spec = config.to_spec().map_err(|m| Error::config(path, m))?;
         Ok((config, spec))
     }
@@ -298,6 +309,11 @@ impl TrainSection {
             HyperRule::Table if self.table.is_empty() => {
                 return Err("train.hyperparameters = \"table\" needs [[train.table]] rows".into())
             }
+            HyperRule::Tuned if self.batch_size.is_none() || self.tuned_table.is_none() => {
+                return Err("train.hyperparameters = \"tuned\" needs train.batch_size and train.tuned_table \
+                            (the tuned.json `sweeplaw tune` writes)"
+                    .into())
+            }
             _ => {}
         }
         for (i, row) in self.table.iter().enumerate() {
@@ -339,7 +355,30 @@ impl TrainSection {
                 .ok_or_else(|| {
                     format!("train.table has no row for d_model = {}, n_layers = {}", shape.d_model, shape.n_layers)
                 }),
+            HyperRule::Tuned => {
+                let rule = self.tuned.as_ref().ok_or_else(|| {
+                    format!(
+                        "train.tuned_table = {:?} has not been written yet: run `sweeplaw tune` on this config first",
+                        self.tuned_table.as_deref().unwrap_or_default()
+                    )
+                })?;
+                Ok((self.batch_size.unwrap_or(1), rule.lr_for(shape)?))
+            }
         }
+    }
+
+    /// Reads `tuned_table` for `hyperparameters = "tuned"` when it exists (relative to the
+    /// config file); a missing table is left for `hyper_for` to report, so `sweeplaw tune` can
+    /// read the config that will use it.
+    pub fn load_tuned(&mut self, config_path: &Path) -> std::result::Result<(), String> {
+        let (HyperRule::Tuned, Some(file)) = (self.hyperparameters, &self.tuned_table) else { return Ok(()) };
+        let path = config_path.parent().unwrap_or(Path::new(".")).join(file);
+        if path.exists() {
+            let table =
+                crate::tune::TunedTable::read(&path).map_err(|e| format!("train.tuned_table = {file:?}: {e}"))?;
+            self.tuned = Some(table.rule);
+        }
+        Ok(())
     }
 
     /// The spec of one run of this shape trained on `tokens` tokens.

@@ -22,11 +22,80 @@ pub struct SweepConfig {
     /// One run per seed for every (size, budget).
     #[serde(default = "default_seeds")]
     pub seeds: Vec<u64>,
+    /// Only sizes with fewer parameters than this (under `budget.param_count`) train every seed;
+    /// larger sizes train the first seed only: seed spread where it is cheap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds_for_sizes_below: Option<f64>,
     pub data: DataConfig,
     pub model: FamilySection,
     pub grid: GridSection,
     pub budget: BudgetSection,
     pub train: TrainSection,
+    /// Thresholds of the plan checks (docs/sweep-design.md); defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<ChecksSection>,
+    /// `sweeplaw tune` settings; defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune: Option<crate::tune::TuneSection>,
+}
+
+/// `[checks]`: when `plan` and `sweep` warn about a run or a budget (errors under `--strict`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksSection {
+    /// Fewest optimiser steps a run may have.
+    #[serde(default = "default_min_steps")]
+    pub min_steps: u64,
+    /// Largest share of a run's steps its warmup may take.
+    #[serde(default = "default_max_warmup_fraction")]
+    pub max_warmup_fraction: f64,
+    /// [lowest, highest] tokens per parameter (under `budget.param_count`) a run may have.
+    #[serde(default = "default_tokens_per_param_range")]
+    pub tokens_per_param: [f64; 2],
+    /// An IsoFLOP budget needs a size at most optimum / room and one at least optimum × room, and
+    /// the sizes' geometric middle within a factor `room` of the predicted optimum.
+    #[serde(default = "default_optimum_room")]
+    pub optimum_room: f64,
+}
+
+fn default_min_steps() -> u64 {
+    200
+}
+fn default_max_warmup_fraction() -> f64 {
+    0.1
+}
+fn default_tokens_per_param_range() -> [f64; 2] {
+    [0.25, 2000.0]
+}
+fn default_optimum_room() -> f64 {
+    2.0
+}
+
+impl Default for ChecksSection {
+    fn default() -> Self {
+        ChecksSection {
+            min_steps: default_min_steps(),
+            max_warmup_fraction: default_max_warmup_fraction(),
+            tokens_per_param: default_tokens_per_param_range(),
+            optimum_room: default_optimum_room(),
+        }
+    }
+}
+
+impl ChecksSection {
+    fn validate(&self) -> std::result::Result<(), String> {
+        let [lo, hi] = self.tokens_per_param;
+        if !(lo >= 0.0 && hi > lo && hi.is_finite()) {
+            return Err(format!("checks.tokens_per_param = [{lo}, {hi}] must be [low, high] with 0 <= low < high"));
+        }
+        if !(0.0..=1.0).contains(&self.max_warmup_fraction) {
+            return Err(format!("checks.max_warmup_fraction = {} must be between 0 and 1", self.max_warmup_fraction));
+        }
+        if !(self.optimum_room >= 1.0 && self.optimum_room.is_finite()) {
+            return Err(format!("checks.optimum_room = {} must be at least 1", self.optimum_room));
+        }
+        Ok(())
+    }
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -47,15 +116,31 @@ pub struct FamilySection {
 }
 
 /// `[grid]`: the model sizes. Either `d_model` × `n_layers` (every pair), or `n_layers` with
-/// `aspect_ratio` (d_model = aspect_ratio × n_layers, rounded up to a multiple of head_dim).
+/// `aspect_ratio` (d_model = aspect_ratio × n_layers, rounded up to a multiple of head_dim), or,
+/// for IsoFLOP budgets, `centre` with `aspect_ratio`: each budget its own `sizes` sizes,
+/// log-spaced from optimum / `span` to optimum × `span` around the predicted optimum.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GridSection {
+    #[serde(default)]
     pub n_layers: Vec<usize>,
     #[serde(default)]
     pub d_model: Option<Vec<usize>>,
     #[serde(default)]
     pub aspect_ratio: Option<usize>,
+    /// "chinchilla" (20 tokens per parameter under the sweep's conventions) or the path of an
+    /// earlier sweep's fit.json (its approach-3 law), relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub centre: Option<String>,
+    /// Largest size / optimum = optimum / smallest size (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<f64>,
+    /// Sizes per budget (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<usize>,
+    /// The law read from `centre`'s fit.json when it names one (part of the config's identity).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub centre_law: Option<crate::plan::centre::CentreLaw>,
 }
 
 /// `[budget]`: exactly one of `tokens`, `tokens_per_param` or `flops`.
@@ -100,6 +185,8 @@ impl SweepConfig {
         let mut config: SweepConfig = parse_toml(path, &text)?;
         config.data.set_config_path(path);
         config.validate().map_err(|m| Error::config(path, m))?;
+        config.grid.load_centre(path).map_err(|m| Error::config(path, m))?;
+        config.train.load_tuned(path).map_err(|m| Error::config(path, m))?;
         Ok(config)
     }
 
@@ -129,6 +216,20 @@ impl SweepConfig {
         }
         self.grid.validate()?;
         self.budget.validate()?;
+        if self.grid.centre.is_some() && self.budget.flops.is_none() {
+            return Err("grid.centre centres each IsoFLOP budget's sizes: it needs budget.flops".into());
+        }
+        if let Some(n) = self.seeds_for_sizes_below {
+            if !(n > 0.0 && n.is_finite()) {
+                return Err(format!("seeds_for_sizes_below = {n} must be a positive parameter count"));
+            }
+        }
+        if let Some(checks) = &self.checks {
+            checks.validate()?;
+        }
+        if let Some(tune) = &self.tune {
+            tune.validate()?;
+        }
         if self.budget.wsd_branching
             && !matches!(self.train.schedule, crate::train::schedule::ScheduleConfig::Wsd { .. })
         {
@@ -140,6 +241,26 @@ impl SweepConfig {
 
 impl GridSection {
     fn validate(&self) -> std::result::Result<(), String> {
+        if self.centre.is_some() {
+            if !self.n_layers.is_empty() || self.d_model.is_some() {
+                return Err("grid.centre derives each size's shape from grid.aspect_ratio: \
+                            leave out grid.n_layers and grid.d_model"
+                    .into());
+            }
+            if self.aspect_ratio.is_none_or(|r| r == 0) {
+                return Err("grid.centre needs grid.aspect_ratio (d_model / n_layers) to derive shapes".into());
+            }
+            if self.span.is_some_and(|s| !(s > 1.0 && s.is_finite())) {
+                return Err(format!("grid.span = {:?} must be above 1", self.span.unwrap_or_default()));
+            }
+            if self.sizes.is_some_and(|n| n < 3) {
+                return Err("grid.sizes must be at least 3 (a minimum needs sizes on both sides)".into());
+            }
+            return Ok(());
+        }
+        if self.span.is_some() || self.sizes.is_some() {
+            return Err("grid.span and grid.sizes belong to a centred grid (grid.centre)".into());
+        }
         if self.n_layers.is_empty() || self.n_layers.contains(&0) {
             return Err("grid.n_layers must list positive depths".into());
         }
@@ -149,6 +270,28 @@ impl GridSection {
             (Some(d), None) if d.is_empty() || d.contains(&0) => Err("grid.d_model must list positive widths".into()),
             (None, Some(0)) => Err("grid.aspect_ratio must be positive".into()),
             _ => Ok(()),
+        }
+    }
+}
+
+impl GridSection {
+    /// `load_centre` for tests that build a config without a file.
+    #[cfg(test)]
+    pub(crate) fn load_centre_for_test(&mut self, config_path: &Path) -> std::result::Result<(), String> {
+        self.load_centre(config_path)
+    }
+
+    /// Reads the law of `centre` when it names a fit.json (relative to the config file).
+    fn load_centre(&mut self, config_path: &Path) -> std::result::Result<(), String> {
+        match self.centre.as_deref() {
+            None | Some("chinchilla") => Ok(()),
+            Some(file) => {
+                let base = config_path.parent().unwrap_or(Path::new("."));
+                let law = crate::plan::centre::CentreLaw::read(&base.join(file))
+                    .map_err(|e| format!("grid.centre = {file:?}: {e}"))?;
+                self.centre_law = Some(law);
+                Ok(())
+            }
         }
     }
 }

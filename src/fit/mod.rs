@@ -31,7 +31,7 @@ mod model;
 mod optim;
 mod options;
 mod pipeline;
-mod regress;
+pub(crate) mod regress;
 mod report;
 mod table;
 #[cfg(test)]

@@ -79,10 +79,21 @@ impl SweepReport {
 /// written, so a bad input leaves the results directory as it was.
 pub fn run_sweep(options: &SweepOptions) -> Result<SweepReport> {
     let (config, plan) = load_plan(&options.config)?;
+    run_plan(options, config, plan)
+}
+
+/// Runs `plan` of `config` into `<results>/<plan.sweep>/` (a sweep's own plan, or the tuning
+/// runs `sweeplaw tune` plans), checked like `run_sweep`.
+pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Result<SweepReport> {
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
     let device = crate::device::resolve(&config.device, &config.precision)?;
+    crate::plan::memory::check_fits(&plan.runs, &device.name).map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
-    let store = SweepStore::open(&options.results, &config.name, &config_text, &plan)?;
+    let store = SweepStore::open(&options.results, &plan.sweep, &config_text, &plan)?;
+    // The plan checks' warnings, once the inputs have passed their checks and before training.
+    for warning in &plan.warnings {
+        eprintln!("warning: {warning}");
+    }
     let mine: Vec<&RunSpec> = plan
         .runs
         .iter()

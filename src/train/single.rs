@@ -53,6 +53,8 @@ pub fn train_single(options: &TrainOptions) -> Result<RunRecord> {
         }
     }
     let device = crate::device::resolve(&spec.device, &spec.precision)?;
+    crate::plan::memory::check_fits(std::slice::from_ref(&spec), &device.name)
+        .map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
     check_results_dir(&options.results)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;

@@ -1,0 +1,133 @@
+//! The plan checks: runs and budgets that would put points on a scaling law that are not on it.
+//! `plan` and `sweep` print them as warnings; `--strict` refuses the plan instead
+//! (docs/sweep-design.md "Plan checks" says what each one protects and why its default).
+
+use crate::config::{ChecksSection, RunRole, RunSpec, SweepConfig};
+use crate::plan::centre::{centre_param_count, predicted_optimum};
+use crate::plan::params_of;
+use crate::train::schedule::ScheduleConfig;
+
+/// Every warning the checks raise for `runs` of `config`.
+pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {
+    let limits = config.checks.clone().unwrap_or_default();
+    let mut warnings = Vec::new();
+    let short: Vec<String> =
+        runs.iter().filter(|r| r.steps < limits.min_steps).map(|r| format!("{} ({})", r.run_id, r.steps)).collect();
+    if !short.is_empty() {
+        warnings.push(format!(
+            "{} run(s) have fewer than checks.min_steps = {} optimiser steps, so their final loss is still the \
+             optimisation transient, not a point on the law: {}",
+            short.len(),
+            limits.min_steps,
+            listing(&short)
+        ));
+    }
+    let long_warmup: Vec<String> = runs
+        .iter()
+        .filter(|r| warmup_steps(r) as f64 > limits.max_warmup_fraction * r.steps as f64)
+        .map(|r| format!("{} ({} of {} steps)", r.run_id, warmup_steps(r), r.steps))
+        .collect();
+    if !long_warmup.is_empty() {
+        warnings.push(format!(
+            "{} run(s) spend more than checks.max_warmup_fraction = {} of their steps warming up: {}",
+            long_warmup.len(),
+            limits.max_warmup_fraction,
+            listing(&long_warmup)
+        ));
+    }
+    warnings.extend(tokens_per_param_warnings(config, runs, &limits)?);
+    warnings.extend(straddle_warnings(config, runs, &limits)?);
+    Ok(warnings)
+}
+
+/// Warmup steps of a run as the schedule gives them (a trunk's and its branches' are shared).
+fn warmup_steps(spec: &RunSpec) -> u64 {
+    match &spec.role {
+        RunRole::Trunk { warmup_steps, .. } | RunRole::Branch { warmup_steps, .. } => *warmup_steps,
+        RunRole::Independent => {
+            let fraction = match spec.schedule {
+                ScheduleConfig::Cosine { warmup_fraction, .. }
+                | ScheduleConfig::Wsd { warmup_fraction, .. }
+                | ScheduleConfig::Constant { warmup_fraction } => warmup_fraction,
+            };
+            (fraction * spec.steps as f64).round() as u64
+        }
+    }
+}
+
+fn tokens_per_param_warnings(
+    config: &SweepConfig,
+    runs: &[RunSpec],
+    limits: &ChecksSection,
+) -> Result<Vec<String>, String> {
+    let [lo, hi] = limits.tokens_per_param;
+    let (mut below, mut above) = (Vec::new(), Vec::new());
+    for r in runs.iter().filter(|r| !matches!(r.role, RunRole::Trunk { .. })) {
+        let ratio = r.tokens as f64 / params_of(&r.shape, &config.budget.param_count)? as f64;
+        let label = format!("{} ({ratio:.3})", r.run_id);
+        if ratio < lo {
+            below.push(label);
+        } else if ratio > hi {
+            above.push(label);
+        }
+    }
+    let mut out = Vec::new();
+    for (runs, side, bound) in [(below, "fewer", lo), (above, "more", hi)] {
+        if !runs.is_empty() {
+            out.push(format!(
+                "{} run(s) train on {side} tokens per parameter ({}) than checks.tokens_per_param allows ({bound}): {}",
+                runs.len(),
+                config.budget.param_count,
+                listing(&runs)
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// An IsoFLOP budget whose sizes do not reach optimum / room below and optimum × room above, or
+/// whose sizes' geometric middle lies more than a factor `room` from the optimum: its minimum is
+/// found at or near an edge, which biases approach 2.
+fn straddle_warnings(config: &SweepConfig, runs: &[RunSpec], limits: &ChecksSection) -> Result<Vec<String>, String> {
+    let count = centre_param_count(config);
+    let room = limits.optimum_room;
+    let source = match &config.grid.centre {
+        Some(c) if c != "chinchilla" => format!("the law of {c}"),
+        _ => "20 tokens per parameter".to_string(),
+    };
+    let mut out = Vec::new();
+    for &c in config.budget.flops.iter().flatten() {
+        let sizes: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.flop_budget == Some(c))
+            .map(|r| params_of(&r.shape, count).map(|n| n as f64))
+            .collect::<Result<_, _>>()?;
+        let n_opt = predicted_optimum(config, c)?;
+        let (lo, hi) = sizes.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &n| (lo.min(n), hi.max(n)));
+        if sizes.is_empty() || lo > n_opt / room || hi < n_opt * room {
+            out.push(format!(
+                "budget C = {c:e}: sizes N = {lo:.3e}..{hi:.3e} ({count}) do not straddle the predicted optimum \
+                 N = {n_opt:.3e} ({source}) with a factor checks.optimum_room = {room} on both sides; \
+                 the IsoFLOP minimum may fall at the edge of the grid (centre it with grid.centre)"
+            ));
+        } else if ((lo * hi).sqrt() / n_opt).ln().abs() > room.ln() {
+            out.push(format!(
+                "budget C = {c:e}: sizes N = {lo:.3e}..{hi:.3e} ({count}) are off-centre: their middle {:.3e} is more \
+                 than a factor {room} from the predicted optimum N = {n_opt:.3e} ({source}); off-centre sizes bias \
+                 the IsoFLOP minimum (centre them with grid.centre)",
+                (lo * hi).sqrt()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The first few items, then how many more.
+fn listing(items: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let mut text = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > SHOWN {
+        text.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    text
+}
