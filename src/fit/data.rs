@@ -68,6 +68,10 @@ pub struct Dataset {
     pub flop_count: String,
     /// Warnings raised while loading; `fit` copies them into its report.
     pub warnings: Vec<String>,
+    /// How rows sharing (N, D) were combined (None: no repeated rows).
+    pub reduced: Option<String>,
+    /// Pooled loss standard deviation between seeds of one configuration.
+    pub noise_floor: Option<f64>,
 }
 
 impl Dataset {
