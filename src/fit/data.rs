@@ -17,7 +17,7 @@ use crate::fit::options::FitOptions;
 /// One finished run (or one row of a plain CSV): its final figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// run_id, or "line N" for a plain CSV.
+    /// run_id; for a plain CSV its `name`/`run_id`/`run` column, or "line N".
     pub run_id: String,
     /// N under the chosen parameter count.
     pub params: f64,
@@ -361,6 +361,8 @@ struct PlainColumns {
     unique_tokens: Option<usize>,
     loss: usize,
     status: Option<usize>,
+    /// A column naming each run (`name`, `run_id`, `run`), used instead of "line N".
+    name: Option<usize>,
 }
 
 fn load_plain(table: &Table) -> Result<Dataset, FitError> {
@@ -371,6 +373,7 @@ fn load_plain(table: &Table) -> Result<Dataset, FitError> {
         unique_tokens: table.column(&["u", "unique_tokens"]),
         loss: table.require(&["loss", "val_loss"])?,
         status: table.column(&["status"]),
+        name: table.column(&["name", "run_id", "run"]),
     };
     if columns.tokens.is_none() && columns.flops.is_none() {
         table.require(&["d", "tokens"])?;
@@ -378,7 +381,9 @@ fn load_plain(table: &Table) -> Result<Dataset, FitError> {
     let mut dataset = Dataset::from_points("", Vec::new());
     dataset.warnings = table.warnings.clone();
     for (line, row) in table.lines() {
-        let run = format!("line {line}");
+        let named =
+            |row: &StringRecord| columns.name.and_then(|i| row.get(i)).filter(|n| !n.is_empty()).map(str::to_string);
+        let run = row.ok().and_then(named).unwrap_or_else(|| format!("line {line}"));
         let row = match row {
             Ok(row) => row,
             Err(reason) => {
