@@ -4,9 +4,11 @@
 //! N' = U_N + U_N R*_N (1 - exp(-R_N / R*_N)), R_N = N/U_N - 1, U_N = min(N_opt(U_D), N),
 //! inside L = E + A/N'^alpha + B/D'^beta.
 //!
-//! As in the paper, E, A, B, alpha, beta come from approach 3 on the single-epoch runs; then
-//! R*_D and R*_N (as their logarithms) are fitted by L-BFGS on the Huber loss of log L over
-//! the runs that repeat data.
+//! E, A, B, alpha, beta come either from approach 3 on the single-epoch runs (then R*_D and
+//! R*_N are fitted on the runs that repeat data), or, as in the paper, are fixed (`--fix`,
+//! the paper's base E 1.87, A 520, B 1487, alpha = beta = 0.353): then R*_D and R*_N are fitted
+//! on every run, single-epoch runs with excess parameters included. R*_D and R*_N (as their
+//! logarithms) are fitted by L-BFGS on the Huber loss of log L.
 
 use crate::fit::chinchilla::{ChinchillaParams, HUBER_DELTA};
 use crate::fit::constraints::{Constrained, Mapping};
