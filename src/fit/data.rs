@@ -267,6 +267,7 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
         ..Dataset::default()
     };
     let mut derived_note = None;
+    let mut vocabularies = Vec::new();
     for (line, row) in table.lines() {
         let row = match row {
             Ok(row) => row,
@@ -284,6 +285,9 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
         match summary_point(row, &columns, opts, &run_id) {
             Ok((point, note)) => {
                 derived_note = derived_note.or(note);
+                if let Ok(Some(vocab)) = cell(row, columns.shape[4], "vocab_size") {
+                    vocabularies.push((run_id.clone(), vocab));
+                }
                 dataset.points.push(point);
             }
             Err(reason) => skip(&mut dataset, table, line, &run_id, &reason),
@@ -292,8 +296,64 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
     if let Some(note) = derived_note {
         dataset.warnings.push(format!("{}: {note}", table.path.display()));
     }
+    note_implausible_losses(&mut dataset, &vocabularies);
     crate::fit::curves::attach_curves(&mut dataset, run_dir);
+    note_unlisted_runs(&mut dataset, table, run_dir);
     Ok(dataset)
+}
+
+/// A summary.csv that lists fewer runs than runs/ holds finished (truncated, or written before
+/// the last runs ended) is named, with the command that rebuilds it from the run folders.
+fn note_unlisted_runs(dataset: &mut Dataset, table: &Table, run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
+    let listed: std::collections::HashSet<String> = table
+        .column(&["run_id"])
+        .map(|i| table.rows.iter().filter_map(|(_, row)| row.get(i).map(str::to_string)).collect())
+        .unwrap_or_default();
+    let mut unlisted: Vec<String> = entries
+        .flatten()
+        .filter(|entry| {
+            let record = std::fs::read_to_string(entry.path().join("run.json")).unwrap_or_default();
+            let done = serde_json::from_str::<serde_json::Value>(&record)
+                .is_ok_and(|json| json.get("status").and_then(|s| s.as_str()) == Some("done"));
+            done && !listed.contains(&entry.file_name().to_string_lossy().into_owned())
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    if unlisted.is_empty() {
+        return;
+    }
+    unlisted.sort();
+    let sweep_dir = run_dir.parent().unwrap_or(Path::new("."));
+    dataset.warnings.push(format!(
+        "{}: lists {} run(s), but {} holds {} more finished run(s) ({}): rebuild it with `sweeplaw summary {}`",
+        table.path.display(),
+        table.rows.len() + table.rejected.len(),
+        run_dir.display(),
+        unlisted.len(),
+        unlisted.iter().take(5).cloned().collect::<Vec<_>>().join(", ") + if unlisted.len() > 5 { ", ..." } else { "" },
+        sweep_dir.display()
+    ));
+}
+
+/// Natural-log of the vocabulary: a model that has learnt nothing scores ln(vocab); a loss
+/// far above it (by more than this margin) is implausible (a diverged or mis-recorded run).
+const IMPLAUSIBLE_MARGIN: f64 = 1.0;
+
+/// Warns about losses a language model cannot plausibly have: above ln(vocab_size) + 1 nats
+/// when the vocabulary is known. (Non-finite losses are already skipped, with a warning.)
+pub(crate) fn note_implausible_losses(dataset: &mut Dataset, vocab: &[(String, f64)]) {
+    for (run, vocab_size) in vocab {
+        let Some(point) = dataset.points.iter().find(|p| &p.run_id == run) else { continue };
+        let ceiling = vocab_size.ln() + IMPLAUSIBLE_MARGIN;
+        if point.loss > ceiling {
+            dataset.warnings.push(format!(
+                "run {run}: loss {} is implausible: above ln(vocab_size {vocab_size}) + {IMPLAUSIBLE_MARGIN} = {ceiling:.3} \
+                 (a diverged or mis-recorded run?)",
+                crate::fit::table::number(point.loss)
+            ));
+        }
+    }
 }
 
 fn skip(dataset: &mut Dataset, table: &Table, line: u64, run: &str, reason: &str) {
