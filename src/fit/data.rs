@@ -13,6 +13,7 @@ use csv::StringRecord;
 use crate::fit::counting::{run_flops, RunShape};
 use crate::fit::error::FitError;
 use crate::fit::options::FitOptions;
+use crate::fit::reduce::{reduce, RowConfig, HYPERPARAMETERS};
 
 /// One finished run (or one row of a plain CSV): its final figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,12 +123,13 @@ impl Dataset {
 pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<String>), FitError> {
     let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
     let table = Table::read(&summary)?;
-    let mut dataset = if table.is_summary() {
+    let (mut dataset, configs) = if table.is_summary() {
         let run_dir = summary.parent().unwrap_or(Path::new(".")).join("runs");
         load_summary(&table, &run_dir, opts)?
     } else {
         load_plain(&table)?
     };
+    reduce(&mut dataset, &configs, opts.reduce);
     dataset.source = path.display().to_string();
     if dataset.points.is_empty() {
         return Err(FitError::NoPoints { path: summary, skipped: dataset.excluded.len() });
@@ -258,7 +260,7 @@ impl SummaryColumns {
     }
 }
 
-fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Dataset, FitError> {
+fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<RowConfig>), FitError> {
     let columns = SummaryColumns::find(table, opts)?;
     let mut dataset = Dataset {
         param_count: opts.params.as_str().to_string(),
@@ -268,6 +270,7 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
     };
     let mut derived_note = None;
     let mut vocabularies = Vec::new();
+    let mut configs = Vec::new();
     for (line, row) in table.lines() {
         let row = match row {
             Ok(row) => row,
@@ -289,6 +292,7 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
                     vocabularies.push((run_id.clone(), vocab));
                 }
                 dataset.points.push(point);
+                configs.push(row_config(table, row));
             }
             Err(reason) => skip(&mut dataset, table, line, &run_id, &reason),
         }
@@ -299,7 +303,7 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
     note_implausible_losses(&mut dataset, &vocabularies);
     crate::fit::curves::attach_curves(&mut dataset, run_dir);
     note_unlisted_runs(&mut dataset, table, run_dir);
-    Ok(dataset)
+    Ok((dataset, configs))
 }
 
 /// A summary.csv that lists fewer runs than runs/ holds finished (truncated, or written before
@@ -425,7 +429,19 @@ struct PlainColumns {
     name: Option<usize>,
 }
 
-fn load_plain(table: &Table) -> Result<Dataset, FitError> {
+/// A row's hyperparameter cells and seed (for `--reduce`).
+fn row_config(table: &Table, row: &StringRecord) -> RowConfig {
+    let cells: Vec<String> = HYPERPARAMETERS
+        .iter()
+        .filter_map(|name| table.column(&[name]).and_then(|i| row.get(i)).map(|v| format!("{name}={v}")))
+        .collect();
+    RowConfig {
+        hyperparameters: cells.join(","),
+        seed: table.column(&["seed"]).and_then(|i| row.get(i)).map(str::to_string),
+    }
+}
+
+fn load_plain(table: &Table) -> Result<(Dataset, Vec<RowConfig>), FitError> {
     let columns = PlainColumns {
         params: table.require(&["n", "params", "model size", "model_size"])?,
         tokens: table.column(&["d", "tokens", "training tokens"]),
@@ -439,6 +455,7 @@ fn load_plain(table: &Table) -> Result<Dataset, FitError> {
         table.require(&["d", "tokens"])?;
     }
     let mut dataset = Dataset::from_points("", Vec::new());
+    let mut configs = Vec::new();
     dataset.warnings = table.warnings.clone();
     for (line, row) in table.lines() {
         let named =
@@ -457,12 +474,15 @@ fn load_plain(table: &Table) -> Result<Dataset, FitError> {
             continue;
         }
         match plain_point(row, &columns, run.clone()) {
-            Ok(point) => dataset.points.push(point),
+            Ok(point) => {
+                dataset.points.push(point);
+                configs.push(row_config(table, row));
+            }
             Err(reason) => skip(&mut dataset, table, line, &run, &reason),
         }
     }
     note_plain_derivations(&mut dataset, table, &columns);
-    Ok(dataset)
+    Ok((dataset, configs))
 }
 
 fn plain_point(row: &StringRecord, columns: &PlainColumns, run_id: String) -> Result<Point, String> {

@@ -33,6 +33,7 @@ mod model;
 mod optim;
 mod options;
 mod pipeline;
+mod reduce;
 mod regress;
 mod report;
 mod table;
