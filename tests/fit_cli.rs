@@ -74,8 +74,8 @@ fn fit_json_carries_the_verdict_and_what_was_tied() {
     let dir = scratch("fit-verdict");
     // 4 sizes x 2 token counts: too few token counts for approach 3.
     let mut csv = String::from("name,N,D,loss\n");
-    for (i, n) in [1.2e4, 5.5e4, 2.5e5, 4.4e5].iter().enumerate() {
-        for (j, d) in [1e5, 4e5].iter().enumerate() {
+    for (i, n) in [1.2e4f64, 5.5e4, 2.5e5, 4.4e5].iter().enumerate() {
+        for (j, d) in [1e5f64, 4e5].iter().enumerate() {
             let loss = 1.69 + 406.4 / n.powf(0.34) + 410.7 / d.powf(0.28);
             csv.push_str(&format!("run-{i}-{j},{n},{d},{loss}\n"));
         }
