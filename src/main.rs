@@ -166,17 +166,17 @@ struct FitArgs {
     /// A sweep directory (summary.csv + runs/) or a CSV with N|params, D|tokens, loss|val_loss columns.
     path: PathBuf,
     /// chinchilla | kaplan | isoflop | frontier | data-constrained | all
-    #[arg(long, default_value = "all")]
-    law: String,
+    #[arg(long, default_value = "all", value_parser = |s: &str| s.parse::<sweeplaw::fit::Law>().map_err(|e| e.to_string()))]
+    law: sweeplaw::fit::Law,
     /// Where fit.json goes (default: <sweep dir>/fit.json, or <csv stem>.fit.json beside a CSV).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Which N: nonembedding | total | matmul
-    #[arg(long, default_value = "nonembedding")]
-    params: String,
+    #[arg(long, default_value = "nonembedding", value_parser = |s: &str| s.parse::<sweeplaw::fit::ParamCount>().map_err(|e| e.to_string()))]
+    params: sweeplaw::fit::ParamCount,
     /// Which C: 6n | matmul_attn | chinchilla
-    #[arg(long, default_value = "6n")]
-    flops: String,
+    #[arg(long, default_value = "6n", value_parser = |s: &str| s.parse::<sweeplaw::fit::FlopCount>().map_err(|e| e.to_string()))]
+    flops: sweeplaw::fit::FlopCount,
     /// Bootstrap resamples over runs for the 95% intervals (0 = none).
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
@@ -195,7 +195,23 @@ struct FitArgs {
     /// Approach 2: fit each budget's parabola to the runs at the K sizes nearest its lowest loss.
     #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u64).range(3..))]
     isoflop_window: u64,
+    /// Hold parameters at given values: NAME=VALUE,... (E, A, B, alpha, beta, alpha_N, alpha_D, N_c, D_c, R_D_star, R_N_star).
+    #[arg(long, value_parser = sweeplaw::fit::Constraints::parse_fixed)]
+    fix: Option<std::collections::BTreeMap<String, f64>>,
+    /// Hold parameters equal: NAME=NAME,... (for example alpha=beta).
+    #[arg(long, value_parser = |s: &str| sweeplaw::fit::Constraints::parse_tied(s).map(TiedList))]
+    tie: Option<TiedList>,
+    /// Rows sharing (N, D): auto (lowest loss over hyperparameters, mean over seeds) | min | mean | none
+    #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<sweeplaw::fit::Reduce>().map_err(|e| e.to_string()))]
+    reduce: sweeplaw::fit::Reduce,
+    /// Data-constrained runs that overfit: auto (left out only when the base law is fitted) | drop | keep
+    #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<sweeplaw::fit::Overfit>().map_err(|e| e.to_string()))]
+    overfit: sweeplaw::fit::Overfit,
 }
+
+/// The pairs of `--tie` (a named type: clap reads a bare Vec as a repeated flag).
+#[derive(Clone)]
+struct TiedList(Vec<(String, String)>);
 
 #[derive(Args)]
 struct SweepDirArgs {
@@ -615,23 +631,28 @@ fn cmd_summary(sweep_dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
-    use sweeplaw::fit::{FitOptions, FlopCount, Law, ParamCount};
-    let law: Law = args.law.parse().map_err(|e| anyhow::anyhow!("--law {:?}: {e}", args.law))?;
-    let params: ParamCount = args.params.parse().map_err(|e| anyhow::anyhow!("--params {:?}: {e}", args.params))?;
-    let flops: FlopCount = args.flops.parse().map_err(|e| anyhow::anyhow!("--flops {:?}: {e}", args.flops))?;
+    use std::io::IsTerminal;
+    use sweeplaw::fit::{Constraints, FitOptions};
     if args.target_flops.is_some_and(|c| !(c > 0.0)) {
         anyhow::bail!("--target-flops must be a positive number of FLOPs");
     }
     let options = FitOptions {
-        law,
-        params,
-        flops,
+        law: args.law,
+        params: args.params,
+        flops: args.flops,
         bootstrap: args.bootstrap,
         holdout: args.holdout,
         target_flops: args.target_flops,
         seed: args.seed,
         exclude_highest_loss: args.exclude_highest_loss,
         isoflop_window: usize::try_from(args.isoflop_window).unwrap_or(usize::MAX),
+        constraints: Constraints {
+            fixed: args.fix.unwrap_or_default(),
+            tied: args.tie.map(|t| t.0).unwrap_or_default(),
+        },
+        reduce: args.reduce,
+        overfit: args.overfit,
+        progress: std::io::stderr().is_terminal(),
     };
     let (dataset, warnings) = sweeplaw::fit::load_points(&args.path, &options)?;
     for w in &warnings {

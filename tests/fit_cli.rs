@@ -50,12 +50,62 @@ fn fit_errors_name_the_path_or_flag() {
     assert!(stderr(&out).contains("/nonexistent/sweep"), "{}", stderr(&out));
     let dir = scratch("fit-garbage");
     let csv = write(&dir, "points.csv", "N,D,loss\n1e6,1e8,3.0\nnot,a,row\n");
-    let out = run(&["fit", csv.to_str().unwrap(), "--law", "kaplann"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("--law"), "{}", stderr(&out));
+    // A bad value of --law, --params or --flops is a usage error (exit 2) naming the flag.
+    for (flag, value) in [("--law", "kaplann"), ("--params", "nonembeding"), ("--flops", "7n"), ("--reduce", "median")]
+    {
+        let out = run(&["fit", csv.to_str().unwrap(), flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag) && stderr(&out).contains(value), "{}", stderr(&out));
+    }
+    for (flag, value) in [("--fix", "gamma=1"), ("--fix", "E"), ("--tie", "alpha")] {
+        let out = run(&["fit", csv.to_str().unwrap(), flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{}", stderr(&out));
+    }
     let out = run(&["fit", csv.to_str().unwrap(), "--bootstrap", "0"]);
     assert_eq!(out.status.code(), Some(1), "too few points is an error: {}", stdout(&out));
     let err = stderr(&out);
     assert!(err.contains("points.csv") && !err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn fit_json_carries_the_verdict_and_what_was_tied() {
+    let dir = scratch("fit-verdict");
+    // 4 sizes x 2 token counts: too few token counts for approach 3.
+    let mut csv = String::from("name,N,D,loss\n");
+    for (i, n) in [1.2e4f64, 5.5e4, 2.5e5, 4.4e5].iter().enumerate() {
+        for (j, d) in [1e5f64, 4e5].iter().enumerate() {
+            let loss = 1.69 + 406.4 / n.powf(0.34) + 410.7 / d.powf(0.28);
+            csv.push_str(&format!("run-{i}-{j},{n},{d},{loss}\n"));
+        }
+    }
+    let path = write(&dir, "smoke.csv", &csv);
+    let out_path = dir.join("fit.json");
+    let out = run(&[
+        "fit",
+        path.to_str().unwrap(),
+        "--law",
+        "chinchilla",
+        "--bootstrap",
+        "50",
+        "--tie",
+        "alpha=beta",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("verdict: not identified"), "{}", stdout(&out));
+    let fit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let chinchilla = &fit["fits"]["chinchilla"];
+    assert_eq!(chinchilla["verdict"], "not identified");
+    assert!(chinchilla["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("token count")));
+    assert!(chinchilla["fixes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().starts_with("add token counts above")));
+    assert_eq!(chinchilla["tied"], serde_json::json!([["alpha", "beta"]]));
+    assert_eq!(chinchilla["params"]["alpha"], chinchilla["params"]["beta"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

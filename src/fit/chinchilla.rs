@@ -6,10 +6,13 @@
 use serde::Serialize;
 
 use crate::fit::compute::ComputeModel;
+use crate::fit::constraints::{Constrained, Mapping};
 use crate::fit::data::Point;
 use crate::fit::error::FitError;
 use crate::fit::fastmath;
-use crate::fit::optim::{huber, huber_slope, minimize, minimize_from_starts, Objective, Settings};
+use crate::fit::optim::{
+    distinct_ends, huber, huber_slope, lowest, minimize_each, minimize_sequential, Objective, Settings,
+};
 
 /// The Huber threshold of Hoffmann et al. 2022, section 3.3.
 pub(crate) const HUBER_DELTA: f64 = 1e-3;
@@ -282,30 +285,48 @@ pub(crate) fn published_grid() -> Vec<Vec<f64>> {
 pub(crate) struct Approach3 {
     pub params: ChinchillaParams,
     pub objective: f64,
-    pub x: Vec<f64>,
+    /// Where bootstrap refits start, in free coordinates: the optimum first, then distinct
+    /// near-optimal end points of the grid search (`BOOTSTRAP_STARTS`).
+    pub restarts: Vec<Vec<f64>>,
 }
+
+/// Bootstrap refits of approach 3 start from the full-data optimum and from up to this many
+/// further end points of the full-data grid search, each within `RESTART_RATIO` of the lowest
+/// objective and more than `RESTART_DISTANCE` from the others in some coordinate (log A, log B,
+/// log E, alpha or beta); the lowest end wins. A flat direction leaves distant ends of nearly
+/// equal objective, so resamples can wander along it and the interval shows it.
+pub(crate) const BOOTSTRAP_STARTS: usize = 4;
+pub(crate) const RESTART_RATIO: f64 = 1.5;
+pub(crate) const RESTART_DISTANCE: f64 = 0.05;
 
 /// The settings of every approach-3 run.
 pub(crate) fn settings() -> Settings {
     Settings::default()
 }
 
+fn distinct(values: impl Iterator<Item = f64>) -> usize {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v.len()
+}
+
 /// Needs more points than parameters, over at least two N and two D.
 pub(crate) fn check_supported(points: &[Point]) -> Result<(), FitError> {
-    let distinct = |values: Vec<f64>| {
-        let mut v = values;
-        v.sort_by(f64::total_cmp);
-        v.dedup();
-        v.len()
-    };
-    let sizes = distinct(points.iter().map(|p| p.params).collect());
-    let tokens = distinct(points.iter().map(|p| p.tokens).collect());
-    if points.len() < 6 || sizes < 2 || tokens < 2 {
+    check_supported_free(points, 5)
+}
+
+/// Needs more points than free parameters (`free` + 1), over at least two N and two D.
+pub(crate) fn check_supported_free(points: &[Point], free: usize) -> Result<(), FitError> {
+    let sizes = distinct(points.iter().map(|p| p.params));
+    let tokens = distinct(points.iter().map(|p| p.tokens));
+    let needed = free + 1;
+    if points.len() < needed || sizes < 2 || tokens < 2 {
         return Err(FitError::TooFewPoints {
             law: "chinchilla".to_string(),
             reason: format!(
-                "needs at least 6 points over 2+ model sizes and 2+ token counts; \
-                 got {} points, {sizes} sizes, {tokens} token counts",
+                "needs at least {needed} points ({free} free parameters + 1) over 2+ model sizes and 2+ token \
+                 counts; got {} points, {sizes} sizes, {tokens} token counts",
                 points.len()
             ),
         });
@@ -315,18 +336,42 @@ pub(crate) fn check_supported(points: &[Point]) -> Result<(), FitError> {
 
 /// Fits approach 3 from the whole published grid.
 pub(crate) fn fit_grid(points: &LogPoints, weights: &[f64]) -> Result<Approach3, FitError> {
-    let objective = HuberLse { points, weights };
-    let starts = published_grid();
-    let best = minimize_from_starts(&objective, &starts, &settings())
-        .ok_or(FitError::NoOptimum { law: "chinchilla".to_string(), starts: starts.len() })?;
-    Ok(Approach3 { params: ChinchillaParams::from_log_form(&best.x, points.compute), objective: best.value, x: best.x })
+    fit_mapped(points, weights, &Mapping::identity(5))
 }
 
-/// Refits from one start (a bootstrap resample warm-started from the full-data optimum).
-pub(crate) fn refit_from(points: &LogPoints, weights: &[f64], start: &[f64]) -> Option<Approach3> {
+/// Fits approach 3 with the parameters `mapping` leaves free, from the published grid
+/// projected onto them (a tied or fixed law runs fewer distinct starts).
+pub(crate) fn fit_mapped(points: &LogPoints, weights: &[f64], mapping: &Mapping) -> Result<Approach3, FitError> {
     let objective = HuberLse { points, weights };
-    let end = minimize(&objective, start, &settings())?;
-    Some(Approach3 { params: ChinchillaParams::from_log_form(&end.x, points.compute), objective: end.value, x: end.x })
+    let starts = mapping.starts(&published_grid());
+    let no_optimum = || FitError::NoOptimum { law: "chinchilla".to_string(), starts: starts.len() };
+    let ends = if mapping.is_identity() {
+        minimize_each(&objective, &starts, &settings())
+    } else {
+        minimize_each(&Constrained { inner: &objective, mapping }, &starts, &settings())
+    };
+    let best = lowest(&ends).ok_or_else(no_optimum)?;
+    let restarts = distinct_ends(&ends, BOOTSTRAP_STARTS + 1, RESTART_RATIO, RESTART_DISTANCE);
+    let x = mapping.full(&best.x);
+    Ok(Approach3 { params: ChinchillaParams::from_log_form(&x, points.compute), objective: best.value, restarts })
+}
+
+/// Refits from each of `starts` (free coordinates) in turn and keeps the lowest end.
+pub(crate) fn refit_mapped(
+    points: &LogPoints,
+    weights: &[f64],
+    mapping: &Mapping,
+    starts: &[Vec<f64>],
+) -> Option<Approach3> {
+    let objective = HuberLse { points, weights };
+    let end = if mapping.is_identity() {
+        minimize_sequential(&objective, starts, &settings())
+    } else {
+        minimize_sequential(&Constrained { inner: &objective, mapping }, starts, &settings())
+    }?;
+    let x = mapping.full(&end.x);
+    let params = ChinchillaParams::from_log_form(&x, points.compute);
+    Some(Approach3 { params, objective: end.value, restarts: Vec::new() })
 }
 
 #[cfg(test)]

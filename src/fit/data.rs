@@ -13,11 +13,12 @@ use csv::StringRecord;
 use crate::fit::counting::{run_flops, RunShape};
 use crate::fit::error::FitError;
 use crate::fit::options::FitOptions;
+use crate::fit::reduce::{reduce, RowConfig, HYPERPARAMETERS};
 
 /// One finished run (or one row of a plain CSV): its final figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// run_id, or "line N" for a plain CSV.
+    /// run_id; for a plain CSV its `name`/`run_id`/`run` column, or "line N".
     pub run_id: String,
     /// N under the chosen parameter count.
     pub params: f64,
@@ -68,6 +69,10 @@ pub struct Dataset {
     pub flop_count: String,
     /// Warnings raised while loading; `fit` copies them into its report.
     pub warnings: Vec<String>,
+    /// How rows sharing (N, D) were combined (None: no repeated rows).
+    pub reduced: Option<String>,
+    /// Pooled loss standard deviation between seeds of one configuration.
+    pub noise_floor: Option<f64>,
 }
 
 impl Dataset {
@@ -118,12 +123,13 @@ impl Dataset {
 pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<String>), FitError> {
     let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
     let table = Table::read(&summary)?;
-    let mut dataset = if table.is_summary() {
+    let (mut dataset, configs) = if table.is_summary() {
         let run_dir = summary.parent().unwrap_or(Path::new(".")).join("runs");
         load_summary(&table, &run_dir, opts)?
     } else {
         load_plain(&table)?
     };
+    reduce(&mut dataset, &configs, opts.reduce);
     dataset.source = path.display().to_string();
     if dataset.points.is_empty() {
         return Err(FitError::NoPoints { path: summary, skipped: dataset.excluded.len() });
@@ -254,7 +260,7 @@ impl SummaryColumns {
     }
 }
 
-fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Dataset, FitError> {
+fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<RowConfig>), FitError> {
     let columns = SummaryColumns::find(table, opts)?;
     let mut dataset = Dataset {
         param_count: opts.params.as_str().to_string(),
@@ -263,6 +269,8 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
         ..Dataset::default()
     };
     let mut derived_note = None;
+    let mut vocabularies = Vec::new();
+    let mut configs = Vec::new();
     for (line, row) in table.lines() {
         let row = match row {
             Ok(row) => row,
@@ -280,7 +288,11 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
         match summary_point(row, &columns, opts, &run_id) {
             Ok((point, note)) => {
                 derived_note = derived_note.or(note);
+                if let Ok(Some(vocab)) = cell(row, columns.shape[4], "vocab_size") {
+                    vocabularies.push((run_id.clone(), vocab));
+                }
                 dataset.points.push(point);
+                configs.push(row_config(table, row));
             }
             Err(reason) => skip(&mut dataset, table, line, &run_id, &reason),
         }
@@ -288,8 +300,64 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<Data
     if let Some(note) = derived_note {
         dataset.warnings.push(format!("{}: {note}", table.path.display()));
     }
+    note_implausible_losses(&mut dataset, &vocabularies);
     crate::fit::curves::attach_curves(&mut dataset, run_dir);
-    Ok(dataset)
+    note_unlisted_runs(&mut dataset, table, run_dir);
+    Ok((dataset, configs))
+}
+
+/// A summary.csv that lists fewer runs than runs/ holds finished (truncated, or written before
+/// the last runs ended) is named, with the command that rebuilds it from the run folders.
+fn note_unlisted_runs(dataset: &mut Dataset, table: &Table, run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else { return };
+    let listed: std::collections::HashSet<String> = table
+        .column(&["run_id"])
+        .map(|i| table.rows.iter().filter_map(|(_, row)| row.get(i).map(str::to_string)).collect())
+        .unwrap_or_default();
+    let mut unlisted: Vec<String> = entries
+        .flatten()
+        .filter(|entry| {
+            let record = std::fs::read_to_string(entry.path().join("run.json")).unwrap_or_default();
+            let done = serde_json::from_str::<serde_json::Value>(&record)
+                .is_ok_and(|json| json.get("status").and_then(|s| s.as_str()) == Some("done"));
+            done && !listed.contains(&entry.file_name().to_string_lossy().into_owned())
+        })
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    if unlisted.is_empty() {
+        return;
+    }
+    unlisted.sort();
+    let sweep_dir = run_dir.parent().unwrap_or(Path::new("."));
+    dataset.warnings.push(format!(
+        "{}: lists {} run(s), but {} holds {} more finished run(s) ({}): rebuild it with `sweeplaw summary {}`",
+        table.path.display(),
+        table.rows.len() + table.rejected.len(),
+        run_dir.display(),
+        unlisted.len(),
+        unlisted.iter().take(5).cloned().collect::<Vec<_>>().join(", ") + if unlisted.len() > 5 { ", ..." } else { "" },
+        sweep_dir.display()
+    ));
+}
+
+/// Natural-log of the vocabulary: a model that has learnt nothing scores ln(vocab); a loss
+/// far above it (by more than this margin) is implausible (a diverged or mis-recorded run).
+const IMPLAUSIBLE_MARGIN: f64 = 1.0;
+
+/// Warns about losses a language model cannot plausibly have: above ln(vocab_size) + 1 nats
+/// when the vocabulary is known. (Non-finite losses are already skipped, with a warning.)
+pub(crate) fn note_implausible_losses(dataset: &mut Dataset, vocab: &[(String, f64)]) {
+    for (run, vocab_size) in vocab {
+        let Some(point) = dataset.points.iter().find(|p| &p.run_id == run) else { continue };
+        let ceiling = vocab_size.ln() + IMPLAUSIBLE_MARGIN;
+        if point.loss > ceiling {
+            dataset.warnings.push(format!(
+                "run {run}: loss {} is implausible: above ln(vocab_size {vocab_size}) + {IMPLAUSIBLE_MARGIN} = {ceiling:.3} \
+                 (a diverged or mis-recorded run?)",
+                crate::fit::table::number(point.loss)
+            ));
+        }
+    }
 }
 
 fn skip(dataset: &mut Dataset, table: &Table, line: u64, run: &str, reason: &str) {
@@ -357,9 +425,23 @@ struct PlainColumns {
     unique_tokens: Option<usize>,
     loss: usize,
     status: Option<usize>,
+    /// A column naming each run (`name`, `run_id`, `run`), used instead of "line N".
+    name: Option<usize>,
 }
 
-fn load_plain(table: &Table) -> Result<Dataset, FitError> {
+/// A row's hyperparameter cells and seed (for `--reduce`).
+fn row_config(table: &Table, row: &StringRecord) -> RowConfig {
+    let cells: Vec<String> = HYPERPARAMETERS
+        .iter()
+        .filter_map(|name| table.column(&[name]).and_then(|i| row.get(i)).map(|v| format!("{name}={v}")))
+        .collect();
+    RowConfig {
+        hyperparameters: cells.join(","),
+        seed: table.column(&["seed"]).and_then(|i| row.get(i)).map(str::to_string),
+    }
+}
+
+fn load_plain(table: &Table) -> Result<(Dataset, Vec<RowConfig>), FitError> {
     let columns = PlainColumns {
         params: table.require(&["n", "params", "model size", "model_size"])?,
         tokens: table.column(&["d", "tokens", "training tokens"]),
@@ -367,14 +449,18 @@ fn load_plain(table: &Table) -> Result<Dataset, FitError> {
         unique_tokens: table.column(&["u", "unique_tokens"]),
         loss: table.require(&["loss", "val_loss"])?,
         status: table.column(&["status"]),
+        name: table.column(&["name", "run_id", "run"]),
     };
     if columns.tokens.is_none() && columns.flops.is_none() {
         table.require(&["d", "tokens"])?;
     }
     let mut dataset = Dataset::from_points("", Vec::new());
+    let mut configs = Vec::new();
     dataset.warnings = table.warnings.clone();
     for (line, row) in table.lines() {
-        let run = format!("line {line}");
+        let named =
+            |row: &StringRecord| columns.name.and_then(|i| row.get(i)).filter(|n| !n.is_empty()).map(str::to_string);
+        let run = row.ok().and_then(named).unwrap_or_else(|| format!("line {line}"));
         let row = match row {
             Ok(row) => row,
             Err(reason) => {
@@ -388,12 +474,15 @@ fn load_plain(table: &Table) -> Result<Dataset, FitError> {
             continue;
         }
         match plain_point(row, &columns, run.clone()) {
-            Ok(point) => dataset.points.push(point),
+            Ok(point) => {
+                dataset.points.push(point);
+                configs.push(row_config(table, row));
+            }
             Err(reason) => skip(&mut dataset, table, line, &run, &reason),
         }
     }
     note_plain_derivations(&mut dataset, table, &columns);
-    Ok(dataset)
+    Ok((dataset, configs))
 }
 
 fn plain_point(row: &StringRecord, columns: &PlainColumns, run_id: String) -> Result<Point, String> {

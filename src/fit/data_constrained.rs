@@ -4,15 +4,18 @@
 //! N' = U_N + U_N R*_N (1 - exp(-R_N / R*_N)), R_N = N/U_N - 1, U_N = min(N_opt(U_D), N),
 //! inside L = E + A/N'^alpha + B/D'^beta.
 //!
-//! As in the paper, E, A, B, alpha, beta come from approach 3 on the single-epoch runs; then
-//! R*_D and R*_N (as their logarithms) are fitted by L-BFGS on the Huber loss of log L over
-//! the runs that repeat data.
+//! E, A, B, alpha, beta come either from approach 3 on the single-epoch runs (then R*_D and
+//! R*_N are fitted on the runs that repeat data), or, as in the paper, are fixed (`--fix`,
+//! the paper's base E 1.87, A 520, B 1487, alpha = beta = 0.353): then R*_D and R*_N are fitted
+//! on every run, single-epoch runs with excess parameters included. R*_D and R*_N (as their
+//! logarithms) are fitted by L-BFGS on the Huber loss of log L.
 
 use crate::fit::chinchilla::{ChinchillaParams, HUBER_DELTA};
+use crate::fit::constraints::{Constrained, Mapping};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
 use crate::fit::model::{LogFit, LogModel, Penalty};
-use crate::fit::optim::{minimize, minimize_from_starts, Settings};
+use crate::fit::optim::{distinct_ends, lowest, minimize_each, minimize_sequential, Settings};
 use crate::fit::report::{LawFit, Values};
 
 /// A run repeats data when D exceeds U by more than this fraction.
@@ -146,45 +149,77 @@ fn check_base_law(base: &ChinchillaParams) -> Result<(), FitError> {
     })
 }
 
-/// Fits log R*_D and log R*_N on the points of positive weight, from a small grid or from
-/// `start`; returns the law's report entry and (log R*_D, log R*_N).
-pub(crate) fn fit_repetition(
-    data: &Dataset,
-    weights: &[f64],
-    base: ChinchillaParams,
-    start: Option<&[f64]>,
-) -> Result<(LawFit, Vec<f64>), FitError> {
-    // The single-epoch runs fixed the base law; R*_D and R*_N are fitted on the others.
-    let overfit: Vec<usize> = overfit_runs(data).into_iter().map(|(i, _)| i).collect();
-    let repeated_weights: Vec<f64> = (0..data.points.len())
+/// The starting grid of (log R*_D, log R*_N): R* in {1, 5, 15, 50} each.
+pub(crate) fn repetition_grid() -> Vec<Vec<f64>> {
+    [1.0f64, 5.0, 15.0, 50.0].iter().flat_map(|d| [1.0f64, 5.0, 15.0, 50.0].map(|n| vec![d.ln(), n.ln()])).collect()
+}
+
+/// The runs R*_D and R*_N are fitted on when the base law was fitted on the single-epoch runs:
+/// those that repeat data, less the overfit ones.
+pub(crate) fn repeated_weights(data: &Dataset, weights: &[f64], overfit: &[usize]) -> Vec<f64> {
+    (0..data.points.len())
         .map(|i| if repeats_data(data, i) && !overfit.contains(&i) { weights[i] } else { 0.0 })
-        .collect();
-    check_supported(data, weights)?;
+        .collect()
+}
+
+/// Fits the repetition parameters `mapping` leaves free on the points of positive
+/// `fit_weights` (the caller chooses them), from the grid or from each of `starts` (free
+/// coordinates); returns the report entry, the full (log R*_D, log R*_N) and, after a grid
+/// search, the distinct near-optimal end points bootstrap refits restart from.
+pub(crate) fn fit_repetition_mapped(
+    data: &Dataset,
+    fit_weights: &[f64],
+    base: ChinchillaParams,
+    mapping: &Mapping,
+    starts: Option<&[Vec<f64>]>,
+) -> Result<(LawFit, Vec<f64>, Vec<Vec<f64>>), FitError> {
     check_base_law(&base)?;
-    let repeated = repeated_weights.iter().filter(|&&w| w > 0.0).count();
+    let fitted_on = fit_weights.iter().filter(|&&w| w > 0.0).count();
+    if fitted_on <= mapping.free() {
+        return Err(FitError::TooFewPoints {
+            law: "data_constrained".to_string(),
+            reason: format!("needs more runs than free repetition parameters ({}); got {fitted_on}", mapping.free()),
+        });
+    }
     let model = Repetition::new(data, base);
-    let objective = LogFit { model: &model, weights: &repeated_weights, penalty: Penalty::Huber(HUBER_DELTA) };
-    let grid: Vec<Vec<f64>> = [1.0f64, 5.0, 15.0, 50.0]
-        .iter()
-        .flat_map(|d| [1.0f64, 5.0, 15.0, 50.0].map(|n| vec![d.ln(), n.ln()]))
-        .collect();
+    let objective = LogFit { model: &model, weights: fit_weights, penalty: Penalty::Huber(HUBER_DELTA) };
+    let constrained = Constrained { inner: &objective, mapping };
+    let grid = mapping.starts(&repetition_grid());
     // The Huber terms are tiny near a good fit: stop on the gradient, not the cost change.
     let settings = Settings { tol_cost: 1e-30, tol_grad: 1e-14, ..Settings::default() };
-    let best = match start {
-        Some(x) => minimize(&objective, x, &settings),
-        None => minimize_from_starts(&objective, &grid, &settings),
+    let (best, restarts) = match starts {
+        Some(starts) => (minimize_sequential(&constrained, starts, &settings), Vec::new()),
+        None => {
+            let ends = minimize_each(&constrained, &grid, &settings);
+            (lowest(&ends).cloned(), distinct_ends(&ends, grid.len(), 1.5, 0.05))
+        }
     };
     let best = best.ok_or(FitError::NoOptimum { law: "data_constrained".to_string(), starts: grid.len() })?;
+    let x = mapping.full(&best.x);
     let params = Values::from([
-        ("R_D_star".to_string(), best.x[0].exp()),
-        ("R_N_star".to_string(), best.x[1].exp()),
+        ("R_D_star".to_string(), x[0].exp()),
+        ("R_N_star".to_string(), x[1].exp()),
         ("E".to_string(), base.e),
         ("A".to_string(), base.a),
         ("B".to_string(), base.b),
         ("alpha".to_string(), base.alpha),
         ("beta".to_string(), base.beta),
     ]);
-    Ok((LawFit::new(params, None, Some(best.value), repeated), best.x))
+    Ok((LawFit::new(params, None, Some(best.value), fitted_on), x, restarts))
+}
+
+/// The largest R_D and R_N among the points of positive weight (how far the data reach
+/// into repetition and into excess parameters), for the verdict on R*.
+pub(crate) fn largest_repeats(data: &Dataset, weights: &[f64], base: ChinchillaParams) -> (f64, f64) {
+    let model = Repetition::new(data, base);
+    let mut top = (0.0f64, 0.0f64);
+    for i in 0..data.points.len() {
+        if weights[i] > 0.0 {
+            top.0 = top.0.max(model.repeats_tokens[i]);
+            top.1 = top.1.max(model.repeats_params[i]);
+        }
+    }
+    top
 }
 
 #[cfg(test)]

@@ -157,7 +157,11 @@ pub(crate) fn fit_approach1(data: &Dataset, weights: &[f64]) -> Result<FrontierF
     let fit = |values: Vec<f64>| fit_line(&ln_c, &values, &ones);
     let n_line = fit(frontier.iter().map(|p| p.params.ln()).collect()).ok_or_else(too_few)?;
     let d_line = fit(frontier.iter().map(|p| p.tokens.ln()).collect()).ok_or_else(too_few)?;
-    Ok(FrontierFit::new(n_line, d_line, frontier.len(), sizes, method))
+    let mut fit_result = FrontierFit::new(n_line, d_line, frontier.len(), sizes, method);
+    // The frontier's loss as a power law of compute, L = (C_c/C)^alpha_C (Kaplan et al. 2020
+    // eq. 1.3), for the loss of the predicted allocation.
+    fit_result.loss_line = fit(frontier.iter().map(|p| p.loss.ln()).collect());
+    Ok(fit_result)
 }
 
 fn distinct_sizes(frontier: &[FrontierPoint]) -> usize {

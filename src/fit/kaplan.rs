@@ -4,11 +4,12 @@
 //! (eq. 1.5). Single-variable laws are straight lines in log-log space (least squares); the
 //! forms with E and the joint law are fitted by L-BFGS on squared log residuals.
 
+use crate::fit::constraints::{Constrained, Mapping};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
 use crate::fit::frontier::envelope;
 use crate::fit::model::{log_sum_exp2, LogFit, LogModel, Penalty};
-use crate::fit::optim::{minimize, minimize_from_starts, Settings};
+use crate::fit::optim::{distinct_ends, lowest, minimize_each, minimize_from_starts, minimize_sequential, Settings};
 use crate::fit::regress::fit_line;
 use crate::fit::report::{LawFit, Values};
 
@@ -186,29 +187,53 @@ pub(crate) fn fit_joint(
     weights: &[f64],
     start: Option<&[f64]>,
 ) -> Result<(LawFit, Vec<f64>), FitError> {
+    let starts = start.map(|x| vec![x.to_vec()]);
+    let fitted = fit_joint_mapped(data, weights, &Mapping::identity(4), starts.as_deref())?;
+    Ok((fitted.0, fitted.1))
+}
+
+/// Fits the parameters of the joint law that `mapping` leaves free; from the grid (then also
+/// returning the distinct near-optimal end points bootstrap refits restart from), or from
+/// each of `starts` (free coordinates). Returns the entry and the full vector.
+pub(crate) fn fit_joint_mapped(
+    data: &Dataset,
+    weights: &[f64],
+    mapping: &Mapping,
+    starts: Option<&[Vec<f64>]>,
+) -> Result<(LawFit, Vec<f64>, Vec<Vec<f64>>), FitError> {
     let model = Joint::new(data);
     let distinct = |v: &[f64]| v.windows(2).any(|w| w[0] != w[1]);
-    if model.len() < 5 || !distinct(&model.ln_params) || !distinct(&model.ln_tokens) {
+    let needed = (mapping.free() + 1).max(2);
+    if model.len() < needed || !distinct(&model.ln_params) || !distinct(&model.ln_tokens) {
         return Err(FitError::TooFewPoints {
             law: "kaplan_nd".to_string(),
-            reason: format!("needs 5+ points over 2+ sizes and 2+ token counts; got {}", model.len()),
+            reason: format!("needs {needed}+ points over 2+ sizes and 2+ token counts; got {}", model.len()),
         });
     }
     let objective = LogFit { model: &model, weights, penalty: Penalty::Squared };
-    let best = match start {
-        Some(x) => minimize(&objective, x, &Settings::default()),
-        None => minimize_from_starts(&objective, &joint_starts(&model), &Settings::default()),
+    let constrained = Constrained { inner: &objective, mapping };
+    let grid = mapping.starts(&joint_starts(&model));
+    let (best, restarts) = match starts {
+        Some(starts) => (minimize_sequential(&constrained, starts, &Settings::default()), Vec::new()),
+        None => {
+            let ends = minimize_each(&constrained, &grid, &Settings::default());
+            (lowest(&ends).cloned(), distinct_ends(&ends, JOINT_RESTARTS, 1.5, 0.05))
+        }
     };
-    let best = best.ok_or(FitError::NoOptimum { law: "kaplan_nd".to_string(), starts: 256 })?;
-    let x = best.x;
+    let best = best.ok_or(FitError::NoOptimum { law: "kaplan_nd".to_string(), starts: grid.len() })?;
+    let x = mapping.full(&best.x);
     let params = Values::from([
         ("alpha_N".to_string(), x[0]),
         ("alpha_D".to_string(), x[1]),
         ("N_c".to_string(), x[2].exp()),
         ("D_c".to_string(), x[3].exp()),
     ]);
-    Ok((LawFit::new(params, None, Some(best.value), model.len()), x))
+    Ok((LawFit::new(params, None, Some(best.value), model.len()), x, restarts))
 }
+
+/// Bootstrap refits of the joint law start from the optimum and up to 4 further distinct
+/// near-optimal end points of the grid search (as approach 3's do).
+const JOINT_RESTARTS: usize = 5;
 
 #[cfg(test)]
 mod tests;

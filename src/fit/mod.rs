@@ -14,9 +14,11 @@
 //! report.write_json(&out)?;
 //! ```
 
+mod assess;
 mod bootstrap;
 mod chinchilla;
 mod compute;
+pub mod constraints;
 mod counting;
 mod curves;
 mod data;
@@ -31,6 +33,7 @@ mod model;
 mod optim;
 mod options;
 mod pipeline;
+mod reduce;
 pub(crate) mod regress;
 mod report;
 mod table;
@@ -40,9 +43,10 @@ pub mod verdict;
 
 pub use chinchilla::ChinchillaParams;
 pub use compute::ComputeModel;
+pub use constraints::Constraints;
 pub use data::{load_points, Curve, CurvePoint, Dataset, Excluded, Point};
 pub use error::FitError;
-pub use options::{FitOptions, FlopCount, Law, ParamCount};
+pub use options::{FitOptions, FlopCount, Law, Overfit, ParamCount, Reduce};
 pub use pipeline::fit;
 pub use report::{
     BootstrapSummary, ChinchillaFit, FitReport, Fits, FrontierFit, HeldOut, HoldoutReport, Intervals, IsoFlopFit,

@@ -120,6 +120,24 @@ pub(crate) fn minimize<O: Objective>(objective: &O, start: &[f64], settings: &Se
     finite.then_some(Minimum { x, value })
 }
 
+/// Runs L-BFGS from every start in parallel; each start's end point, in start order.
+pub(crate) fn minimize_each<O: Objective>(
+    objective: &O,
+    starts: &[Vec<f64>],
+    settings: &Settings,
+) -> Vec<Option<Minimum>> {
+    starts.par_iter().map(|start| minimize(objective, start, settings)).collect()
+}
+
+/// The lowest of the end points (ties: the earliest), so the answer does not depend on
+/// thread scheduling.
+pub(crate) fn lowest(ends: &[Option<Minimum>]) -> Option<&Minimum> {
+    ends.iter().flatten().fold(None, |best: Option<&Minimum>, candidate| match best {
+        Some(b) if b.value <= candidate.value => Some(b),
+        _ => Some(candidate),
+    })
+}
+
 /// Runs L-BFGS from every start in parallel and keeps the lowest end point (ties: the
 /// earliest start), so the answer does not depend on thread scheduling.
 pub(crate) fn minimize_from_starts<O: Objective>(
@@ -127,11 +145,40 @@ pub(crate) fn minimize_from_starts<O: Objective>(
     starts: &[Vec<f64>],
     settings: &Settings,
 ) -> Option<Minimum> {
-    let ends: Vec<Option<Minimum>> = starts.par_iter().map(|start| minimize(objective, start, settings)).collect();
-    ends.into_iter().flatten().fold(None, |best: Option<Minimum>, candidate| match best {
-        Some(b) if b.value <= candidate.value => Some(b),
-        _ => Some(candidate),
-    })
+    lowest(&minimize_each(objective, starts, settings)).cloned()
+}
+
+/// Runs L-BFGS from each start in turn (no threads: bootstrap refits are already run in
+/// parallel) and keeps the lowest end point.
+pub(crate) fn minimize_sequential<O: Objective>(
+    objective: &O,
+    starts: &[Vec<f64>],
+    settings: &Settings,
+) -> Option<Minimum> {
+    let ends: Vec<Option<Minimum>> = starts.iter().map(|start| minimize(objective, start, settings)).collect();
+    lowest(&ends).cloned()
+}
+
+/// Up to `count` end points of a multi-start search to restart bootstrap refits from: the
+/// lowest first, then, in order of objective, each end whose objective is within `ratio` of
+/// the lowest and which differs from every end already taken by more than `distance` in
+/// some coordinate (distinct basins, or distant points of one flat valley).
+pub(crate) fn distinct_ends(ends: &[Option<Minimum>], count: usize, ratio: f64, distance: f64) -> Vec<Vec<f64>> {
+    let mut sorted: Vec<&Minimum> = ends.iter().flatten().collect();
+    sorted.sort_by(|p, q| p.value.total_cmp(&q.value));
+    let Some(best) = sorted.first() else { return Vec::new() };
+    let limit = best.value.abs() * ratio + 1e-300;
+    let mut taken: Vec<Vec<f64>> = Vec::new();
+    for end in sorted {
+        if taken.len() >= count || end.value > limit {
+            break;
+        }
+        let far = |x: &Vec<f64>| x.iter().zip(&end.x).any(|(a, b)| (a - b).abs() > distance);
+        if taken.iter().all(far) {
+            taken.push(end.x.clone());
+        }
+    }
+    taken
 }
 
 /// The Huber loss of a residual (Huber 1964), as in Hoffmann et al. 2022 eq. 3.

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::fit::constraints::Constraints;
 use crate::fit::error::FitError;
 
 /// The law family (or all of them) to fit.
@@ -170,6 +171,75 @@ impl fmt::Display for FlopCount {
     }
 }
 
+/// How rows that share (N, D) are combined before fitting (`--reduce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reduce {
+    /// Rows differing in a hyperparameter column (lr, batch_size, ...) keep their lowest loss
+    /// (the best setting tried); seeds of one configuration are averaged.
+    #[default]
+    Auto,
+    /// Every group keeps its lowest loss.
+    Min,
+    /// Every group is averaged.
+    Mean,
+    /// Rows are fitted as they are, each as an independent point.
+    None,
+}
+
+impl Reduce {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reduce::Auto => "auto",
+            Reduce::Min => "min",
+            Reduce::Mean => "mean",
+            Reduce::None => "none",
+        }
+    }
+}
+
+impl FromStr for Reduce {
+    type Err = FitError;
+    fn from_str(text: &str) -> Result<Self, FitError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Reduce::Auto),
+            "min" => Ok(Reduce::Min),
+            "mean" => Ok(Reduce::Mean),
+            "none" => Ok(Reduce::None),
+            _ => Err(FitError::UnknownValue {
+                what: "reduction",
+                value: text.to_string(),
+                expected: "auto, min, mean, none",
+            }),
+        }
+    }
+}
+
+/// Whether the data-constrained fit leaves out runs that overfit (`--overfit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overfit {
+    /// Left out when the base law is fitted, kept when it is fixed (`--fix`).
+    #[default]
+    Auto,
+    Drop,
+    Keep,
+}
+
+impl FromStr for Overfit {
+    type Err = FitError;
+    fn from_str(text: &str) -> Result<Self, FitError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Overfit::Auto),
+            "drop" => Ok(Overfit::Drop),
+            "keep" => Ok(Overfit::Keep),
+            _ => Err(FitError::UnknownValue {
+                what: "overfit rule",
+                value: text.to_string(),
+                expected: "auto, drop, keep",
+            }),
+        }
+    }
+}
+
 /// Everything `fit` and `load_points` need to know besides the data.
 #[derive(Debug, Clone)]
 pub struct FitOptions {
@@ -189,6 +259,14 @@ pub struct FitOptions {
     /// Approach 2 fits each budget's parabola to the runs at this many sizes nearest its
     /// lowest loss (Porian et al. 2024's procedure; 3 or more).
     pub isoflop_window: usize,
+    /// Parameters fixed (`--fix`) and tied (`--tie`).
+    pub constraints: Constraints,
+    /// How rows sharing (N, D) are combined (`--reduce`).
+    pub reduce: Reduce,
+    /// Whether the data-constrained fit leaves out overfitting runs (`--overfit`).
+    pub overfit: Overfit,
+    /// Show a progress bar on stderr for long fits (the binary sets it on a terminal).
+    pub progress: bool,
 }
 
 impl Default for FitOptions {
@@ -203,6 +281,10 @@ impl Default for FitOptions {
             seed: 0,
             exclude_highest_loss: 0,
             isoflop_window: 5,
+            constraints: Constraints::default(),
+            reduce: Reduce::Auto,
+            overfit: Overfit::Auto,
+            progress: false,
         }
     }
 }

@@ -1,29 +1,84 @@
 //! `fit`: runs the requested law families on a dataset, then the bootstrap and the holdout
 //! backtest, and gathers everything into a `FitReport`.
 
+use crate::fit::assess;
 use crate::fit::bootstrap::{self, Draws, Refit};
 use crate::fit::chinchilla::{self, ChinchillaParams, LogPoints};
+use crate::fit::constraints::{Constraints, Mapping, ParamSpec, CHINCHILLA, KAPLAN_JOINT, REPETITION};
 use crate::fit::data::{Dataset, Point};
-use crate::fit::data_constrained::{self, fit_repetition, repeats_data};
+use crate::fit::data_constrained::{self, fit_repetition_mapped, repeated_weights, repeats_data};
 use crate::fit::error::FitError;
 use crate::fit::frontier::{fit_approach1, power_at};
 use crate::fit::holdout::backtest;
 use crate::fit::isoflop;
-use crate::fit::kaplan::{fit_joint, fit_single, Variable};
-use crate::fit::options::{FitOptions, Law};
+use crate::fit::kaplan::{fit_joint_mapped, fit_single, Variable};
+use crate::fit::options::{FitOptions, Law, Overfit};
 use crate::fit::regress::Line;
 use crate::fit::report::{BootstrapSummary, ChinchillaFit, FitReport, Fits, LawFit, Prediction, Values};
 
 /// The fewest single-epoch runs the data-constrained base law is fitted on alone.
 const MIN_SINGLE_EPOCH: usize = 10;
 
-/// What the fits found that the bootstrap warm-starts from.
+/// Where the bootstrap refits of each iteratively fitted law start (free coordinates: the
+/// full-data optimum first, then distinct near-optimal end points of its grid search).
 #[derive(Default)]
 struct WarmStarts {
-    chinchilla: Option<Vec<f64>>,
-    kaplan_nd: Option<Vec<f64>>,
-    /// (base law vector, which points the base law is fitted on, log R* vector)
-    data_constrained: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    chinchilla: Option<Vec<Vec<f64>>>,
+    kaplan_nd: Option<Vec<Vec<f64>>>,
+    data_constrained: Option<DataConstrainedStarts>,
+}
+
+/// The data-constrained law's refit: the base law (fitted or fixed) and R*.
+struct DataConstrainedStarts {
+    /// Restarts of the base law's refit; `None` when the base law is fixed.
+    base: Option<Vec<Vec<f64>>>,
+    /// The base law when it is fixed.
+    fixed_base: ChinchillaParams,
+    /// Which points the base law is fitted on.
+    base_weights: Vec<f64>,
+    /// Which points R* is fitted on (1 or 0; multiplied by the resample's weights).
+    repetition_weights: Vec<f64>,
+    repetition: Vec<Vec<f64>>,
+}
+
+/// The free parameters of each iteratively fitted law under `--fix` / `--tie`.
+struct Mappings {
+    chinchilla: Mapping,
+    kaplan_nd: Mapping,
+    repetition: Mapping,
+    /// The constraints of each, for fit.json.
+    chinchilla_constraints: Constraints,
+    kaplan_constraints: Constraints,
+    data_constrained_constraints: Constraints,
+}
+
+impl Mappings {
+    fn new(opts: &FitOptions) -> Result<Mappings, FitError> {
+        let c = &opts.constraints;
+        let mut laws: Vec<&[ParamSpec]> = Vec::new();
+        if opts.law.includes(Law::Chinchilla) || opts.law.includes(Law::DataConstrained) {
+            laws.push(&CHINCHILLA);
+        }
+        if opts.law.includes(Law::Kaplan) {
+            laws.push(&KAPLAN_JOINT);
+        }
+        if opts.law.includes(Law::DataConstrained) {
+            laws.push(&REPETITION);
+        }
+        c.check_against(&laws)?;
+        let mut data_constrained = c.restricted_to(&CHINCHILLA);
+        let repetition = c.restricted_to(&REPETITION);
+        data_constrained.fixed.extend(repetition.fixed);
+        data_constrained.tied.extend(repetition.tied);
+        Ok(Mappings {
+            chinchilla: Mapping::new(&CHINCHILLA, c)?,
+            kaplan_nd: Mapping::new(&KAPLAN_JOINT, c)?,
+            repetition: Mapping::new(&REPETITION, c)?,
+            chinchilla_constraints: c.restricted_to(&CHINCHILLA),
+            kaplan_constraints: c.restricted_to(&KAPLAN_JOINT),
+            data_constrained_constraints: data_constrained,
+        })
+    }
 }
 
 /// Shared inputs of every fit.
@@ -32,6 +87,7 @@ struct Context<'a> {
     opts: &'a FitOptions,
     log_points: LogPoints,
     ones: Vec<f64>,
+    mappings: Mappings,
 }
 
 /// Fits the laws `opts.law` names (see `Law`), with bootstrap intervals and the holdout
@@ -44,6 +100,7 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
         opts,
         log_points: LogPoints::new(&dataset.points),
         ones: vec![1.0; dataset.points.len()],
+        mappings: Mappings::new(opts)?,
     };
     let mut report = FitReport::new(dataset);
     let mut warm = WarmStarts::default();
@@ -54,15 +111,14 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
         let reasons: Vec<String> = report.skipped.iter().map(|(law, why)| format!("{law}: {why}")).collect();
         return Err(FitError::NothingFitted(reasons.join("; ")));
     }
-    if opts.bootstrap > 0 {
-        bootstrap_all(&context, &mut report, &warm);
-    }
+    let failures = if opts.bootstrap > 0 { bootstrap_all(&context, &mut report, &warm) } else { Default::default() };
     if opts.holdout > 0 {
         match backtest(dataset, opts) {
             Ok(holdout) => report.fits.holdout = Some(holdout),
             Err(error) => skip(&mut report, "holdout", &error),
         }
     }
+    assess::assess_all(&mut report, dataset, opts, &failures);
     Ok(report)
 }
 
@@ -106,6 +162,9 @@ fn fit_family(family: Law, context: &Context<'_>, report: &mut FitReport, warm: 
         Law::Frontier => match fit_approach1(data, ones) {
             Ok(mut fit) => {
                 fit.prediction = line_prediction(context.opts, &fit.lines);
+                if let (Some(prediction), Some(line)) = (fit.prediction.as_mut(), fit.loss_line.as_ref()) {
+                    prediction.loss = Some(power_at(line, prediction.flops));
+                }
                 report.fits.frontier = Some(fit);
             }
             Err(error) => skip(report, "frontier", &error),
@@ -116,9 +175,10 @@ fn fit_family(family: Law, context: &Context<'_>, report: &mut FitReport, warm: 
     }
 }
 
-fn fit_chinchilla(context: &Context<'_>) -> Result<(ChinchillaFit, Vec<f64>), FitError> {
-    chinchilla::check_supported(&context.data.points)?;
-    let fit = chinchilla::fit_grid(&context.log_points, &context.ones)?;
+fn fit_chinchilla(context: &Context<'_>) -> Result<(ChinchillaFit, Vec<Vec<f64>>), FitError> {
+    let mapping = &context.mappings.chinchilla;
+    chinchilla::check_supported_free(&context.data.points, mapping.free())?;
+    let fit = chinchilla::fit_mapped(&context.log_points, &context.ones, mapping)?;
     let p = fit.params;
     let prediction = context.opts.target_flops.map(|flops| {
         let (n_opt, d_opt) = p.compute_optimal(flops);
@@ -128,14 +188,18 @@ fn fit_chinchilla(context: &Context<'_>) -> Result<(ChinchillaFit, Vec<f64>), Fi
         params: p,
         ci95: Default::default(),
         se: Default::default(),
+        se_log10: Default::default(),
         objective: fit.objective,
         a: p.exponent_a(),
         b: p.exponent_b(),
-        starts: chinchilla::published_grid().len(),
+        starts: mapping.starts(&chinchilla::published_grid()).len(),
         prediction,
         bootstrap: None,
+        fixed: context.mappings.chinchilla_constraints.fixed.clone(),
+        tied: context.mappings.chinchilla_constraints.tied.clone(),
+        assessment: Default::default(),
     };
-    Ok((report, fit.x))
+    Ok((report, fit.restarts))
 }
 
 /// N_opt and D_opt at the target compute from approach 1 or 2's power laws.
@@ -153,14 +217,22 @@ fn fit_kaplan(context: &Context<'_>, report: &mut FitReport, warm: &mut WarmStar
     for variable in [Variable::Params, Variable::Tokens, Variable::Compute] {
         let (key, _, _) = variable.names();
         match fit_single(context.data, &context.ones, variable) {
-            Ok(fit) => *kaplan_slot(&mut report.fits, variable) = Some(fit),
+            Ok(mut fit) => {
+                fit.basis = match variable {
+                    Variable::Params => Some("each model size's lowest loss over its token counts".to_string()),
+                    Variable::Tokens => Some("each token count's lowest loss over its model sizes".to_string()),
+                    Variable::Compute => Some("the compute-efficient frontier".to_string()),
+                };
+                *kaplan_slot(&mut report.fits, variable) = Some(fit);
+            }
             Err(error) => skip(report, key, &error),
         }
     }
-    match fit_joint(context.data, &context.ones, None) {
-        Ok((fit, x)) => {
+    match fit_joint_mapped(context.data, &context.ones, &context.mappings.kaplan_nd, None) {
+        Ok((mut fit, _, restarts)) => {
+            fit.constrained_by(&context.mappings.kaplan_constraints);
             report.fits.kaplan_nd = Some(fit);
-            warm.kaplan_nd = Some(x);
+            warm.kaplan_nd = Some(restarts);
         }
         Err(error) => skip(report, "kaplan_nd", &error),
     }
@@ -174,22 +246,63 @@ fn kaplan_slot(fits: &mut Fits, variable: Variable) -> &mut Option<LawFit> {
     }
 }
 
-/// The base law on the single-epoch runs, then R*_D and R*_N (Muennighoff et al. 2023).
+/// Muennighoff et al. 2023: the base law (fitted on the single-epoch runs, or fixed by
+/// `--fix`), then R*_D and R*_N. With the base fitted, R* is fitted on the runs that repeat
+/// data and overfitting runs are left out (`--overfit auto`); with the base fixed, as in the
+/// paper, R* is fitted on every run, single-epoch runs with excess parameters included, and
+/// overfitting runs are kept unless `--overfit drop`. Every run left out is named.
 fn fit_data_constrained(context: &Context<'_>, report: &mut FitReport, warm: &mut WarmStarts) {
     let data = context.data;
+    let base_mapping = &context.mappings.chinchilla;
+    let base_fixed = base_mapping.free() == 0;
+    let drop_overfit = match context.opts.overfit {
+        Overfit::Auto => !base_fixed,
+        Overfit::Drop => true,
+        Overfit::Keep => false,
+    };
+    let mut overfit = Vec::new();
     for (run, better) in data_constrained::overfit_runs(data) {
         let (p, q) = (&data.points[run], &data.points[better]);
+        let what = if drop_overfit { "left out" } else { "kept (--overfit keep or a fixed base law)" };
         report.warnings.push(format!(
-            "data_constrained: {} left out: its loss {:.4} is above {:.4} of {} with fewer tokens of the same unique \
+            "data_constrained: {} {what}: its loss {:.4} is above {:.4} of {} with fewer tokens of the same unique \
              data (overfitting; the law assumes repetition never hurts)",
             p.run_id, p.loss, q.loss, q.run_id
         ));
+        if drop_overfit {
+            overfit.push(run);
+        }
     }
     let fitted = data_constrained::check_supported(data, &context.ones).and_then(|()| {
-        let base_weights = base_law_runs(context, &mut report.warnings);
-        let base = chinchilla::fit_grid(&context.log_points, &base_weights)?;
-        let (fit, x) = fit_repetition(data, &context.ones, base.params, None)?;
-        Ok((fit, (base.x, base_weights, x)))
+        let (base_params, base_restarts, base_weights) = if base_fixed {
+            let x = base_mapping.full(&[]);
+            (ChinchillaParams::from_log_form(&x, context.log_points.compute), None, vec![0.0; data.points.len()])
+        } else {
+            let base_weights = base_law_runs(context, &mut report.warnings);
+            let base = chinchilla::fit_mapped(&context.log_points, &base_weights, base_mapping)?;
+            (base.params, Some(base.restarts), base_weights)
+        };
+        let repetition_weights = if base_fixed {
+            (0..data.points.len()).map(|i| if overfit.contains(&i) { 0.0 } else { 1.0 }).collect()
+        } else {
+            repeated_weights(data, &context.ones, &overfit)
+        };
+        let (mut fit, _, restarts) =
+            fit_repetition_mapped(data, &repetition_weights, base_params, &context.mappings.repetition, None)?;
+        fit.constrained_by(&context.mappings.data_constrained_constraints);
+        fit.basis = Some(if base_fixed {
+            "every run (base law fixed), R*_D and R*_N fitted".to_string()
+        } else {
+            "base law on the single-epoch runs, R*_D and R*_N on the runs that repeat data".to_string()
+        });
+        let starts = DataConstrainedStarts {
+            base: base_restarts,
+            fixed_base: base_params,
+            base_weights,
+            repetition_weights,
+            repetition: restarts,
+        };
+        Ok((fit, starts))
     });
     match fitted {
         Ok((fit, starts)) => {
@@ -207,7 +320,8 @@ fn base_law_runs(context: &Context<'_>, warnings: &mut Vec<String>) -> Vec<f64> 
     let single: Vec<f64> = (0..data.points.len()).map(|i| if repeats_data(data, i) { 0.0 } else { 1.0 }).collect();
     let single_points: Vec<Point> =
         data.points.iter().zip(&single).filter(|(_, &w)| w > 0.0).map(|(p, _)| p.clone()).collect();
-    if single_points.len() >= MIN_SINGLE_EPOCH && chinchilla::check_supported(&single_points).is_ok() {
+    let free = context.mappings.chinchilla.free();
+    if single_points.len() >= MIN_SINGLE_EPOCH && chinchilla::check_supported_free(&single_points, free).is_ok() {
         return single;
     }
     warnings.push(format!(
@@ -227,12 +341,30 @@ enum Slot {
     DataConstrained,
 }
 
-fn bootstrap_all(context: &Context<'_>, report: &mut FitReport, warm: &WarmStarts) {
+impl Slot {
+    /// The law's key in fit.json.
+    fn key(self) -> &'static str {
+        match self {
+            Slot::Chinchilla => "chinchilla",
+            Slot::Kaplan(variable) => variable.names().0,
+            Slot::KaplanJoint => "kaplan_nd",
+            Slot::Frontier => "frontier",
+            Slot::DataConstrained => "data_constrained",
+        }
+    }
+}
+
+/// Runs the bootstrap of every fitted law; returns how many refits of each failed.
+fn bootstrap_all(context: &Context<'_>, report: &mut FitReport, warm: &WarmStarts) -> assess::Failures {
     let (slots, refits) = refits(context, report, warm);
-    let draws = bootstrap::run(context.data.points.len(), context.opts.bootstrap, context.opts.seed, &refits);
+    let opts = context.opts;
+    let draws = bootstrap::run(context.data.points.len(), opts.bootstrap, opts.seed, &refits, opts.progress);
+    let mut failures = assess::Failures::new();
     for (slot, draws) in slots.into_iter().zip(draws) {
+        failures.insert(slot.key(), draws.failed);
         store_intervals(report, slot, &draws, context.opts.bootstrap);
     }
+    failures
 }
 
 /// The refit of every fitted law, warm-started where the law is fitted iteratively.
@@ -240,10 +372,11 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
     let (data, target) = (context.data, context.opts.target_flops);
     let mut slots = Vec::new();
     let mut refits: Vec<Refit<'a>> = Vec::new();
-    if let Some(x) = warm.chinchilla.as_deref() {
+    let mappings = &context.mappings;
+    if let Some(starts) = warm.chinchilla.as_deref() {
         slots.push(Slot::Chinchilla);
         refits.push(Box::new(move |w| {
-            let fit = chinchilla::refit_from(&context.log_points, w, x)?;
+            let fit = chinchilla::refit_mapped(&context.log_points, w, &mappings.chinchilla, starts)?;
             Some(chinchilla_values(&fit.params, target))
         }));
     }
@@ -258,20 +391,36 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
             refits.push(Box::new(move |w| fit_single(data, w, variable).ok().map(|f| f.params)));
         }
     }
-    if let Some(x) = warm.kaplan_nd.as_deref() {
+    if let Some(starts) = warm.kaplan_nd.as_deref() {
         slots.push(Slot::KaplanJoint);
-        refits.push(Box::new(move |w| fit_joint(data, w, Some(x)).ok().map(|f| f.0.params)));
+        refits.push(Box::new(move |w| {
+            fit_joint_mapped(data, w, &mappings.kaplan_nd, Some(starts)).ok().map(|f| f.0.params)
+        }));
     }
     if report.fits.frontier.is_some() {
         slots.push(Slot::Frontier);
-        refits.push(Box::new(move |w| fit_approach1(data, w).ok().map(|f| line_values(f.a, f.b, &f.lines, target))));
+        refits.push(Box::new(move |w| {
+            let fit = fit_approach1(data, w).ok()?;
+            let mut values = line_values(fit.a, fit.b, &fit.lines, target);
+            if let (Some(flops), Some(line)) = (target, fit.loss_line.as_ref()) {
+                values.insert("loss".to_string(), power_at(line, flops));
+            }
+            Some(values)
+        }));
     }
-    if let Some((base_x, base_weights, x)) = warm.data_constrained.as_ref() {
+    if let Some(dc) = warm.data_constrained.as_ref() {
         slots.push(Slot::DataConstrained);
         refits.push(Box::new(move |w| {
-            let masked: Vec<f64> = w.iter().zip(base_weights).map(|(a, b)| a * b).collect();
-            let base = chinchilla::refit_from(&context.log_points, &masked, base_x)?;
-            fit_repetition(data, w, base.params, Some(x)).ok().map(|f| f.0.params)
+            let base = match &dc.base {
+                Some(starts) => {
+                    let masked: Vec<f64> = w.iter().zip(&dc.base_weights).map(|(a, b)| a * b).collect();
+                    chinchilla::refit_mapped(&context.log_points, &masked, &mappings.chinchilla, starts)?.params
+                }
+                None => dc.fixed_base,
+            };
+            let masked: Vec<f64> = w.iter().zip(&dc.repetition_weights).map(|(a, b)| a * b).collect();
+            let fitted = fit_repetition_mapped(data, &masked, base, &mappings.repetition, Some(&dc.repetition));
+            fitted.ok().map(|f| f.0.params)
         }));
     }
     (slots, refits)
@@ -315,9 +464,14 @@ fn store_intervals(report: &mut FitReport, slot: Slot, draws: &Draws, resamples:
     let fits = &mut report.fits;
     let prediction = match slot {
         Slot::Chinchilla => fits.chinchilla.as_mut().and_then(|fit| {
+            ci95.retain(|key, _| !fit.fixed.contains_key(key));
             fit.ci95 = ci95;
+            let wanted =
+                |key: &String| !["N_opt", "D_opt", "loss"].contains(&key.as_str()) && !fit.fixed.contains_key(key);
             fit.se = bootstrap::standard_errors(draws);
-            fit.se.retain(|key, _| !["N_opt", "D_opt", "loss"].contains(&key.as_str()));
+            fit.se.retain(|key, _| wanted(key));
+            fit.se_log10 = bootstrap::log10_standard_errors(draws);
+            fit.se_log10.retain(|key, _| wanted(key));
             fit.bootstrap = Some(BootstrapSummary { resamples, failed: draws.failed });
             fit.prediction.as_mut()
         }),
@@ -334,6 +488,9 @@ fn store_intervals(report: &mut FitReport, slot: Slot, draws: &Draws, resamples:
         Slot::KaplanJoint | Slot::DataConstrained => {
             let fit = if matches!(slot, Slot::KaplanJoint) { &mut fits.kaplan_nd } else { &mut fits.data_constrained };
             if let Some(fit) = fit.as_mut() {
+                // Fixed parameters have no interval; the data-constrained base law is fixed whole
+                // or fitted, and `fixed` lists what was held.
+                ci95.retain(|key, _| !fit.fixed.contains_key(key));
                 fit.ci95 = ci95;
             }
             None

@@ -7,9 +7,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::fit::chinchilla::ChinchillaParams;
+use crate::fit::constraints::Constraints;
 use crate::fit::data::{Dataset, Excluded};
 use crate::fit::error::FitError;
 use crate::fit::regress::Line;
+use crate::fit::verdict::Assessment;
 
 pub use crate::fit::isoflop::{IsoFlopFit, IsoFlopMinimum};
 
@@ -30,11 +32,39 @@ pub struct LawFit {
     pub objective: Option<f64>,
     /// Points the law was fitted on.
     pub points: usize,
+    /// What the points are, when not the runs themselves ("each size's lowest loss").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basis: Option<String>,
+    /// Parameters held at given values (`--fix`), natural units.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fixed: Values,
+    /// (follower, leader) pairs held equal (`--tie`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tied: Vec<(String, String)>,
+    /// Whether the data identify the law: verdict, reasons, fixes.
+    #[serde(flatten)]
+    pub assessment: Assessment,
 }
 
 impl LawFit {
     pub(crate) fn new(params: Values, irreducible: Option<Values>, objective: Option<f64>, points: usize) -> LawFit {
-        LawFit { params, ci95: Intervals::new(), irreducible, objective, points }
+        LawFit {
+            params,
+            ci95: Intervals::new(),
+            irreducible,
+            objective,
+            points,
+            basis: None,
+            fixed: Values::new(),
+            tied: Vec::new(),
+            assessment: Assessment::default(),
+        }
+    }
+
+    /// Records the constraints that concern this law.
+    pub(crate) fn constrained_by(&mut self, constraints: &Constraints) {
+        self.fixed = constraints.fixed.clone();
+        self.tied = constraints.tied.clone();
     }
 }
 
@@ -67,6 +97,9 @@ pub struct ChinchillaFit {
     pub ci95: Intervals,
     /// Bootstrap standard errors.
     pub se: Values,
+    /// Bootstrap standard errors of log10 A and log10 B (their distributions are skewed).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub se_log10: Values,
     /// Huber loss (delta = 1e-3) summed over the points.
     pub objective: f64,
     /// N_opt ∝ C^a, a = beta/(alpha+beta).
@@ -78,6 +111,15 @@ pub struct ChinchillaFit {
     pub prediction: Option<Prediction>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSummary>,
+    /// Parameters held at given values (`--fix`), natural units.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fixed: Values,
+    /// (follower, leader) pairs held equal (`--tie`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tied: Vec<(String, String)>,
+    /// Whether the data identify the law: verdict, reasons, fixes.
+    #[serde(flatten)]
+    pub assessment: Assessment,
 }
 
 /// Chinchilla approach 1.
@@ -93,8 +135,14 @@ pub struct FrontierFit {
     pub ci95: Intervals,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Prediction>,
+    /// Whether the data identify the exponents: verdict, reasons, fixes.
+    #[serde(flatten)]
+    pub assessment: Assessment,
     #[serde(skip)]
     pub(crate) lines: (Line, Line),
+    /// log L against log C along the frontier (the loss of the allocation row).
+    #[serde(skip)]
+    pub(crate) loss_line: Option<Line>,
 }
 
 impl FrontierFit {
@@ -107,7 +155,9 @@ impl FrontierFit {
             method: method.to_string(),
             ci95: Intervals::new(),
             prediction: None,
+            assessment: Assessment::default(),
             lines: (n_line, d_line),
+            loss_line: None,
         }
     }
 }
@@ -179,6 +229,13 @@ pub struct FitReport {
     /// law -> why it was not fitted.
     pub skipped: BTreeMap<String, String>,
     pub warnings: Vec<String>,
+    /// How rows sharing (N, D) were combined before fitting (`--reduce`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reduced: Option<String>,
+    /// The loss standard deviation between seeds of one configuration (pooled), when the
+    /// data have repeated seeds: the noise floor the verdicts compare against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_floor: Option<f64>,
 }
 
 impl FitReport {
@@ -192,6 +249,8 @@ impl FitReport {
             fits: Fits::default(),
             skipped: BTreeMap::new(),
             warnings: dataset.warnings.clone(),
+            reduced: dataset.reduced.clone(),
+            noise_floor: dataset.noise_floor,
         }
     }
 

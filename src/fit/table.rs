@@ -4,7 +4,9 @@
 
 use std::fmt::Write;
 
+use crate::fit::bootstrap::is_scale;
 use crate::fit::report::{FitReport, Intervals, LawFit, Prediction, Values};
+use crate::fit::verdict::Assessment;
 
 /// A number with 4 significant digits, in scientific notation when very large or small.
 pub(crate) fn number(value: f64) -> String {
@@ -21,9 +23,41 @@ fn interval(ci95: &Intervals, key: &str) -> String {
     ci95.get(key).map(|[low, high]| format!("[{}, {}]", number(*low), number(*high))).unwrap_or_default()
 }
 
+/// A parameter's interval; a positive scale parameter's (computed in log space) with the
+/// factor it spans ("x/ 1.6" means [value / 1.6, value x 1.6] at the geometric centre).
+fn parameter_interval(ci95: &Intervals, key: &str) -> String {
+    let text = interval(ci95, key);
+    match ci95.get(key) {
+        Some([low, high]) if is_scale(key) && *low > 0.0 && *high > 0.0 => {
+            format!("{text}  (log space, x/ {})", number((high / low).sqrt()))
+        }
+        _ => text,
+    }
+}
+
 fn parameter_rows(out: &mut String, params: &[(&str, f64)], ci95: &Intervals) {
     for (name, value) in params {
-        let _ = writeln!(out, "  {name:<10} {:>12}  {}", number(*value), interval(ci95, name));
+        let _ = writeln!(out, "  {name:<10} {:>12}  {}", number(*value), parameter_interval(ci95, name));
+    }
+}
+
+/// The verdict line of a law, its reasons and the fixes.
+pub(crate) fn verdict_rows(out: &mut String, assessment: &Assessment) {
+    let _ = writeln!(out, "  verdict: {}", assessment.verdict);
+    for reason in &assessment.reasons {
+        let _ = writeln!(out, "    - {reason}");
+    }
+    for fix in &assessment.fixes {
+        let _ = writeln!(out, "    fix: {fix}");
+    }
+}
+
+/// What was fixed and tied, when anything was.
+fn constraint_rows(out: &mut String, fixed: &Values, tied: &[(String, String)]) {
+    let mut parts: Vec<String> = fixed.iter().map(|(k, v)| format!("{k} = {} fixed", number(*v))).collect();
+    parts.extend(tied.iter().map(|(f, l)| format!("{f} = {l} tied")));
+    if !parts.is_empty() {
+        let _ = writeln!(out, "  ({})", parts.join(", "));
     }
 }
 
@@ -44,6 +78,12 @@ pub(crate) fn render(report: &FitReport) -> String {
         report.param_count,
         report.flop_count
     );
+    if let Some(reduced) = &report.reduced {
+        let _ = writeln!(out, "  repeated (N, D) rows: {reduced}");
+    }
+    if let Some(noise) = report.noise_floor {
+        let _ = writeln!(out, "  noise floor (loss standard deviation between seeds): {}", number(noise));
+    }
     chinchilla_section(&mut out, report);
     exponents_section(&mut out, report);
     kaplan_section(&mut out, report);
@@ -75,41 +115,54 @@ fn chinchilla_section(out: &mut String, report: &FitReport) {
     let _ = writeln!(out, "  {:<10} {:>12}  95% interval", "parameter", "value");
     let rows = [("E", p.e), ("A", p.a), ("B", p.b), ("alpha", p.alpha), ("beta", p.beta)];
     parameter_rows(out, &rows, &fit.ci95);
+    constraint_rows(out, &fit.fixed, &fit.tied);
     if let Some(summary) = &fit.bootstrap {
         let _ = writeln!(out, "  ({} bootstrap resamples, {} failed)", summary.resamples, summary.failed);
     }
+    verdict_rows(out, &fit.assessment);
 }
 
 fn exponents_section(out: &mut String, report: &FitReport) {
     let fits = &report.fits;
-    let mut rows: Vec<(&str, f64, f64, &Intervals)> = Vec::new();
+    let mut rows: Vec<(&str, f64, f64, &Intervals, String)> = Vec::new();
     if let Some(f) = &fits.frontier {
-        rows.push(("1 (frontier)", f.a, f.b, &f.ci95));
+        rows.push(("1 (frontier)", f.a, f.b, &f.ci95, f.assessment.verdict.to_string()));
     }
     if let Some(f) = &fits.isoflop {
-        rows.push(("2 (IsoFLOP parabolas)", f.a, f.b, &f.ci95));
+        rows.push(("2 (IsoFLOP parabolas)", f.a, f.b, &f.ci95, String::new()));
     }
     if let Some(f) = &fits.chinchilla {
-        rows.push(("3 (parametric fit)", f.a, f.b, &f.ci95));
+        rows.push(("3 (parametric fit)", f.a, f.b, &f.ci95, f.assessment.verdict.to_string()));
     }
     if rows.is_empty() {
         return;
     }
     let _ = writeln!(out, "\nCompute-optimal exponents: N_opt ∝ C^a, D_opt ∝ C^b");
-    let _ = writeln!(out, "  {:<24} {:>8} {:>22} {:>8} {:>22}", "approach", "a", "95%", "b", "95%");
-    for (name, a, b, ci95) in rows {
+    let _ = writeln!(out, "  {:<24} {:>8} {:>22} {:>8} {:>22}  verdict", "approach", "a", "95%", "b", "95%");
+    for (name, a, b, ci95, verdict) in rows {
         let (ca, cb) = (interval(ci95, "a"), interval(ci95, "b"));
-        let _ = writeln!(out, "  {name:<24} {:>8} {ca:>22} {:>8} {cb:>22}", number(a), number(b));
+        let _ = writeln!(out, "  {name:<24} {:>8} {ca:>22} {:>8} {cb:>22}  {verdict}", number(a), number(b));
+    }
+    if let Some(f) = &fits.frontier {
+        if !f.assessment.is_identified() {
+            let _ = writeln!(out, "  approach 1:");
+            verdict_rows(out, &f.assessment);
+        }
     }
 }
 
 fn law_section(out: &mut String, title: &str, fit: &LawFit) {
     let _ = writeln!(out, "\n{title}  ({} points)", fit.points);
+    if let Some(basis) = &fit.basis {
+        let _ = writeln!(out, "  fitted on {basis}");
+    }
     values_rows(out, &fit.params, &fit.ci95);
+    constraint_rows(out, &fit.fixed, &fit.tied);
     if let Some(irreducible) = &fit.irreducible {
         let _ = writeln!(out, "  with an irreducible term E:");
         values_rows(out, irreducible, &Intervals::new());
     }
+    verdict_rows(out, &fit.assessment);
 }
 
 fn kaplan_section(out: &mut String, report: &FitReport) {

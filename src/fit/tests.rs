@@ -2,6 +2,8 @@
 //! `load_points` + `fit` on sweep directories and plain CSVs.
 
 mod end_to_end;
+mod published;
+mod verdicts;
 
 pub(crate) mod synth {
     //! Points and curves drawn from planted laws, with optional log-normal noise.

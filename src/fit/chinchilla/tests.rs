@@ -121,11 +121,14 @@ fn compute_optimal_allocation_minimises_loss_on_the_isoflop() {
 fn bootstrap_standard_errors_are_close_to_epochs() -> TestResult {
     let Some((points, full)) = published_fit()? else { return Ok(()) };
     let log_points = LogPoints::new(points);
+    // As the pipeline refits: from the optimum and the grid search's distinct near-optimal ends.
+    assert!(!full.restarts.is_empty() && full.restarts.len() <= BOOTSTRAP_STARTS + 1);
+    let identity = Mapping::identity(5);
     let refit: Refit<'_> = Box::new(|w: &[f64]| {
-        let p = refit_from(&log_points, w, &full.x)?.params;
+        let p = refit_mapped(&log_points, w, &identity, &full.restarts)?.params;
         Some(Values::from([("alpha".to_string(), p.alpha), ("beta".to_string(), p.beta)]))
     });
-    let draws = bootstrap::run(points.len(), 1000, 0, &[refit]);
+    let draws = bootstrap::run(points.len(), 1000, 0, &[refit], false);
     assert_eq!(draws[0].failed, 0);
     let se = bootstrap::standard_errors(&draws[0]);
     // Besiroglu et al. 2024, Table 1: standard errors 0.015 (alpha) and 0.021 (beta).
@@ -144,12 +147,58 @@ fn timing_published_grid_and_bootstrap() -> TestResult {
     let full = fit_grid(&log_points, &vec![1.0; points.len()])?;
     eprintln!("4,500-start grid on {} points: {:.3} s", points.len(), start.elapsed().as_secs_f64());
     let refit: Refit<'_> = Box::new(|w: &[f64]| {
-        let p = refit_from(&log_points, w, &full.x)?.params;
+        let p = refit_mapped(&log_points, w, &Mapping::identity(5), &full.restarts)?.params;
         Some(Values::from([("alpha".to_string(), p.alpha), ("beta".to_string(), p.beta)]))
     });
     let start = std::time::Instant::now();
-    let draws = bootstrap::run(points.len(), 4000, 0, &[refit]);
+    let draws = bootstrap::run(points.len(), 4000, 0, &[refit], false);
     let se = bootstrap::standard_errors(&draws[0]);
     eprintln!("4,000 bootstrap refits: {:.3} s, se {se:?}", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The bootstrap's restart subset (optimum + distinct near-optimal grid ends) finds the same
+/// optimum as the whole 4,500-start grid on resamples of the published data (to the
+/// optimiser's tolerance: objectives within 1e-4 relative, alpha within 5e-3, a third of its standard error).
+#[test]
+fn bootstrap_restarts_find_the_full_grid_optimum_on_resamples() -> TestResult {
+    let Some((points, full)) = published_fit()? else { return Ok(()) };
+    let log_points = LogPoints::new(points);
+    let identity = Mapping::identity(5);
+    for index in 0..6 {
+        let weights = bootstrap::resample_weights(points.len(), 0, index);
+        let subset = refit_mapped(&log_points, &weights, &identity, &full.restarts).ok_or("no refit")?;
+        let grid = fit_grid(&log_points, &weights)?;
+        assert!(
+            subset.objective <= grid.objective * (1.0 + 1e-4),
+            "resample {index}: subset {:e} vs grid {:e}",
+            subset.objective,
+            grid.objective
+        );
+        assert!((subset.params.alpha - grid.params.alpha).abs() < 5e-3, "{:?} vs {:?}", subset.params, grid.params);
+    }
+    Ok(())
+}
+
+/// Tying alpha to beta leaves 4 free parameters and 900 distinct starts; the tied fit of a
+/// planted law with alpha = beta recovers it.
+#[test]
+fn a_tied_law_is_recovered() -> TestResult {
+    let law = ChinchillaParams { alpha: 0.3, beta: 0.3, ..crate::fit::tests::synth::hoffmann() };
+    let points = isoflop_points(&law, &[1e18, 1e19, 1e20, 1e21], 7, 0.0, 4);
+    let constraints = crate::fit::Constraints { tied: vec![("alpha".into(), "beta".into())], ..Default::default() };
+    let mapping = Mapping::new(&crate::fit::constraints::CHINCHILLA, &constraints)?;
+    let fit = fit_mapped(&LogPoints::new(&points), &vec![1.0; points.len()], &mapping)?;
+    let p = fit.params;
+    assert_eq!(p.alpha, p.beta);
+    for (value, truth) in [(p.e, law.e), (p.a, law.a), (p.b, law.b), (p.alpha, law.alpha)] {
+        assert!((value / truth - 1.0).abs() < 1e-4, "{p:?}");
+    }
+    // Fixing E as well: 3 free parameters.
+    let constraints = crate::fit::Constraints { fixed: [("E".to_string(), 1.69)].into(), ..constraints };
+    let mapping = Mapping::new(&crate::fit::constraints::CHINCHILLA, &constraints)?;
+    assert_eq!(mapping.free(), 3);
+    let fit = fit_mapped(&LogPoints::new(&points), &vec![1.0; points.len()], &mapping)?;
+    assert!((fit.params.e - 1.69).abs() < 1e-12 && (fit.params.alpha / 0.3 - 1.0).abs() < 1e-4, "{:?}", fit.params);
     Ok(())
 }

@@ -123,3 +123,88 @@ fn a_degenerate_base_law_is_a_clear_error() {
     assert!(error.contains("degenerate") && error.contains("beta = 13.200"), "{error}");
     assert!(check_base_law(&hoffmann()).is_ok());
 }
+
+/// Muennighoff et al. 2023's base law (from Chinchilla's C4 fits) and fitted R*.
+fn muennighoff_base() -> ChinchillaParams {
+    ChinchillaParams { e: 1.87, a: 520.0, b: 1487.0, alpha: 0.353, beta: 0.353, compute: Default::default() }
+}
+
+/// Runs drawn from the paper's law with R*_N = `r_n_star`: 5 sizes x 3 unique-data budgets x
+/// epochs 1-60, single-epoch runs with excess parameters included, log-normal noise.
+fn muennighoff_points(r_n_star: f64, noise: f64) -> Vec<Point> {
+    let law = muennighoff_base();
+    let effective = |unique: f64, repeats: f64, star: f64| unique + unique * star * (1.0 - (-repeats / star).exp());
+    let g = (law.alpha * law.a / (law.beta * law.b)).powf(1.0 / (law.alpha + law.beta));
+    let mut rng = SplitMix64::new(41);
+    let mut points = Vec::new();
+    for unique in [1e9, 4e9, 1.6e10] {
+        for params in log_spaced(1e8, 9e9, 5) {
+            for epochs in [1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0] {
+                let tokens = unique * epochs;
+                let unique_params = (g * (unique * g).powf(law.beta / law.alpha)).min(params);
+                let d_eff = effective(unique, epochs - 1.0, 15.39);
+                let n_eff = effective(unique_params, params / unique_params - 1.0, r_n_star);
+                let loss = law.e + law.a / n_eff.powf(law.alpha) + law.b / d_eff.powf(law.beta);
+                let mut p =
+                    point(format!("u{unique:e}-n{params:.3e}-x{epochs}"), params, tokens, noisy(loss, noise, &mut rng));
+                p.unique_tokens = Some(unique);
+                points.push(p);
+            }
+        }
+    }
+    points
+}
+
+fn fixed_base_options(bootstrap: usize) -> FitOptions {
+    let fixed = [("E", 1.87), ("A", 520.0), ("B", 1487.0), ("alpha", 0.353), ("beta", 0.353)];
+    let constraints = crate::fit::Constraints {
+        fixed: fixed.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        ..Default::default()
+    };
+    FitOptions { law: Law::DataConstrained, bootstrap, constraints, ..FitOptions::default() }
+}
+
+#[test]
+fn with_the_base_fixed_the_papers_r_star_are_recovered_from_all_runs() -> TestResult {
+    let data = Dataset::from_points("muennighoff", muennighoff_points(5.31, 0.002));
+    let report = crate::fit::fit(&data, &fixed_base_options(100))?;
+    let fit = report.fits.data_constrained.ok_or("not fitted")?;
+    let p = &fit.params;
+    assert!((p["R_D_star"] / 15.39 - 1.0).abs() < 0.1, "{p:?}");
+    assert!((p["R_N_star"] / 5.31 - 1.0).abs() < 0.1, "{p:?}");
+    // Every run, the single-epoch ones included; the base law as fixed.
+    assert_eq!(fit.points, data.points.len());
+    assert_eq!(p["E"], 1.87);
+    assert_eq!(fit.fixed.len(), 5);
+    assert!(!fit.ci95.contains_key("E") && fit.ci95.contains_key("R_N_star"));
+    assert_ne!(fit.assessment.verdict, crate::fit::verdict::Verdict::NotIdentified, "{:?}", fit.assessment);
+    Ok(())
+}
+
+#[test]
+fn an_r_n_star_running_to_infinity_is_not_identified() -> TestResult {
+    // Excess parameters that keep their whole value: R*_N -> infinity.
+    let data = Dataset::from_points("runaway", muennighoff_points(1e9, 0.002));
+    let report = crate::fit::fit(&data, &fixed_base_options(100))?;
+    let fit = report.fits.data_constrained.ok_or("not fitted")?;
+    assert_eq!(fit.assessment.verdict, crate::fit::verdict::Verdict::NotIdentified, "{:?}", fit.params);
+    assert!(fit.assessment.reasons.iter().any(|r| r.contains("R*_N")), "{:?}", fit.assessment);
+    Ok(())
+}
+
+#[test]
+fn overfit_runs_are_kept_with_a_fixed_base_and_dropped_on_request() -> TestResult {
+    let mut points = muennighoff_points(5.31, 0.0);
+    let worst =
+        points.iter().position(|p| p.tokens == 6e10 && p.unique_tokens == Some(1e9)).ok_or("no 60-epoch run")?;
+    points[worst].loss += 1.0;
+    let name = points[worst].run_id.clone();
+    let data = Dataset::from_points("overfit", points);
+    let kept = crate::fit::fit(&data, &fixed_base_options(0))?;
+    assert!(kept.warnings.iter().any(|w| w.contains(&name) && w.contains("kept")), "{:?}", kept.warnings);
+    assert_eq!(kept.fits.data_constrained.as_ref().map(|f| f.points), Some(data.points.len()));
+    let dropped = crate::fit::fit(&data, &FitOptions { overfit: crate::fit::Overfit::Drop, ..fixed_base_options(0) })?;
+    assert!(dropped.warnings.iter().any(|w| w.contains(&name) && w.contains("left out")), "{:?}", dropped.warnings);
+    assert_eq!(dropped.fits.data_constrained.as_ref().map(|f| f.points), Some(data.points.len() - 1));
+    Ok(())
+}

@@ -289,3 +289,33 @@ fn compute_is_derived_from_the_counts_when_its_column_is_absent() -> TestResult 
     assert!(warnings.iter().any(|w| w.contains("no metrics.csv")), "{warnings:?}");
     Ok(())
 }
+
+#[test]
+fn a_summary_missing_finished_runs_says_so_and_names_the_rebuild_command() -> TestResult {
+    let dir = scratch("truncated")?;
+    write_sweep(&dir)?;
+    for run in ["b0n0", "late1", "late2"] {
+        std::fs::create_dir_all(dir.join("runs").join(run))?;
+        std::fs::write(dir.join("runs").join(run).join("run.json"), "{\"status\": \"done\"}")?;
+    }
+    let (_, warnings) = load_points(&dir, &FitOptions::default())?;
+    let note = warnings.iter().find(|w| w.contains("more finished run")).ok_or_else(|| format!("{warnings:#?}"))?;
+    assert!(note.contains("2 more finished run(s) (late1, late2)"), "{note}");
+    assert!(note.contains(&format!("sweeplaw summary {}", dir.display())), "{note}");
+    Ok(())
+}
+
+#[test]
+fn a_loss_above_the_vocabulary_ceiling_is_called_implausible() -> TestResult {
+    let dir = scratch("implausible")?;
+    write_sweep(&dir)?;
+    let mut summary = std::fs::read_to_string(dir.join("summary.csv"))?;
+    summary.push_str(&summary_row("huge", 1e7, 1e9, 1e300));
+    summary.push('\n');
+    std::fs::write(dir.join("summary.csv"), summary)?;
+    let (_, warnings) = load_points(&dir, &FitOptions::default())?;
+    let note = warnings.iter().find(|w| w.contains("run huge")).ok_or_else(|| format!("{warnings:#?}"))?;
+    assert!(note.contains("implausible") && note.contains("ln(vocab_size 1000)"), "{note}");
+    assert_eq!(warnings.iter().filter(|w| w.contains("is implausible")).count(), 1, "{warnings:#?}");
+    Ok(())
+}

@@ -1,0 +1,564 @@
+//! The verdict on each fitted law (identified, weak, not identified; `verdict`): the criteria
+//! and their thresholds, applied after the bootstrap so that they can read the intervals.
+//! docs/fitting.md lists every criterion with its threshold; a change here changes that page.
+//!
+//! The criteria ask whether the data pin each reported number down: an exponent's 95%
+//! interval must exclude 0 and be narrow, a scale parameter's interval must span few decades,
+//! a parameter must not sit at a bound or run away (E -> 0, R* -> infinity), the sweep must
+//! have enough distinct sizes and token counts, Kaplan's single-variable laws must not be fed
+//! runs limited by the other variable, and the three Chinchilla approaches must agree on a.
+//! Each finding names the fix: what to add to the sweep.
+
+use crate::fit::chinchilla::ChinchillaParams;
+use crate::fit::data::Dataset;
+use crate::fit::data_constrained::largest_repeats;
+use crate::fit::kaplan::Variable;
+use crate::fit::options::FitOptions;
+use crate::fit::report::{ChinchillaFit, FitReport, FrontierFit, Intervals, LawFit, Values};
+use crate::fit::table::number;
+use crate::fit::verdict::{Assessment, Verdict};
+
+/// An exponent's 95% interval wider than this is `weak`.
+pub(crate) const EXPONENT_WIDTH_WEAK: f64 = 0.2;
+/// ... and wider than this, `not identified`.
+pub(crate) const EXPONENT_WIDTH_NOT: f64 = 1.0;
+/// An exponent (alpha, beta, alpha_N, ...) above this has run away (published fits: 0.05-0.8).
+pub(crate) const EXPONENT_MAX: f64 = 2.0;
+/// A compute-optimal exponent's (a, b) interval wider than this is `weak` ...
+pub(crate) const ALLOCATION_WIDTH_WEAK: f64 = 0.15;
+/// ... and wider than this, `not identified`.
+pub(crate) const ALLOCATION_WIDTH_NOT: f64 = 0.5;
+/// A positive scale parameter's interval spanning more decades than this is `weak` ...
+pub(crate) const SCALE_DECADES_WEAK: f64 = 1.0;
+/// ... and more than this, `not identified`.
+pub(crate) const SCALE_DECADES_NOT: f64 = 3.0;
+/// E below this fraction of the lowest loss has run to its bound 0.
+pub(crate) const E_FLOOR_FRACTION: f64 = 0.01;
+/// The fewest distinct model sizes and token counts approach 3 is identified from.
+pub(crate) const MIN_DISTINCT: usize = 3;
+/// The fewest distinct model sizes on the frontier approach 1 is `identified` from.
+pub(crate) const MIN_FRONTIER_SIZES: usize = 4;
+/// The frontier must span at least this factor of compute.
+pub(crate) const MIN_COMPUTE_SPAN: f64 = 10.0;
+/// R* above this multiple of the largest R in the data cannot be told from infinity.
+pub(crate) const R_STAR_RUNAWAY: f64 = 10.0;
+/// R* below this has run to its bound 0.
+pub(crate) const R_STAR_FLOOR: f64 = 1e-2;
+/// A run still improves when its loss falls by more than this fraction per doubling of the
+/// other variable (tokens for L(N), model size for L(D)).
+pub(crate) const STILL_IMPROVING: f64 = 0.01;
+/// More than this fraction of bootstrap refits failing makes a law `weak`.
+pub(crate) const FAILED_REFITS: f64 = 0.05;
+
+/// Per law, how many bootstrap refits failed (by fit.json key).
+pub(crate) type Failures = std::collections::BTreeMap<&'static str, usize>;
+
+/// Fills in the verdict of every fitted law.
+pub(crate) fn assess_all(report: &mut FitReport, data: &Dataset, opts: &FitOptions, failures: &Failures) {
+    let span = Span::of(data);
+    let resamples = opts.bootstrap;
+    let fits = &mut report.fits;
+    if let Some(fit) = fits.chinchilla.as_mut() {
+        fit.assessment = chinchilla(fit, &span);
+    }
+    if let Some(fit) = fits.frontier.as_mut() {
+        fit.assessment = frontier(fit, &span);
+    }
+    for (variable, fit) in [
+        (Variable::Params, fits.kaplan_n.as_mut()),
+        (Variable::Tokens, fits.kaplan_d.as_mut()),
+        (Variable::Compute, fits.kaplan_c.as_mut()),
+    ] {
+        if let Some(fit) = fit {
+            fit.assessment = kaplan_single(fit, variable, data, &span);
+        }
+    }
+    if let Some(fit) = fits.kaplan_nd.as_mut() {
+        fit.assessment = kaplan_joint(fit, &span);
+    }
+    if let Some(fit) = fits.data_constrained.as_mut() {
+        fit.assessment = data_constrained(fit, data, &span);
+    }
+    cross_approaches(report);
+    let fits = &mut report.fits;
+    let laws: [(&str, Option<&mut Assessment>); 7] = [
+        ("chinchilla", fits.chinchilla.as_mut().map(|f| &mut f.assessment)),
+        ("frontier", fits.frontier.as_mut().map(|f| &mut f.assessment)),
+        ("kaplan_n", fits.kaplan_n.as_mut().map(|f| &mut f.assessment)),
+        ("kaplan_d", fits.kaplan_d.as_mut().map(|f| &mut f.assessment)),
+        ("kaplan_c", fits.kaplan_c.as_mut().map(|f| &mut f.assessment)),
+        ("kaplan_nd", fits.kaplan_nd.as_mut().map(|f| &mut f.assessment)),
+        ("data_constrained", fits.data_constrained.as_mut().map(|f| &mut f.assessment)),
+    ];
+    for (key, assessment) in laws {
+        let Some(assessment) = assessment else { continue };
+        bootstrap_findings(assessment, resamples, failures.get(key).copied());
+        if let Some(noise) = report.noise_floor {
+            noise_findings(assessment, key, noise, data);
+        }
+    }
+}
+
+/// What the sweep covers: distinct sizes and token counts, the largest N, D, C, the lowest loss.
+pub(crate) struct Span {
+    pub sizes: usize,
+    pub token_counts: usize,
+    pub max_params: f64,
+    pub max_tokens: f64,
+    pub max_flops: f64,
+    pub min_flops: f64,
+    pub lowest_loss: f64,
+}
+
+fn distinct(values: impl Iterator<Item = f64>) -> usize {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup_by(|a, b| (*a / *b - 1.0).abs() < 1e-9);
+    v.len()
+}
+
+impl Span {
+    pub fn of(data: &Dataset) -> Span {
+        let top = |f: &dyn Fn(&crate::fit::data::Point) -> f64| data.points.iter().map(f).fold(0.0f64, f64::max);
+        Span {
+            sizes: distinct(data.points.iter().map(|p| p.params)),
+            token_counts: distinct(data.points.iter().map(|p| p.tokens)),
+            max_params: top(&|p| p.params),
+            max_tokens: top(&|p| p.tokens),
+            max_flops: top(&|p| p.flops),
+            min_flops: data.points.iter().map(|p| p.flops).fold(f64::INFINITY, f64::min),
+            lowest_loss: data.points.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min),
+        }
+    }
+
+    fn sizes_fix(&self) -> String {
+        format!("add model sizes above {}", number(4.0 * self.max_params))
+    }
+
+    fn tokens_fix(&self) -> String {
+        format!("add token counts above {}", number(4.0 * self.max_tokens))
+    }
+
+    fn budget_fix(&self) -> String {
+        format!("add a FLOP budget above {}", number(10.0 * self.max_flops))
+    }
+}
+
+/// The exponent criteria: positive, below EXPONENT_MAX, interval excluding 0 and narrow.
+fn exponent(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 2]>, fix: &str) {
+    let fix = Some(fix.to_string());
+    if !value.is_finite() || value <= 0.0 {
+        assessment.not_identified(format!("{name} = {} is not positive", number(value)), fix.clone());
+    } else if value > EXPONENT_MAX {
+        assessment.not_identified(
+            format!("{name} = {} ran away (above {EXPONENT_MAX}; published fits lie in 0.05-0.8)", number(value)),
+            fix.clone(),
+        );
+    }
+    let Some(&[low, high]) = ci else { return };
+    if low <= 0.0 {
+        assessment.not_identified(
+            format!("{name}'s 95% interval [{}, {}] includes 0", number(low), number(high)),
+            fix.clone(),
+        );
+    }
+    let width = high - low;
+    if width > EXPONENT_WIDTH_NOT {
+        assessment
+            .not_identified(format!("{name}'s 95% interval spans {width:.2} (more than {EXPONENT_WIDTH_NOT})"), fix);
+    } else if width > EXPONENT_WIDTH_WEAK {
+        assessment.weak(format!("{name}'s 95% interval spans {width:.2} (more than {EXPONENT_WIDTH_WEAK})"), fix);
+    }
+}
+
+/// The compute-optimal exponents a and b: inside (0, 1), interval inside it and narrow.
+fn allocation(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 2]>, fix: &str) {
+    let fix = Some(fix.to_string());
+    if !(value > 0.0 && value < 1.0) {
+        assessment.not_identified(format!("{name} = {} is outside (0, 1)", number(value)), fix.clone());
+    }
+    let Some(&[low, high]) = ci else { return };
+    if low <= 0.0 || high >= 1.0 {
+        assessment.not_identified(
+            format!("{name}'s 95% interval [{}, {}] leaves (0, 1)", number(low), number(high)),
+            fix.clone(),
+        );
+    }
+    let width = high - low;
+    if width > ALLOCATION_WIDTH_NOT {
+        assessment
+            .not_identified(format!("{name}'s 95% interval spans {width:.2} (more than {ALLOCATION_WIDTH_NOT})"), fix);
+    } else if width > ALLOCATION_WIDTH_WEAK {
+        assessment.weak(format!("{name}'s 95% interval spans {width:.2} (more than {ALLOCATION_WIDTH_WEAK})"), fix);
+    }
+}
+
+/// The scale criteria: positive and finite, interval spanning few decades.
+fn scale(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 2]>, fix: &str) {
+    let fix = Some(fix.to_string());
+    if !(value.is_finite() && value > 0.0) {
+        assessment.not_identified(format!("{name} = {} is not a positive number", number(value)), fix.clone());
+        return;
+    }
+    let Some(&[low, high]) = ci else { return };
+    if !(low > 0.0) {
+        assessment.not_identified(format!("{name}'s 95% interval reaches {}", number(low)), fix);
+        return;
+    }
+    let decades = (high / low).log10();
+    let reason = |limit: f64| {
+        format!(
+            "{name}'s 95% interval [{}, {}] spans {decades:.2} decades (more than {limit})",
+            number(low),
+            number(high)
+        )
+    };
+    if decades > SCALE_DECADES_NOT {
+        assessment.not_identified(reason(SCALE_DECADES_NOT), fix);
+    } else if decades > SCALE_DECADES_WEAK {
+        assessment.weak(reason(SCALE_DECADES_WEAK), fix);
+    }
+}
+
+/// E must stay clear of its bound 0 (the irreducible loss running away to nothing).
+fn floor(assessment: &mut Assessment, value: f64, ci: Option<&[f64; 2]>, span: &Span) {
+    let bound = E_FLOOR_FRACTION * span.lowest_loss;
+    if value < bound {
+        assessment.not_identified(
+            format!("E = {} ran to its bound 0 (below {E_FLOOR_FRACTION} of the lowest loss)", number(value)),
+            Some(span.budget_fix()),
+        );
+    } else if ci.is_some_and(|[low, _]| *low < bound) {
+        assessment.weak("E's 95% interval reaches its bound 0", Some(span.budget_fix()));
+    }
+}
+
+/// Too few distinct sizes or token counts for a law of N and D.
+fn coverage(assessment: &mut Assessment, span: &Span, law: &str) {
+    if span.sizes < MIN_DISTINCT {
+        assessment.not_identified(
+            format!("only {} distinct model size(s); {law} needs {MIN_DISTINCT}+", span.sizes),
+            Some(span.sizes_fix()),
+        );
+    }
+    if span.token_counts < MIN_DISTINCT {
+        assessment.not_identified(
+            format!("only {} distinct token count(s); {law} needs {MIN_DISTINCT}+", span.token_counts),
+            Some(span.tokens_fix()),
+        );
+    }
+}
+
+/// Approach 3 (and the data-constrained base law): E, A, B, alpha, beta.
+fn chinchilla_parameters(
+    assessment: &mut Assessment,
+    p: &ChinchillaParams,
+    ci95: &Intervals,
+    fixed: &Values,
+    tied: &[(String, String)],
+    span: &Span,
+) {
+    let free = |name: &str| !fixed.contains_key(name) && !tied.iter().any(|(follower, _)| follower == name);
+    if free("alpha") {
+        exponent(assessment, "alpha", p.alpha, ci95.get("alpha"), &span.sizes_fix());
+    }
+    if free("beta") {
+        exponent(assessment, "beta", p.beta, ci95.get("beta"), &span.tokens_fix());
+    }
+    if free("A") {
+        scale(assessment, "A", p.a, ci95.get("A"), &span.sizes_fix());
+    }
+    if free("B") {
+        scale(assessment, "B", p.b, ci95.get("B"), &span.tokens_fix());
+    }
+    if free("E") {
+        floor(assessment, p.e, ci95.get("E"), span);
+    }
+}
+
+fn chinchilla(fit: &ChinchillaFit, span: &Span) -> Assessment {
+    let mut assessment = Assessment::identified();
+    coverage(&mut assessment, span, "approach 3");
+    chinchilla_parameters(&mut assessment, &fit.params, &fit.ci95, &fit.fixed, &fit.tied, span);
+    allocation(&mut assessment, "a", fit.a, fit.ci95.get("a"), &span.budget_fix());
+    assessment
+}
+
+fn frontier(fit: &FrontierFit, span: &Span) -> Assessment {
+    let mut assessment = Assessment::identified();
+    allocation(&mut assessment, "a", fit.a, fit.ci95.get("a"), &span.budget_fix());
+    allocation(&mut assessment, "b", fit.b, fit.ci95.get("b"), &span.budget_fix());
+    if span.max_flops < MIN_COMPUTE_SPAN * span.min_flops {
+        assessment.weak(
+            format!(
+                "the runs span a compute factor of {:.1} (less than {MIN_COMPUTE_SPAN})",
+                span.max_flops / span.min_flops
+            ),
+            Some(span.budget_fix()),
+        );
+    }
+    if fit.sizes < MIN_FRONTIER_SIZES {
+        assessment.weak(
+            format!("only {} model sizes on the compute frontier (fewer than {MIN_FRONTIER_SIZES})", fit.sizes),
+            Some(span.sizes_fix()),
+        );
+    }
+    assessment
+}
+
+/// Kaplan's L(N) and L(D) assume runs not limited by the other variable; each size's (token
+/// count's) lowest loss is used, and this counts the points that were still improving with
+/// more tokens (larger models): (still improving, could be checked, points).
+pub(crate) fn limited_points(data: &Dataset, variable: Variable) -> (usize, usize, usize) {
+    let points = &data.points;
+    let key = |i: usize| if variable == Variable::Params { points[i].params } else { points[i].tokens };
+    let other = |i: usize| if variable == Variable::Params { points[i].tokens } else { points[i].params };
+    let mut values: Vec<f64> = (0..points.len()).map(key).collect();
+    values.sort_by(f64::total_cmp);
+    values.dedup();
+    let (mut limited, mut checked) = (0, 0);
+    for value in &values {
+        let group: Vec<usize> = (0..points.len()).filter(|&i| key(i) == *value).collect();
+        let Some(&best) = group.iter().min_by(|&&i, &&j| points[i].loss.total_cmp(&points[j].loss)) else { continue };
+        // The same size's (token count's) run with the most of the other variable below the best run's.
+        let below = group.iter().filter(|&&j| other(j) < other(best)).max_by(|&&i, &&j| other(i).total_cmp(&other(j)));
+        let mut rate = below.map(|&j| (points[j].loss / points[best].loss - 1.0) / (other(best) / other(j)).log2());
+        if rate.is_none() && variable == Variable::Params {
+            // Without a shorter run of the same size, its own curve near half its tokens.
+            let curve = data.curves.iter().find(|c| c.point == best);
+            let half = curve.and_then(|c| {
+                let tokens = points[best].tokens;
+                c.evals
+                    .iter()
+                    .filter(|e| e.tokens >= 0.3 * tokens && e.tokens <= 0.7 * tokens)
+                    .min_by(|p, q| (p.tokens / tokens - 0.5).abs().total_cmp(&(q.tokens / tokens - 0.5).abs()))
+                    .copied()
+            });
+            rate = half.map(|e| (e.loss / points[best].loss - 1.0) / (points[best].tokens / e.tokens).log2());
+        }
+        if let Some(rate) = rate {
+            checked += 1;
+            if rate > STILL_IMPROVING {
+                limited += 1;
+            }
+        }
+    }
+    (limited, checked, values.len())
+}
+
+fn kaplan_single(fit: &LawFit, variable: Variable, data: &Dataset, span: &Span) -> Assessment {
+    let mut assessment = Assessment::identified();
+    let (_, exponent_name, scale_name) = variable.names();
+    let fix = match variable {
+        Variable::Params => span.sizes_fix(),
+        Variable::Tokens => span.tokens_fix(),
+        Variable::Compute => span.budget_fix(),
+    };
+    if let Some(&value) = fit.params.get(exponent_name) {
+        exponent(&mut assessment, exponent_name, value, fit.ci95.get(exponent_name), &fix);
+    }
+    if let Some(&value) = fit.params.get(scale_name) {
+        scale(&mut assessment, scale_name, value, fit.ci95.get(scale_name), &fix);
+    }
+    if variable == Variable::Compute {
+        return assessment;
+    }
+    let (limited, checked, total) = limited_points(data, variable);
+    let (what, other, fix) = match variable {
+        Variable::Params => ("model sizes", "tokens", "train each size on more tokens, until its loss stops falling"),
+        _ => ("token counts", "parameters", "add larger models at each token count, until the loss stops falling"),
+    };
+    if checked == 0 {
+        let fewer = if variable == Variable::Params { "fewer tokens (or has a curve)" } else { "a smaller model" };
+        assessment.weak(
+            format!(
+                "cannot tell whether the runs are limited by {other}: none of the {what} was also run with {fewer}"
+            ),
+            Some(fix.to_string()),
+        );
+    } else if 2 * limited > checked {
+        assessment.weak(
+            format!(
+                "{limited} of {checked} checked {what} (of {total}) still lost more than {:.0}% per doubling of \
+                 {other} at their lowest loss: the law assumes runs not limited by {other}",
+                100.0 * STILL_IMPROVING
+            ),
+            Some(fix.to_string()),
+        );
+    }
+    assessment
+}
+
+fn kaplan_joint(fit: &LawFit, span: &Span) -> Assessment {
+    let mut assessment = Assessment::identified();
+    coverage(&mut assessment, span, "Kaplan's L(N, D)");
+    let free = |name: &str| !fit.fixed.contains_key(name) && !fit.tied.iter().any(|(f, _)| f == name);
+    for (name, fix) in [("alpha_N", span.sizes_fix()), ("alpha_D", span.tokens_fix())] {
+        if let (true, Some(&value)) = (free(name), fit.params.get(name)) {
+            exponent(&mut assessment, name, value, fit.ci95.get(name), &fix);
+        }
+    }
+    for (name, fix) in [("N_c", span.sizes_fix()), ("D_c", span.tokens_fix())] {
+        if let (true, Some(&value)) = (free(name), fit.params.get(name)) {
+            scale(&mut assessment, name, value, fit.ci95.get(name), &fix);
+        }
+    }
+    assessment
+}
+
+fn data_constrained(fit: &LawFit, data: &Dataset, span: &Span) -> Assessment {
+    let mut assessment = Assessment::identified();
+    let get = |name: &str| fit.params.get(name).copied().unwrap_or(f64::NAN);
+    let base = ChinchillaParams {
+        e: get("E"),
+        a: get("A"),
+        b: get("B"),
+        alpha: get("alpha"),
+        beta: get("beta"),
+        compute: Default::default(),
+    };
+    chinchilla_parameters(&mut assessment, &base, &fit.ci95, &fit.fixed, &fit.tied, span);
+    let (top_d, top_n) = largest_repeats(data, &vec![1.0; data.points.len()], base);
+    let cases = [
+        (
+            "R_D_star",
+            "R*_D",
+            top_d,
+            "R_D (epochs - 1)",
+            format!("add runs repeating data more (above {:.0} epochs)", 2.0 * (top_d + 1.0)),
+        ),
+        (
+            "R_N_star",
+            "R*_N",
+            top_n,
+            "R_N (excess parameters)",
+            "add runs with more excess parameters (models larger than compute-optimal for their unique data)"
+                .to_string(),
+        ),
+    ];
+    for (key, name, top, what, fix) in cases {
+        if fit.fixed.contains_key(key) {
+            continue;
+        }
+        let value = get(key);
+        let limit = R_STAR_RUNAWAY * top.max(R_STAR_FLOOR);
+        if !(value.is_finite() && value < limit) {
+            assessment.not_identified(
+                format!(
+                    "{name} = {} ran away (above {R_STAR_RUNAWAY}x the largest {what} in the data, {}): \
+                     the data cannot tell it from no loss of value",
+                    number(value),
+                    number(top)
+                ),
+                Some(fix.clone()),
+            );
+        } else if value < R_STAR_FLOOR {
+            assessment.not_identified(format!("{name} = {} ran to its bound 0", number(value)), Some(fix.clone()));
+        }
+        if let Some(&[low, high]) = fit.ci95.get(key) {
+            if high >= limit {
+                assessment.not_identified(
+                    format!(
+                        "{name}'s 95% interval [{}, {}] is unbounded above (beyond {})",
+                        number(low),
+                        number(high),
+                        number(limit)
+                    ),
+                    Some(fix.clone()),
+                );
+            }
+        }
+        scale(&mut assessment, name, value, fit.ci95.get(key), &fix);
+    }
+    assessment
+}
+
+/// Approaches 1-3 must agree on a: two whose 95% intervals of a do not overlap make each
+/// other `weak`. (Approach 2 is compared through its a and interval.)
+fn cross_approaches(report: &mut FitReport) {
+    let fits = &report.fits;
+    let mut estimates: Vec<(&str, f64, [f64; 2])> = Vec::new();
+    if let Some(f) = &fits.frontier {
+        if f.assessment.verdict != Verdict::NotIdentified {
+            if let Some(ci) = f.ci95.get("a") {
+                estimates.push(("approach 1", f.a, *ci));
+            }
+        }
+    }
+    if let Some(f) = &fits.isoflop {
+        if let Some(ci) = f.ci95.get("a") {
+            estimates.push(("approach 2", f.a, *ci));
+        }
+    }
+    if let Some(f) = &fits.chinchilla {
+        if f.assessment.verdict != Verdict::NotIdentified {
+            if let Some(ci) = f.ci95.get("a") {
+                estimates.push(("approach 3", f.a, *ci));
+            }
+        }
+    }
+    let mut findings: Vec<(&str, String)> = Vec::new();
+    for (i, (name_i, a_i, ci_i)) in estimates.iter().enumerate() {
+        for (name_j, a_j, ci_j) in estimates.iter().skip(i + 1) {
+            if ci_i[1] < ci_j[0] || ci_j[1] < ci_i[0] {
+                let reason = format!(
+                    "{name_i} and {name_j} disagree on a: {} [{}, {}] against {} [{}, {}]",
+                    number(*a_i),
+                    number(ci_i[0]),
+                    number(ci_i[1]),
+                    number(*a_j),
+                    number(ci_j[0]),
+                    number(ci_j[1])
+                );
+                findings.push((name_i, reason.clone()));
+                findings.push((name_j, reason));
+            }
+        }
+    }
+    let fix = "add FLOP budgets and sizes around each budget's minimum, so the approaches can agree".to_string();
+    for (name, reason) in findings {
+        let target = match name {
+            "approach 1" => report.fits.frontier.as_mut().map(|f| &mut f.assessment),
+            "approach 3" => report.fits.chinchilla.as_mut().map(|f| &mut f.assessment),
+            _ => None,
+        };
+        if let Some(assessment) = target {
+            assessment.weak(reason, Some(fix.clone()));
+        }
+    }
+}
+
+/// Without a bootstrap no interval is checked; many failed refits make the intervals suspect.
+fn bootstrap_findings(assessment: &mut Assessment, resamples: usize, failed: Option<usize>) {
+    if resamples == 0 {
+        assessment.weak(
+            "no bootstrap (--bootstrap 0): the intervals were not checked",
+            Some("rerun with --bootstrap 1000".to_string()),
+        );
+        return;
+    }
+    if let Some(failed) = failed {
+        if failed as f64 > FAILED_REFITS * resamples as f64 {
+            assessment.weak(
+                format!("{failed} of {resamples} bootstrap refits failed (more than {:.0}%)", 100.0 * FAILED_REFITS),
+                None,
+            );
+        }
+    }
+}
+
+/// Points whose loss differences are within the seeds' spread cannot pin a law down; a law
+/// whose whole range of loss is within 3 noise standard deviations is `not identified`.
+fn noise_findings(assessment: &mut Assessment, key: &str, noise: f64, data: &Dataset) {
+    let (low, high) = data.points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| (lo.min(p.loss), hi.max(p.loss)));
+    if high - low < 3.0 * noise {
+        assessment.not_identified(
+            format!(
+                "{key}: the losses span {} while the seeds' noise floor is {}: differences are within the noise",
+                number(high - low),
+                number(noise)
+            ),
+            Some("add sizes and budgets spanning a wider range of loss".to_string()),
+        );
+    }
+}

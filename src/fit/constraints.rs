@@ -1,0 +1,353 @@
+//! Fixed and tied parameters (`--fix E=1.87,A=520`, `--tie alpha=beta`) for the laws fitted by
+//! iteration: Chinchilla approach 3, Kaplan's joint L(N, D) and the data-constrained law.
+//!
+//! Published procedures need them: Muennighoff et al. 2023 fix the base law (E 1.87, A 520,
+//! B 1487, alpha = beta = 0.353) and fit only R*_D and R*_N; Gadre et al. 2024 tie the exponents.
+//! A law's optimiser works on a full vector (log A, log B, log E, alpha, beta for approach 3);
+//! `Mapping` builds that vector from the free coordinates alone, so the optimiser, the
+//! bootstrap and the point count a law needs (free parameters + 1) all see only what is free.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::fit::error::FitError;
+use crate::fit::optim::Objective;
+
+/// One parameter of a law's optimiser vector: its name and whether the optimiser holds its
+/// logarithm (positive scale parameters) or the value itself (exponents).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParamSpec {
+    pub name: &'static str,
+    pub log: bool,
+}
+
+const fn spec(name: &'static str, log: bool) -> ParamSpec {
+    ParamSpec { name, log }
+}
+
+/// Approach 3's vector (a, b, e, alpha, beta) = (log A, log B, log E, alpha, beta).
+pub(crate) const CHINCHILLA: [ParamSpec; 5] =
+    [spec("A", true), spec("B", true), spec("E", true), spec("alpha", false), spec("beta", false)];
+/// Kaplan's joint law: (alpha_N, alpha_D, log N_c, log D_c).
+pub(crate) const KAPLAN_JOINT: [ParamSpec; 4] =
+    [spec("alpha_N", false), spec("alpha_D", false), spec("N_c", true), spec("D_c", true)];
+/// The data-constrained law's repetition parameters: (log R*_D, log R*_N).
+pub(crate) const REPETITION: [ParamSpec; 2] = [spec("R_D_star", true), spec("R_N_star", true)];
+
+/// Every name `--fix` and `--tie` accept.
+pub fn known_names() -> Vec<&'static str> {
+    CHINCHILLA.iter().chain(&KAPLAN_JOINT).chain(&REPETITION).map(|p| p.name).collect()
+}
+
+fn check_name(name: &str) -> Result<&'static str, String> {
+    known_names()
+        .into_iter()
+        .find(|known| *known == name)
+        .ok_or_else(|| format!("unknown parameter '{name}' (known: {})", known_names().join(", ")))
+}
+
+/// What the user fixed and tied, as given on the command line (names, natural values).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Constraints {
+    /// name -> value (A = 520, not its logarithm).
+    pub fixed: BTreeMap<String, f64>,
+    /// (follower, leader): the follower takes the leader's value (`--tie alpha=beta`).
+    pub tied: Vec<(String, String)>,
+}
+
+impl Constraints {
+    pub fn is_empty(&self) -> bool {
+        self.fixed.is_empty() && self.tied.is_empty()
+    }
+
+    /// Parses `--fix NAME=VALUE,...`.
+    pub fn parse_fixed(text: &str) -> Result<BTreeMap<String, f64>, String> {
+        let mut fixed = BTreeMap::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) =
+                item.split_once('=').ok_or_else(|| format!("'{item}' is not NAME=VALUE (for example E=1.87)"))?;
+            let name = check_name(name.trim())?;
+            let value: f64 =
+                value.trim().parse().map_err(|_| format!("{name} = '{}' is not a number", value.trim()))?;
+            if !value.is_finite() {
+                return Err(format!("{name} = {value} is not finite"));
+            }
+            if fixed.insert(name.to_string(), value).is_some() {
+                return Err(format!("{name} is fixed twice"));
+            }
+        }
+        Ok(fixed)
+    }
+
+    /// Parses `--tie NAME=NAME,...`.
+    pub fn parse_tied(text: &str) -> Result<Vec<(String, String)>, String> {
+        let mut tied = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (follower, leader) =
+                item.split_once('=').ok_or_else(|| format!("'{item}' is not NAME=NAME (for example alpha=beta)"))?;
+            let (follower, leader) = (check_name(follower.trim())?, check_name(leader.trim())?);
+            if follower == leader {
+                return Err(format!("{follower} is tied to itself"));
+            }
+            tied.push((follower.to_string(), leader.to_string()));
+        }
+        Ok(tied)
+    }
+
+    /// The constraints that concern `specs`, for fit.json.
+    pub(crate) fn restricted_to(&self, specs: &[ParamSpec]) -> Constraints {
+        let named = |name: &str| specs.iter().any(|s| s.name == name);
+        Constraints {
+            fixed: self.fixed.iter().filter(|(k, _)| named(k)).map(|(k, v)| (k.clone(), *v)).collect(),
+            tied: self.tied.iter().filter(|(f, l)| named(f) && named(l)).cloned().collect(),
+        }
+    }
+
+    /// Every name that no law in `laws` has, or a tie across two laws: an error naming it.
+    pub(crate) fn check_against(&self, laws: &[&[ParamSpec]]) -> Result<(), FitError> {
+        let in_some = |name: &str| laws.iter().any(|specs| specs.iter().any(|s| s.name == name));
+        for name in self.fixed.keys().chain(self.tied.iter().flat_map(|(f, l)| [f, l])) {
+            if !in_some(name) {
+                return Err(FitError::InvalidOption {
+                    option: "fix/tie",
+                    message: format!("{name} is not a parameter of the law(s) being fitted"),
+                });
+            }
+        }
+        for (follower, leader) in &self.tied {
+            let together = laws.iter().any(|specs| {
+                specs.iter().any(|s| s.name == follower.as_str()) && specs.iter().any(|s| s.name == leader.as_str())
+            });
+            if !together {
+                return Err(FitError::InvalidOption {
+                    option: "tie",
+                    message: format!("{follower} and {leader} are not parameters of one law"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Constraints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self.fixed.iter().map(|(k, v)| format!("{k} = {v} fixed")).collect();
+        parts.extend(self.tied.iter().map(|(a, b)| format!("{a} = {b} tied")));
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Where each coordinate of a law's full vector comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// The free coordinate with this index.
+    Free(usize),
+    /// A constant (in the optimiser's form: log A, not A).
+    Fixed(f64),
+}
+
+/// The map from a law's free coordinates to its full optimiser vector.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Mapping {
+    sources: Vec<Source>,
+    free: usize,
+}
+
+impl Mapping {
+    /// Every parameter free.
+    pub fn identity(dim: usize) -> Mapping {
+        Mapping { sources: (0..dim).map(Source::Free).collect(), free: dim }
+    }
+
+    /// The mapping of a law with parameters `specs` under `constraints` (names of other laws
+    /// are ignored). A fixed scale parameter must be positive; a tie must join two parameters
+    /// of the same kind (both logarithmic or both not); ties may chain (alpha=beta, beta=...).
+    pub fn new(specs: &[ParamSpec], constraints: &Constraints) -> Result<Mapping, FitError> {
+        let index = |name: &str| specs.iter().position(|s| s.name == name);
+        let invalid = |message: String| FitError::InvalidOption { option: "fix/tie", message };
+        // Resolve each parameter to the root of its tie chain.
+        let mut leader: Vec<usize> = (0..specs.len()).collect();
+        for (follower, lead) in &constraints.tied {
+            let (Some(f), Some(l)) = (index(follower), index(lead)) else { continue };
+            if specs[f].log != specs[l].log {
+                return Err(invalid(format!("{follower} and {lead} cannot be tied: one is a scale, one an exponent")));
+            }
+            leader[f] = l;
+        }
+        let root = |mut k: usize| {
+            for _ in 0..specs.len() {
+                if leader[k] == k {
+                    return Some(k);
+                }
+                k = leader[k];
+            }
+            None
+        };
+        let mut sources = vec![Source::Free(usize::MAX); specs.len()];
+        let mut free = 0;
+        let mut free_of_root: BTreeMap<usize, usize> = BTreeMap::new();
+        for k in 0..specs.len() {
+            let r = root(k).ok_or_else(|| invalid(format!("the ties of {} form a cycle", specs[k].name)))?;
+            // A fixed value anywhere in the chain fixes the whole chain.
+            let chain_value = (0..specs.len())
+                .filter(|&j| root(j) == Some(r))
+                .find_map(|j| constraints.fixed.get(specs[j].name).map(|v| (j, *v)));
+            sources[k] = match chain_value {
+                Some((j, value)) => {
+                    if specs[j].log && value <= 0.0 {
+                        return Err(invalid(format!("{} = {value} must be positive", specs[j].name)));
+                    }
+                    Source::Fixed(if specs[j].log { value.ln() } else { value })
+                }
+                None => Source::Free(*free_of_root.entry(r).or_insert_with(|| {
+                    free += 1;
+                    free - 1
+                })),
+            };
+        }
+        Ok(Mapping { sources, free })
+    }
+
+    /// Number of free coordinates.
+    pub fn free(&self) -> usize {
+        self.free
+    }
+
+    pub fn is_identity(&self) -> bool {
+        self.free == self.sources.len()
+            && self.sources.iter().enumerate().all(|(k, s)| matches!(s, Source::Free(i) if *i == k))
+    }
+
+    /// The full vector of free coordinates `z`.
+    pub fn full(&self, z: &[f64]) -> Vec<f64> {
+        self.sources
+            .iter()
+            .map(|s| match *s {
+                Source::Free(i) => z[i],
+                Source::Fixed(v) => v,
+            })
+            .collect()
+    }
+
+    /// The free coordinates of a full vector (a tie takes its leader's value: the first
+    /// coordinate mapped to that free index).
+    pub fn project(&self, x: &[f64]) -> Vec<f64> {
+        let mut z = vec![f64::NAN; self.free];
+        for (k, s) in self.sources.iter().enumerate() {
+            if let Source::Free(i) = *s {
+                if z[i].is_nan() {
+                    z[i] = x[k];
+                }
+            }
+        }
+        z
+    }
+
+    /// Starting points in free coordinates: each full start projected, duplicates dropped
+    /// (keeping the first), so a tied or fixed law runs fewer starts.
+    pub fn starts(&self, full_starts: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        let mut seen = std::collections::HashSet::new();
+        full_starts
+            .iter()
+            .map(|x| self.project(x))
+            .filter(|z| seen.insert(z.iter().map(|v| v.to_bits()).collect::<Vec<u64>>()))
+            .collect()
+    }
+}
+
+/// An objective in a law's full vector seen through a `Mapping`: the gradient of a free
+/// coordinate is the sum over the full coordinates it feeds.
+pub(crate) struct Constrained<'a, O> {
+    pub inner: &'a O,
+    pub mapping: &'a Mapping,
+}
+
+impl<O: Objective> Objective for Constrained<'_, O> {
+    fn value_and_gradient(&self, z: &[f64], gradient: &mut [f64]) -> f64 {
+        let x = self.mapping.full(z);
+        let mut full_gradient = vec![0.0; x.len()];
+        let value = self.inner.value_and_gradient(&x, &mut full_gradient);
+        gradient.iter_mut().for_each(|g| *g = 0.0);
+        for (k, source) in self.mapping.sources.iter().enumerate() {
+            if let Source::Free(i) = *source {
+                gradient[i] += full_gradient[k];
+            }
+        }
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fit::optim::tests::numeric_gradient;
+
+    #[test]
+    fn fixing_and_tying_leave_the_free_coordinates() -> Result<(), FitError> {
+        let constraints = Constraints {
+            fixed: Constraints::parse_fixed("E=1.87")
+                .map_err(|m| FitError::InvalidOption { option: "fix", message: m })?,
+            tied: Constraints::parse_tied("alpha=beta")
+                .map_err(|m| FitError::InvalidOption { option: "tie", message: m })?,
+        };
+        let mapping = Mapping::new(&CHINCHILLA, &constraints)?;
+        assert_eq!(mapping.free(), 3);
+        let x = mapping.full(&[6.0, 7.0, 0.35]);
+        assert_eq!(x, vec![6.0, 7.0, 1.87f64.ln(), 0.35, 0.35]);
+        assert_eq!(mapping.project(&x), vec![6.0, 7.0, 0.35]);
+        // 4,500 published starts: alpha and beta each take 5 values, so tying leaves 900.
+        let grid = crate::fit::chinchilla::published_grid();
+        let tied_only =
+            Mapping::new(&CHINCHILLA, &Constraints { tied: constraints.tied.clone(), ..Default::default() })?;
+        assert_eq!(tied_only.starts(&grid).len(), 900);
+        assert!(Mapping::identity(5).is_identity() && !mapping.is_identity());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_lists_are_errors_naming_the_item() {
+        assert!(Constraints::parse_fixed("E=1.87,A=520").is_ok());
+        let unknown = Constraints::parse_fixed("gamma=1").unwrap_err();
+        assert!(unknown.contains("gamma"), "{unknown}");
+        assert!(Constraints::parse_fixed("E").unwrap_err().contains("NAME=VALUE"));
+        assert!(Constraints::parse_fixed("E=x").unwrap_err().contains("'x'"));
+        assert!(Constraints::parse_tied("alpha=alpha").is_err());
+        let mixed = Constraints { tied: vec![("A".into(), "alpha".into())], ..Default::default() };
+        assert!(Mapping::new(&CHINCHILLA, &mixed).is_err());
+        let negative = Constraints { fixed: BTreeMap::from([("A".to_string(), -1.0)]), ..Default::default() };
+        assert!(Mapping::new(&CHINCHILLA, &negative).is_err());
+    }
+
+    struct Quadratic;
+    impl Objective for Quadratic {
+        fn value_and_gradient(&self, x: &[f64], gradient: &mut [f64]) -> f64 {
+            let weights = [1.0, 2.0, 3.0, 4.0, 5.0];
+            let mut total = 0.0;
+            for k in 0..5 {
+                gradient[k] = weights[k] * (x[k] - k as f64);
+                total += 0.5 * weights[k] * (x[k] - k as f64).powi(2);
+            }
+            total
+        }
+    }
+
+    #[test]
+    fn constrained_gradient_matches_finite_differences() -> Result<(), FitError> {
+        let constraints = Constraints {
+            fixed: BTreeMap::from([("B".to_string(), 3.0)]),
+            tied: vec![("alpha".to_string(), "beta".to_string())],
+        };
+        let mapping = Mapping::new(&CHINCHILLA, &constraints)?;
+        let objective = Constrained { inner: &Quadratic, mapping: &mapping };
+        let z = [0.3, -0.2, 1.7];
+        let mut analytic = [0.0; 3];
+        objective.value_and_gradient(&z, &mut analytic);
+        let numeric = numeric_gradient(&objective, &z, 1e-6);
+        for k in 0..3 {
+            assert!((analytic[k] - numeric[k]).abs() < 1e-6, "{analytic:?} vs {numeric:?}");
+        }
+        Ok(())
+    }
+}
