@@ -36,6 +36,9 @@ pub struct HubConfig {
     pub validation_fraction: f64,
     #[serde(default)]
     pub split_seed: u64,
+    /// Pins the training order; default: the run's seed keys it.
+    #[serde(default)]
+    pub data_seed: Option<u64>,
     #[serde(default)]
     pub cache_dir: Option<String>,
     #[serde(skip)]
@@ -79,6 +82,7 @@ impl HubConfig {
             document_separator: self.document_separator.clone(),
             validation_fraction: self.validation_fraction,
             split_seed: self.split_seed,
+            data_seed: self.data_seed,
             cache_dir: self.cache_dir.clone(),
             base_dir: self.base_dir.clone(),
         }
@@ -213,6 +217,7 @@ mod tests {
             document_separator: Some("<|endoftext|>".into()),
             validation_fraction: 0.15,
             split_seed: 0,
+            data_seed: None,
             cache_dir: Some("cache".into()),
             base_dir: Some(dir.to_path_buf()),
         }
