@@ -28,6 +28,7 @@ pub mod regenerate;
 pub mod report;
 pub mod rng;
 pub mod slurm;
+pub mod status;
 pub mod sweep;
 pub mod train;
 

@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod corrupt_records;
+mod data_formats;
 mod fit_cli;
 mod slurm_cli;
 mod sweep_cli;

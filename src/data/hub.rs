@@ -23,8 +23,12 @@ pub struct HubConfig {
     /// Branch, tag or commit.
     #[serde(default = "default_revision")]
     pub revision: String,
-    /// Files of the repository (UTF-8 text), e.g. ["TinyStoriesV2-GPT4-valid.txt"].
+    /// Files of the repository (UTF-8 text, parquet or JSON lines), e.g.
+    /// ["data/train-00000-of-00004.parquet"].
     pub files: Vec<String>,
+    /// The column or field records keep their text in (default "text").
+    #[serde(default)]
+    pub text_field: Option<String>,
     /// A model repository whose tokenizer.json to use (needs vocab_size); default: train a BPE.
     #[serde(default)]
     pub tokenizer_repo: Option<String>,
@@ -77,6 +81,7 @@ impl HubConfig {
     fn text_config(&self, files: Vec<String>, tokenizer: Option<String>) -> TextConfig {
         TextConfig {
             files,
+            text_field: self.text_field.clone(),
             vocab_size: self.vocab_size,
             tokenizer,
             document_separator: self.document_separator.clone(),
@@ -212,6 +217,7 @@ mod tests {
             repo_type: "dataset".into(),
             revision: "main".into(),
             files: vec!["train.txt".into()],
+            text_field: None,
             tokenizer_repo: None,
             vocab_size: Some(300),
             document_separator: Some("<|endoftext|>".into()),

@@ -14,6 +14,7 @@
 pub mod bpe;
 pub mod cache;
 pub mod corpus;
+pub mod records;
 
 use std::path::{Path, PathBuf};
 
@@ -29,8 +30,12 @@ use corpus::{hex, Corpus};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextConfig {
-    /// UTF-8 files or glob patterns (`data/corpus/**/*.txt`), relative to the config file.
+    /// Files or glob patterns (`data/corpus/**/*.txt`), relative to the config file: UTF-8 text,
+    /// `.parquet`, or JSON lines (`.jsonl`, `.json`, optionally `.gz` / `.zst`).
     pub files: Vec<String>,
+    /// The column (parquet) or field (JSON lines) holding each record's text (default "text").
+    #[serde(default)]
+    pub text_field: Option<String>,
     /// Train a byte-level BPE of this many tokens; with `tokenizer`, the models' vocabulary size
     /// (at least the tokenizer's).
     #[serde(default)]
@@ -67,6 +72,7 @@ impl PartialEq for TextConfig {
     /// Equal when they describe the same data; where the config file lives does not count.
     fn eq(&self, other: &Self) -> bool {
         self.files == other.files
+            && self.text_field == other.text_field
             && self.vocab_size == other.vocab_size
             && self.tokenizer == other.tokenizer
             && self.document_separator == other.document_separator
@@ -80,6 +86,11 @@ impl PartialEq for TextConfig {
 impl TextConfig {
     fn base(&self) -> PathBuf {
         self.base_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The column or field records keep their text in.
+    pub fn text_field(&self) -> &str {
+        self.text_field.as_deref().unwrap_or("text")
     }
 
     /// A path from the config, resolved against the config file's directory.
@@ -153,7 +164,7 @@ impl TextSource {
     pub fn new(config: &TextConfig) -> Result<TextSource, DataError> {
         let vocab_size = config.validate()?;
         let files = corpus::expand_files(&config.files, &config.base())?;
-        let corpus = corpus::read_corpus(&files, config.document_separator.as_deref())?;
+        let corpus = corpus::read_corpus(&files, config.document_separator.as_deref(), config.text_field())?;
         let split = corpus::split_documents(&corpus, config.validation_fraction, config.split_seed)?;
         let cache_dir = config.cache_dir()?;
         let (tokenizer, trained_tokenizer) = tokenizer_for(config, &corpus, &split.train, &cache_dir)?;

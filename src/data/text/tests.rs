@@ -52,6 +52,7 @@ pub(crate) fn write_corpus(dir: &Path, n_docs: usize, words: usize) -> Vec<Strin
 pub(crate) fn text_config(dir: &Path, vocab_size: usize) -> TextConfig {
     TextConfig {
         files: vec!["corpus/*.txt".into()],
+        text_field: None,
         vocab_size: Some(vocab_size),
         tokenizer: None,
         document_separator: None,
@@ -126,7 +127,7 @@ fn split_is_by_whole_documents_and_fixed() {
     let docs = write_corpus(&dir.0, 10, 150);
     let config = text_config(&dir.0, 300);
     let files = corpus::expand_files(&config.files, &dir.0).unwrap();
-    let corpus = corpus::read_corpus(&files, None).unwrap();
+    let corpus = corpus::read_corpus(&files, None, "text").unwrap();
     let split = corpus::split_documents(&corpus, 0.15, 0).unwrap();
     assert_eq!(split, corpus::split_documents(&corpus, 0.15, 0).unwrap(), "same seed, same split");
     assert_ne!(split, corpus::split_documents(&corpus, 0.15, 1).unwrap());
@@ -230,7 +231,7 @@ fn separator_cuts_files_into_documents() {
     std::fs::write(dir.0.join("corpus/all.txt"), "one story<|endoftext|>two story\n<|endoftext|>\n<|endoftext|>three")
         .unwrap();
     let files = corpus::expand_files(&["corpus/all.txt".into()], &dir.0).unwrap();
-    let corpus = corpus::read_corpus(&files, Some("<|endoftext|>")).unwrap();
+    let corpus = corpus::read_corpus(&files, Some("<|endoftext|>"), "text").unwrap();
     let texts: Vec<&str> = corpus.documents.iter().map(|d| d.text.as_str()).collect();
     assert_eq!(texts, ["one story", "two story\n", "three"]);
     assert!(corpus.documents[2].origin.ends_with("all.txt#2"));
