@@ -7,5 +7,6 @@ mod corrupt_records;
 mod data_formats;
 mod fit_cli;
 mod slurm_cli;
+mod status_cli;
 mod sweep_cli;
 mod train_cli;
