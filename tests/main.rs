@@ -6,6 +6,8 @@ mod common;
 mod corrupt_records;
 mod data_formats;
 mod fit_cli;
+#[cfg(feature = "hub")]
+mod hub_cli;
 mod slurm_cli;
 mod status_cli;
 mod sweep_cli;
