@@ -1,9 +1,9 @@
-//! Text from the Hugging Face hub (`[data] kind = "hub"`, cargo feature `hub`): the dataset's
-//! files and, optionally, a model's tokenizer.json are fetched with hf-hub into its cache
-//! (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`), then the source is a local [`TextSource`]
-//! over those paths. Files already in the cache are used without the network; with
-//! `HF_HUB_OFFLINE=1`, or when the hub cannot be reached, the error names the missing file
-//! before anything is tokenized.
+//! Text from the Hugging Face hub (`[data] kind = "hub"`; the cargo feature `hub`, on by
+//! default): the dataset's files (text, parquet or JSON lines) and, optionally, a model's
+//! tokenizer.json are fetched with hf-hub into its cache (`$HF_HOME/hub`, default
+//! `~/.cache/huggingface/hub`), then the source is a local [`TextSource`] over those paths.
+//! Files already in the cache are used without the network; with `HF_HUB_OFFLINE=1`, or when
+//! the hub cannot be reached, the error names the missing file before anything is tokenized.
 
 use std::path::{Path, PathBuf};
 
