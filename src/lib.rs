@@ -30,6 +30,7 @@ pub mod report;
 pub mod requirements;
 pub mod rng;
 pub mod slurm;
+pub mod status;
 pub mod sweep;
 pub mod train;
 pub mod tune;

@@ -59,6 +59,26 @@ enum Command {
     Report(SweepDirArgs),
     /// Measure training throughput of one model shape on random tokens.
     Bench(BenchArgs),
+    /// Show where a sweep stands: each run's state, progress, last validation loss, and an ETA.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The sweep's results directory (results/<name>).
+    sweep_dir: PathBuf,
+    /// Redraw every few seconds until every run has finished (Ctrl-C to stop).
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between redraws with --watch.
+    #[arg(long, default_value_t = 5.0)]
+    interval: f64,
+    /// Print the same as JSON, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Seconds without a heartbeat after which a claim counts as stale (as in `sweep`).
+    #[arg(long, default_value_t = 120.0)]
+    stale_after: f64,
 }
 
 #[derive(Args)]
@@ -419,6 +439,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plot(args) => cmd_regenerate(args, false),
         Command::Report(args) => cmd_regenerate(args, true),
         Command::Bench(args) => cmd_bench(args),
+        Command::Status(args) => cmd_status(args),
+    }
+}
+
+fn cmd_status(args: StatusArgs) -> anyhow::Result<()> {
+    if !(args.stale_after > 0.0) || !(args.interval > 0.0) {
+        anyhow::bail!("--stale-after and --interval must be positive numbers of seconds");
+    }
+    let stale_after = std::time::Duration::from_secs_f64(args.stale_after);
+    loop {
+        let state = sweeplaw::status::read_state(&args.sweep_dir, stale_after)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&state)?);
+        } else {
+            if args.watch {
+                // Clear the screen and go home, then draw.
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", sweeplaw::status::render(&state));
+        }
+        if !args.watch || state.finished() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(args.interval));
     }
 }
 

@@ -63,6 +63,16 @@ pub struct DataInfo {
     /// Entropy of the validation targets' unigram distribution (what a model without context gets).
     pub unigram_entropy: Option<f64>,
     pub eval_tokens: u64,
+    /// The seed that keyed the training order (the run's seed, or the data section's
+    /// `data_seed`); None when the order is not seeded by the run.
+    #[serde(default)]
+    pub data_seed: Option<u64>,
+    /// Which tokens the validation set holds (e.g. evenly spaced windows over the held-out documents).
+    #[serde(default)]
+    pub validation_sample: Option<String>,
+    /// sha256 (hex) of each token file trained on, by path.
+    #[serde(default)]
+    pub token_files_sha256: std::collections::BTreeMap<String, String>,
 }
 
 /// Final figures of a run (present once it has trained at least one step).

@@ -4,11 +4,15 @@
 mod bad_input;
 mod common;
 mod corrupt_records;
+mod data_formats;
 mod figures_cli;
 mod fit_cli;
+#[cfg(feature = "hub")]
+mod hub_cli;
 mod plan_cli;
 mod reliability;
 mod slurm_cli;
+mod status_cli;
 mod sweep_cli;
 mod train_cli;
 mod tune_cli;

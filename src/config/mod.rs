@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{HubConfig, SyntheticConfig, TextConfig};
+use crate::data::{HubConfig, SyntheticConfig, TextConfig, TokensConfig};
 use crate::error::{Error, Result};
 use crate::model::{MlpKind, ModelShape};
 use crate::train::optim::AdamWConfig;
@@ -60,6 +60,8 @@ pub enum DataConfig {
     Text(TextConfig),
     /// Files of a Hugging Face hub repository (feature `hub`), then as `text`.
     Hub(HubConfig),
+    /// Already tokenized files (raw u16/u32 ids or `.npy`), memory-mapped.
+    Tokens(TokensConfig),
 }
 
 impl DataConfig {
@@ -72,6 +74,7 @@ impl DataConfig {
             }
             DataConfig::Text(t) => t.validate().map_err(|e| e.to_string()),
             DataConfig::Hub(h) => h.validate().map_err(|e| e.to_string()),
+            DataConfig::Tokens(t) => t.validate().map_err(|e| e.to_string()),
         }
     }
 
@@ -81,6 +84,7 @@ impl DataConfig {
             DataConfig::Synthetic(s) => Ok(Box::new(crate::data::SyntheticSource::new(s)?)),
             DataConfig::Text(t) => Ok(Box::new(crate::data::TextSource::new(t)?)),
             DataConfig::Hub(h) => Ok(Box::new(h.build(&crate::data::hub::HubAccess::from_env())?)),
+            DataConfig::Tokens(t) => Ok(Box::new(crate::data::TokensSource::new(t)?)),
         }
     }
 
@@ -92,6 +96,7 @@ impl DataConfig {
             DataConfig::Synthetic(_) => {}
             DataConfig::Text(t) => t.base_dir = Some(dir),
             DataConfig::Hub(h) => h.base_dir = Some(dir),
+            DataConfig::Tokens(t) => t.base_dir = Some(dir),
         }
     }
 }

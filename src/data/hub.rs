@@ -1,9 +1,9 @@
-//! Text from the Hugging Face hub (`[data] kind = "hub"`, cargo feature `hub`): the dataset's
-//! files and, optionally, a model's tokenizer.json are fetched with hf-hub into its cache
-//! (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`), then the source is a local [`TextSource`]
-//! over those paths. Files already in the cache are used without the network; with
-//! `HF_HUB_OFFLINE=1`, or when the hub cannot be reached, the error names the missing file
-//! before anything is tokenized.
+//! Text from the Hugging Face hub (`[data] kind = "hub"`; the cargo feature `hub`, on by
+//! default): the dataset's files (text, parquet or JSON lines) and, optionally, a model's
+//! tokenizer.json are fetched with hf-hub into its cache (`$HF_HOME/hub`, default
+//! `~/.cache/huggingface/hub`), then the source is a local [`TextSource`] over those paths.
+//! Files already in the cache are used without the network; with `HF_HUB_OFFLINE=1`, or when
+//! the hub cannot be reached, the error names the missing file before anything is tokenized.
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +23,12 @@ pub struct HubConfig {
     /// Branch, tag or commit.
     #[serde(default = "default_revision")]
     pub revision: String,
-    /// Files of the repository (UTF-8 text), e.g. ["TinyStoriesV2-GPT4-valid.txt"].
+    /// Files of the repository (UTF-8 text, parquet or JSON lines), e.g.
+    /// ["data/train-00000-of-00004.parquet"].
     pub files: Vec<String>,
+    /// The column or field records keep their text in (default "text").
+    #[serde(default)]
+    pub text_field: Option<String>,
     /// A model repository whose tokenizer.json to use (needs vocab_size); default: train a BPE.
     #[serde(default)]
     pub tokenizer_repo: Option<String>,
@@ -36,6 +40,9 @@ pub struct HubConfig {
     pub validation_fraction: f64,
     #[serde(default)]
     pub split_seed: u64,
+    /// Pins the training order; default: the run's seed keys it.
+    #[serde(default)]
+    pub data_seed: Option<u64>,
     #[serde(default)]
     pub cache_dir: Option<String>,
     #[serde(skip)]
@@ -74,11 +81,13 @@ impl HubConfig {
     fn text_config(&self, files: Vec<String>, tokenizer: Option<String>) -> TextConfig {
         TextConfig {
             files,
+            text_field: self.text_field.clone(),
             vocab_size: self.vocab_size,
             tokenizer,
             document_separator: self.document_separator.clone(),
             validation_fraction: self.validation_fraction,
             split_seed: self.split_seed,
+            data_seed: self.data_seed,
             cache_dir: self.cache_dir.clone(),
             base_dir: self.base_dir.clone(),
         }
@@ -208,11 +217,13 @@ mod tests {
             repo_type: "dataset".into(),
             revision: "main".into(),
             files: vec!["train.txt".into()],
+            text_field: None,
             tokenizer_repo: None,
             vocab_size: Some(300),
             document_separator: Some("<|endoftext|>".into()),
             validation_fraction: 0.15,
             split_seed: 0,
+            data_seed: None,
             cache_dir: Some("cache".into()),
             base_dir: Some(dir.to_path_buf()),
         }

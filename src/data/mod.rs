@@ -5,19 +5,24 @@
 //! set. Batches are plain `u32` vectors; the training code turns them into tensors. The
 //! [`synthetic`] source is a generative language that knows the exact probability of every token
 //! it emits, so its validation set carries the exact irreducible loss (`true_entropy`). The
-//! [`text`] source reads local text files with a BPE tokenizer, [`hub`] fetches them from the
-//! Hugging Face hub first, and [`repeat`] limits any source to U unique tokens repeated over
-//! epochs (data-constrained sweeps).
+//! [`text`] source reads local documents (text, parquet, JSON lines) with a BPE tokenizer, [`hub`]
+//! fetches them from the Hugging Face hub first, [`tokens`] reads already tokenized files, and
+//! [`repeat`] limits any source to U unique tokens repeated over epochs (data-constrained
+//! sweeps). The file-backed sources share [`stream`]: memory-mapped ids, a training order keyed
+//! by the run's seed, and a validation sample spread over every held-out document.
 
 pub mod hub;
 pub mod repeat;
 pub mod sampling;
+pub mod stream;
 pub mod synthetic;
 pub mod text;
+pub mod tokens;
 
 pub use hub::HubConfig;
 pub use synthetic::{SyntheticConfig, SyntheticSource};
 pub use text::{TextConfig, TextSource};
+pub use tokens::{TokensConfig, TokensSource};
 
 /// Which stream a batch comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +72,8 @@ pub struct ValidationSet {
     pub true_entropy: Option<f64>,
     /// Entropy of the empirical unigram distribution of the targets, nats/token.
     pub unigram_entropy: f64,
+    /// Which tokens the set holds (for run.json), when the source samples them from a stream.
+    pub sample: Option<String>,
 }
 
 /// Errors of the data sources; each names the field or request it is about.
@@ -99,22 +106,38 @@ pub trait TokenSource: Send + Sync {
     /// Number of distinct training tokens available (None = unlimited, as for the synthetic source).
     fn unique_tokens(&self) -> Option<u64>;
     /// A source's own view of its first `unique_tokens` training tokens, cut into rows of
-    /// `seq_len` and repeated; None = use the generic [`repeat::RepeatedRows`].
-    fn limited(&self, _unique_tokens: u64, _seq_len: usize) -> Option<Result<Box<dyn TokenSource + '_>, DataError>> {
+    /// `seq_len` and repeated in an order keyed by `run_seed` (unless the source pins its own);
+    /// None = use the generic [`repeat::RepeatedRows`].
+    fn limited(
+        &self,
+        _unique_tokens: u64,
+        _seq_len: usize,
+        _run_seed: u64,
+    ) -> Option<Result<Box<dyn TokenSource + '_>, DataError>> {
         None
+    }
+    /// The seed that keys the training order (None: the order is not seeded by the run).
+    fn data_seed(&self) -> Option<u64> {
+        None
+    }
+    /// sha256 (hex) of each file read as token ids, by path: what the run trained on.
+    fn token_files(&self) -> std::collections::BTreeMap<String, String> {
+        std::collections::BTreeMap::new()
     }
 }
 
 /// `source` limited to its first `unique_tokens` training tokens (rows of `seq_len`), repeated
-/// for as many epochs as a run asks for (Muennighoff et al. 2023).
+/// for as many epochs as a run asks for (Muennighoff et al. 2023), in an order keyed by the run's
+/// seed `run_seed`.
 pub fn limit_unique<'a>(
     source: &'a dyn TokenSource,
     unique_tokens: u64,
     seq_len: usize,
+    run_seed: u64,
 ) -> Result<Box<dyn TokenSource + 'a>, DataError> {
-    match source.limited(unique_tokens, seq_len) {
+    match source.limited(unique_tokens, seq_len, run_seed) {
         Some(view) => view,
-        None => Ok(Box::new(repeat::RepeatedRows::new(source, unique_tokens, seq_len)?)),
+        None => Ok(Box::new(repeat::RepeatedRows::new(source, unique_tokens, seq_len, run_seed)?)),
     }
 }
 

@@ -65,11 +65,15 @@ pub struct RepeatedRows<'a> {
     inner: &'a dyn TokenSource,
     seq_len: usize,
     n_rows: u64,
+    /// The row order's key (from the run's seed).
+    key: u64,
+    seed: u64,
     pool: OnceLock<Result<Vec<u32>, String>>,
 }
 
 impl<'a> RepeatedRows<'a> {
-    pub fn new(inner: &'a dyn TokenSource, unique_tokens: u64, seq_len: usize) -> Result<Self, DataError> {
+    /// The pool's rows are visited in an order keyed by `seed` (seed 0: the order before seeding).
+    pub fn new(inner: &'a dyn TokenSource, unique_tokens: u64, seq_len: usize, seed: u64) -> Result<Self, DataError> {
         let n_rows = unique_tokens / seq_len.max(1) as u64;
         if n_rows == 0 || seq_len == 0 {
             return Err(DataError::config(
@@ -77,7 +81,8 @@ impl<'a> RepeatedRows<'a> {
                 format!("{unique_tokens} is less than one sequence of seq_len = {seq_len} tokens"),
             ));
         }
-        Ok(RepeatedRows { inner, seq_len, n_rows, pool: OnceLock::new() })
+        let key = 0x5eed ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        Ok(RepeatedRows { inner, seq_len, n_rows, key, seed, pool: OnceLock::new() })
     }
 
     fn pool(&self) -> Result<&[u32], DataError> {
@@ -115,7 +120,7 @@ impl TokenSource for RepeatedRows<'_> {
         let width = seq_len + 1;
         let mut rows = Vec::with_capacity(batch_size * width);
         for j in 0..batch_size as u64 {
-            let (row, _) = repeated_row(index * batch_size as u64 + j, self.n_rows, 0x5eed);
+            let (row, _) = repeated_row(index * batch_size as u64 + j, self.n_rows, self.key);
             let start = row as usize * width;
             rows.extend_from_slice(&pool[start..start + width]);
         }
@@ -128,6 +133,14 @@ impl TokenSource for RepeatedRows<'_> {
 
     fn unique_tokens(&self) -> Option<u64> {
         Some(self.n_rows * self.seq_len as u64)
+    }
+
+    fn data_seed(&self) -> Option<u64> {
+        Some(self.seed)
+    }
+
+    fn token_files(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner.token_files()
     }
 }
 
@@ -170,7 +183,7 @@ mod tests {
         let config = crate::data::SyntheticConfig { vocab_size: 256, n_quanta: 16, ..Default::default() };
         let source = crate::data::SyntheticSource::new(&config).unwrap();
         // 10 rows of 8 predicted tokens.
-        let repeated = RepeatedRows::new(&source, 85, 8).unwrap();
+        let repeated = RepeatedRows::new(&source, 85, 8, 0).unwrap();
         assert_eq!(repeated.unique_tokens(), Some(80));
         // 4 epochs = 40 rows = 10 batches of 4: each pooled row appears exactly 4 times.
         let mut counts = std::collections::HashMap::new();
@@ -185,7 +198,7 @@ mod tests {
         // The pooled rows are the source's first training rows.
         let first = source.train_batch(0, 1, 8).unwrap();
         assert_eq!(counts.get(&first.inputs), Some(&4));
-        assert!(RepeatedRows::new(&source, 7, 8).is_err());
+        assert!(RepeatedRows::new(&source, 7, 8, 0).is_err());
         assert!(repeated.train_batch(0, 4, 16).is_err());
     }
 }

@@ -402,7 +402,11 @@ impl TokenSource for SyntheticSource {
         let batch = Batch::from_rows(&rows, n_sequences, seq_len);
         let true_entropy = -row_sums.iter().sum::<f64>() / batch.targets.len() as f64;
         let unigram_entropy = unigram_entropy(&batch.targets);
-        Ok(ValidationSet { batch, true_entropy: Some(true_entropy), unigram_entropy })
+        let sample = format!(
+            "{n_sequences} independent sequences of {} tokens drawn from the language's validation stream",
+            seq_len + 1
+        );
+        Ok(ValidationSet { batch, true_entropy: Some(true_entropy), unigram_entropy, sample: Some(sample) })
     }
 
     fn unique_tokens(&self) -> Option<u64> {

@@ -3,11 +3,9 @@
 //! tokens cached once per (tokenizer, corpus) as a memory-mapped file, and a train/validation
 //! split by whole documents that every run of a sweep shares.
 //!
-//! Training rows are seq_len + 1 consecutive tokens of the training stream (the training
-//! documents in split order, each ended by `<|endoftext|>`), visited in a fresh pseudo-random
-//! order every epoch (`repeat`); a run limited to U unique tokens draws rows from the first U
-//! tokens only (Muennighoff et al. 2023). The validation set is the first rows of the
-//! validation stream, the same for every run.
+//! The training stream is the training documents in split order, each ended by `<|endoftext|>`;
+//! the validation stream the held-out ones. Rows, their seeded order and the validation windows
+//! are [`stream`](crate::data::stream)'s.
 //!
 //! Caches live in `cache_dir` (relative to the config file), else `$SWEEPLAW_CACHE`, else
 //! `$XDG_CACHE_HOME/sweeplaw`, else `~/.cache/sweeplaw`: `bpe-<vocab>-<key>/tokenizer.json`
@@ -16,15 +14,15 @@
 pub mod bpe;
 pub mod cache;
 pub mod corpus;
+pub mod records;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::data::repeat::repeated_row;
-use crate::data::{check_batch_shape, unigram_entropy, Batch, DataError, TokenSource, ValidationSet};
+use crate::data::stream::{Stream, Streams};
+use crate::data::{Batch, DataError, TokenSource, ValidationSet};
 use cache::{CacheKey, TokenCache};
 use corpus::{hex, Corpus};
 
@@ -32,8 +30,12 @@ use corpus::{hex, Corpus};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TextConfig {
-    /// UTF-8 files or glob patterns (`data/corpus/**/*.txt`), relative to the config file.
+    /// Files or glob patterns (`data/corpus/**/*.txt`), relative to the config file: UTF-8 text,
+    /// `.parquet`, or JSON lines (`.jsonl`, `.json`, optionally `.gz` / `.zst`).
     pub files: Vec<String>,
+    /// The column (parquet) or field (JSON lines) holding each record's text (default "text").
+    #[serde(default)]
+    pub text_field: Option<String>,
     /// Train a byte-level BPE of this many tokens; with `tokenizer`, the models' vocabulary size
     /// (at least the tokenizer's).
     #[serde(default)]
@@ -47,9 +49,13 @@ pub struct TextConfig {
     /// Share of the corpus bytes held out for validation, in whole documents.
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
-    /// Seed of the document shuffle that chooses the split and the training order.
+    /// Seed of the document shuffle that chooses the split (and the documents' order in the
+    /// training stream).
     #[serde(default)]
     pub split_seed: u64,
+    /// Pins the order training rows are visited in; default: the run's seed keys it.
+    #[serde(default)]
+    pub data_seed: Option<u64>,
     /// Where the tokenizer and the token cache go.
     #[serde(default)]
     pub cache_dir: Option<String>,
@@ -66,11 +72,13 @@ impl PartialEq for TextConfig {
     /// Equal when they describe the same data; where the config file lives does not count.
     fn eq(&self, other: &Self) -> bool {
         self.files == other.files
+            && self.text_field == other.text_field
             && self.vocab_size == other.vocab_size
             && self.tokenizer == other.tokenizer
             && self.document_separator == other.document_separator
             && self.validation_fraction == other.validation_fraction
             && self.split_seed == other.split_seed
+            && self.data_seed == other.data_seed
             && self.cache_dir == other.cache_dir
     }
 }
@@ -78,6 +86,11 @@ impl PartialEq for TextConfig {
 impl TextConfig {
     fn base(&self) -> PathBuf {
         self.base_dir.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The column or field records keep their text in.
+    pub fn text_field(&self) -> &str {
+        self.text_field.as_deref().unwrap_or("text")
     }
 
     /// A path from the config, resolved against the config file's directory.
@@ -132,44 +145,6 @@ impl TextConfig {
     }
 }
 
-/// A token stream made of document segments of the cache, in split order.
-struct Stream {
-    /// (start, end) token positions in the cache.
-    segments: Vec<(u64, u64)>,
-    /// Stream position where each segment starts, and the total at the end.
-    starts: Vec<u64>,
-}
-
-impl Stream {
-    fn new(cache: &TokenCache, documents: &[usize]) -> Stream {
-        let segments: Vec<(u64, u64)> = documents.iter().map(|&d| (cache.offsets[d], cache.offsets[d + 1])).collect();
-        let mut starts = vec![0u64];
-        for (a, b) in &segments {
-            starts.push(starts[starts.len() - 1] + (b - a));
-        }
-        Stream { segments, starts }
-    }
-
-    fn len(&self) -> u64 {
-        *self.starts.last().unwrap_or(&0)
-    }
-
-    /// Appends stream tokens `from..from + count` to `out`.
-    fn read(&self, cache: &TokenCache, from: u64, count: u64, out: &mut Vec<u32>) {
-        let end = from + count;
-        let mut segment = self.starts.partition_point(|&s| s <= from).saturating_sub(1);
-        let mut position = from;
-        while position < end && segment < self.segments.len() {
-            let (seg_start, seg_end) = self.segments[segment];
-            let offset = position - self.starts[segment];
-            let take = (seg_end - seg_start - offset).min(end - position);
-            cache.extend(seg_start + offset, seg_start + offset + take, out);
-            position += take;
-            segment += 1;
-        }
-    }
-}
-
 /// How the source came to be: for tests and messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BuildReport {
@@ -179,23 +154,17 @@ pub struct BuildReport {
 
 /// The text token source.
 pub struct TextSource {
-    cache: Arc<TokenCache>,
-    train: Stream,
-    validation: Stream,
-    vocab_size: usize,
-    describe: String,
+    pub(crate) streams: Streams,
     pub report: BuildReport,
     pub tokenizer_path: PathBuf,
 }
-
-const ROW_ORDER_KEY: u64 = 0x7e47_0d0c;
 
 impl TextSource {
     /// Reads the corpus, trains or loads the tokenizer, and opens (building if needed) the cache.
     pub fn new(config: &TextConfig) -> Result<TextSource, DataError> {
         let vocab_size = config.validate()?;
         let files = corpus::expand_files(&config.files, &config.base())?;
-        let corpus = corpus::read_corpus(&files, config.document_separator.as_deref())?;
+        let corpus = corpus::read_corpus(&files, config.document_separator.as_deref(), config.text_field())?;
         let split = corpus::split_documents(&corpus, config.validation_fraction, config.split_seed)?;
         let cache_dir = config.cache_dir()?;
         let (tokenizer, trained_tokenizer) = tokenizer_for(config, &corpus, &split.train, &cache_dir)?;
@@ -212,8 +181,11 @@ impl TextSource {
         };
         let path = cache_dir.join(format!("tokens-{}-{}.bin", hex(&key.tokenizer_hash, 16), hex(&corpus.hash, 16)));
         let (cache, tokenized) = open_or_build(&path, &key, &corpus, &tokenizer)?;
-        let train = Stream::new(&cache, &split.train);
-        let validation = Stream::new(&cache, &split.validation);
+        let segments = |documents: &[usize]| -> Vec<(u64, u64)> {
+            documents.iter().map(|&d| (cache.offsets[d], cache.offsets[d + 1])).collect()
+        };
+        let train = Stream::new(segments(&split.train));
+        let validation = Stream::new(segments(&split.validation));
         let describe = format!(
             "text(files={}, documents={} ({} train, {} validation), tokens={} ({} train), tokenizer={} sha256:{}, vocab={})",
             files.len(),
@@ -226,51 +198,26 @@ impl TextSource {
             hex(&tokenizer.hash, 12),
             tokenizer.vocab_size()
         );
-        Ok(TextSource {
-            cache: Arc::new(cache),
+        let streams = Streams {
+            tokens: cache.tokens,
             train,
             validation,
             vocab_size,
             describe,
-            report: BuildReport { trained_tokenizer, tokenized },
-            tokenizer_path: tokenizer.path,
-        })
+            data_seed: config.data_seed,
+            token_files: Default::default(),
+        };
+        Ok(TextSource { streams, report: BuildReport { trained_tokenizer, tokenized }, tokenizer_path: tokenizer.path })
     }
 
     /// Tokens of the training stream.
     pub fn train_tokens(&self) -> u64 {
-        self.train.len()
+        self.streams.train.len()
     }
 
     /// Tokens of the validation stream.
     pub fn validation_tokens(&self) -> u64 {
-        self.validation.len()
-    }
-
-    /// Rows of seq_len + 1 tokens the first `limit` training tokens hold (each row predicts seq_len).
-    fn train_rows(&self, limit: u64, seq_len: usize) -> Result<u64, DataError> {
-        let usable = limit.min(self.train.len().saturating_sub(1));
-        let rows = usable / seq_len as u64;
-        if rows == 0 {
-            return Err(DataError::InvalidRequest(format!(
-                "the training split holds {} tokens{}, less than one sequence of seq_len + 1 = {} tokens; \
-                 add text or shorten model.seq_len",
-                self.train.len(),
-                if limit < self.train.len() { format!(" (limited to {limit})") } else { String::new() },
-                seq_len + 1
-            )));
-        }
-        Ok(rows)
-    }
-
-    fn batch_from(&self, n_rows: u64, index: u64, batch_size: usize, seq_len: usize) -> Result<Batch, DataError> {
-        check_batch_shape(batch_size, seq_len)?;
-        let mut rows = Vec::with_capacity(batch_size * (seq_len + 1));
-        for j in 0..batch_size as u64 {
-            let (row, _) = repeated_row(index * batch_size as u64 + j, n_rows, ROW_ORDER_KEY);
-            self.train.read(&self.cache, row * seq_len as u64, seq_len as u64 + 1, &mut rows);
-        }
-        Ok(Batch::from_rows(&rows, batch_size, seq_len))
+        self.streams.validation.len()
     }
 }
 
@@ -342,81 +289,32 @@ fn tokenize(corpus: &Corpus, tokenizer: &bpe::LoadedTokenizer) -> Result<Vec<Vec
 
 impl TokenSource for TextSource {
     fn describe(&self) -> String {
-        self.describe.clone()
+        self.streams.describe()
     }
 
     fn vocab_size(&self) -> usize {
-        self.vocab_size
+        self.streams.vocab_size
     }
 
     fn train_batch(&self, index: u64, batch_size: usize, seq_len: usize) -> Result<Batch, DataError> {
-        let n_rows = self.train_rows(u64::MAX, seq_len.max(1))?;
-        self.batch_from(n_rows, index, batch_size, seq_len)
+        self.streams.train_batch(index, batch_size, seq_len)
     }
 
     fn validation_set(&self, n_sequences: usize, seq_len: usize) -> Result<ValidationSet, DataError> {
-        check_batch_shape(n_sequences, seq_len)?;
-        let needed = (n_sequences * seq_len + 1) as u64;
-        if self.validation.len() < needed {
-            return Err(DataError::InvalidRequest(format!(
-                "the validation split holds {} tokens, fewer than the {needed} the evaluation needs \
-                 ({n_sequences} sequences of {seq_len}); lower train.eval_tokens or raise data.validation_fraction",
-                self.validation.len()
-            )));
-        }
-        let mut rows = Vec::with_capacity(n_sequences * (seq_len + 1));
-        for row in 0..n_sequences as u64 {
-            self.validation.read(&self.cache, row * seq_len as u64, seq_len as u64 + 1, &mut rows);
-        }
-        let batch = Batch::from_rows(&rows, n_sequences, seq_len);
-        let unigram_entropy = unigram_entropy(&batch.targets);
-        Ok(ValidationSet { batch, true_entropy: None, unigram_entropy })
+        self.streams.validation_set(n_sequences, seq_len)
     }
 
     fn unique_tokens(&self) -> Option<u64> {
-        Some(self.train.len().saturating_sub(1))
+        self.streams.unique_tokens()
     }
 
-    fn limited(&self, unique_tokens: u64, seq_len: usize) -> Option<Result<Box<dyn TokenSource + '_>, DataError>> {
-        let view = self
-            .train_rows(unique_tokens, seq_len.max(1))
-            .map(|n_rows| Box::new(TextView { source: self, n_rows, seq_len }) as Box<dyn TokenSource + '_>);
-        Some(view)
-    }
-}
-
-/// The first n_rows × seq_len (+ 1) training tokens of a text source, repeated.
-struct TextView<'a> {
-    source: &'a TextSource,
-    n_rows: u64,
-    seq_len: usize,
-}
-
-impl TokenSource for TextView<'_> {
-    fn describe(&self) -> String {
-        format!("{}, first {} training tokens", self.source.describe, self.n_rows * self.seq_len as u64)
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.source.vocab_size
-    }
-
-    fn train_batch(&self, index: u64, batch_size: usize, seq_len: usize) -> Result<Batch, DataError> {
-        if seq_len != self.seq_len {
-            return Err(DataError::InvalidRequest(format!(
-                "seq_len = {seq_len}, but this view was cut into rows of {}",
-                self.seq_len
-            )));
-        }
-        self.source.batch_from(self.n_rows, index, batch_size, seq_len)
-    }
-
-    fn validation_set(&self, n_sequences: usize, seq_len: usize) -> Result<ValidationSet, DataError> {
-        self.source.validation_set(n_sequences, seq_len)
-    }
-
-    fn unique_tokens(&self) -> Option<u64> {
-        Some(self.n_rows * self.seq_len as u64)
+    fn limited(
+        &self,
+        unique_tokens: u64,
+        seq_len: usize,
+        run_seed: u64,
+    ) -> Option<Result<Box<dyn TokenSource + '_>, DataError>> {
+        self.streams.limited(unique_tokens, seq_len, run_seed)
     }
 }
 

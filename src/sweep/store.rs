@@ -322,6 +322,9 @@ fn pending_record(spec: &RunSpec) -> RunRecord {
         true_entropy: None,
         unigram_entropy: None,
         eval_tokens: 0,
+        data_seed: None,
+        validation_sample: None,
+        token_files_sha256: Default::default(),
     };
     let mut record = crate::train::run::start_record(spec, data, &spec.device);
     record.status = RunStatus::Pending;

@@ -190,6 +190,9 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         true_entropy: validation.true_entropy,
         unigram_entropy: Some(validation.unigram_entropy),
         eval_tokens: (validation.batch.batch_size * validation.batch.seq_len) as u64,
+        data_seed: source.data_seed(),
+        validation_sample: validation.sample.clone(),
+        token_files_sha256: source.token_files(),
     };
     let mut record = start_record(spec, data, &device.name);
     record.ops = crate::ops::ops_in_use(&device.device);
@@ -257,7 +260,7 @@ fn run_source<'a>(spec: &RunSpec, source: &'a dyn TokenSource) -> Result<Option<
         (Some(u), _) | (None, Some(u)) => u,
         (None, None) => return Ok(None),
     };
-    Ok(Some(crate::data::limit_unique(source, limit, spec.shape.seq_len)?))
+    Ok(Some(crate::data::limit_unique(source, limit, spec.shape.seq_len, spec.seed)?))
 }
 
 /// Passes over the unique training tokens: tokens trained / unique tokens.

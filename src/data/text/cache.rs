@@ -7,10 +7,11 @@
 //! documents + 1 token offsets u64 (document i is tokens offsets[i]..offsets[i+1]), then the tokens.
 //! Written to a temporary file and renamed, so a reader never sees half a cache.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use memmap2::Mmap;
 
+use crate::data::stream::MappedTokens;
 use crate::data::DataError;
 
 const MAGIC: &[u8; 8] = b"SWLTOKS\0";
@@ -27,10 +28,7 @@ pub struct CacheKey {
 
 /// An opened, verified token cache.
 pub struct TokenCache {
-    map: Mmap,
-    pub path: PathBuf,
-    token_bytes: usize,
-    data_start: usize,
+    pub tokens: MappedTokens,
     /// Token offset of each document, and the total at the end.
     pub offsets: Vec<u64>,
 }
@@ -42,18 +40,6 @@ impl TokenCache {
 
     pub fn n_documents(&self) -> usize {
         self.offsets.len().saturating_sub(1)
-    }
-
-    /// Appends tokens `start..end` (absolute positions) to `out`.
-    pub fn extend(&self, start: u64, end: u64, out: &mut Vec<u32>) {
-        let (from, to) =
-            (self.data_start + start as usize * self.token_bytes, self.data_start + end as usize * self.token_bytes);
-        let bytes = &self.map[from..to];
-        if self.token_bytes == 2 {
-            out.extend(bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as u32));
-        } else {
-            out.extend(bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-        }
     }
 
     /// Opens `path` if it exists and matches `key`; Ok(None) when it is absent, Err(reason) when
@@ -83,7 +69,8 @@ impl TokenCache {
         if !consistent {
             return Err(format!("{}: truncated or damaged (sizes disagree)", path.display()));
         }
-        Ok(Some(TokenCache { map, path: path.to_path_buf(), token_bytes: header.token_bytes, data_start, offsets }))
+        let tokens = MappedTokens::from_map(map, path, data_start, header.token_bytes)?;
+        Ok(Some(TokenCache { tokens, offsets }))
     }
 }
 

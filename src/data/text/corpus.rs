@@ -51,11 +51,31 @@ pub fn expand_files(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Da
     Ok(files)
 }
 
-/// Reads the files as UTF-8 and cuts them into documents; empty documents are dropped, and a
-/// file that is empty or not UTF-8 is an error naming it.
-pub fn read_corpus(files: &[PathBuf], separator: Option<&str>) -> Result<Corpus, DataError> {
+/// Reads the files and cuts them into documents: text files as UTF-8 (cut at `separator`),
+/// parquet and JSON-lines files one record per document (the text from `text_field`, see
+/// [`records`](super::records)). Empty documents are dropped; a file that is empty or not
+/// UTF-8, or that holds no document, is an error naming it.
+pub fn read_corpus(files: &[PathBuf], separator: Option<&str>, text_field: &str) -> Result<Corpus, DataError> {
+    use super::records::{json_lines_documents, parquet_documents, Format};
     let mut documents = Vec::new();
     for path in files {
+        let origin = path.display().to_string();
+        let records = match Format::of(path) {
+            Format::Text => None,
+            Format::Parquet => Some(parquet_documents(path, text_field)?),
+            Format::JsonLines(compression) => Some(json_lines_documents(path, text_field, compression)?),
+        };
+        if let Some(records) = records {
+            if records.is_empty() {
+                return Err(DataError::config(
+                    "files",
+                    format!("{}: no non-empty {text_field:?} value in any record", path.display()),
+                ));
+            }
+            documents
+                .extend(records.into_iter().map(|(row, text)| Document { origin: format!("{origin}#{row}"), text }));
+            continue;
+        }
         let bytes = std::fs::read(path).map_err(|e| DataError::config("files", format!("{}: {e}", path.display())))?;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Err(DataError::config("files", format!("{}: the file is empty", path.display())));
@@ -66,7 +86,6 @@ pub fn read_corpus(files: &[PathBuf], separator: Option<&str>) -> Result<Corpus,
                 format!("{}: not UTF-8 (invalid byte at offset {})", path.display(), e.utf8_error().valid_up_to()),
             )
         })?;
-        let origin = path.display().to_string();
         match separator {
             Some(sep) if !sep.is_empty() => documents.extend(
                 text.split(sep)

@@ -52,11 +52,13 @@ pub(crate) fn write_corpus(dir: &Path, n_docs: usize, words: usize) -> Vec<Strin
 pub(crate) fn text_config(dir: &Path, vocab_size: usize) -> TextConfig {
     TextConfig {
         files: vec!["corpus/*.txt".into()],
+        text_field: None,
         vocab_size: Some(vocab_size),
         tokenizer: None,
         document_separator: None,
         validation_fraction: 0.15,
         split_seed: 0,
+        data_seed: None,
         cache_dir: Some("cache".into()),
         base_dir: Some(dir.to_path_buf()),
     }
@@ -125,7 +127,7 @@ fn split_is_by_whole_documents_and_fixed() {
     let docs = write_corpus(&dir.0, 10, 150);
     let config = text_config(&dir.0, 300);
     let files = corpus::expand_files(&config.files, &dir.0).unwrap();
-    let corpus = corpus::read_corpus(&files, None).unwrap();
+    let corpus = corpus::read_corpus(&files, None, "text").unwrap();
     let split = corpus::split_documents(&corpus, 0.15, 0).unwrap();
     assert_eq!(split, corpus::split_documents(&corpus, 0.15, 0).unwrap(), "same seed, same split");
     assert_ne!(split, corpus::split_documents(&corpus, 0.15, 1).unwrap());
@@ -142,10 +144,11 @@ fn split_is_by_whole_documents_and_fixed() {
         expected.push(0);
     }
     assert_eq!(source.validation_tokens(), expected.len() as u64);
+    // As many windows as fit: the first at the stream's start, the last ending at its end.
     let n = (expected.len() - 1) / 8;
     let validation = source.validation_set(n, 8).unwrap();
     assert_eq!(validation.batch.row_inputs(0), &expected[..8]);
-    assert_eq!(validation.batch.row_targets(n - 1), &expected[(n - 1) * 8 + 1..n * 8 + 1]);
+    assert_eq!(validation.batch.row_targets(n - 1), &expected[expected.len() - 8..]);
     // No validation row appears in the training stream's documents.
     let train_text: String = split.train.iter().map(|&d| docs[d].as_str()).collect();
     for &d in &split.validation {
@@ -159,12 +162,12 @@ fn repeated_data_counts_unique_tokens_and_epochs() {
     write_corpus(&dir.0, 8, 200);
     let source = TextSource::new(&text_config(&dir.0, 300)).unwrap();
     let seq_len = 16;
-    let view = limit_unique(&source, 330, seq_len).unwrap();
+    let view = limit_unique(&source, 330, seq_len, 0).unwrap();
     // ⌊330 / 16⌋ = 20 rows of 16 predicted tokens.
     assert_eq!(view.unique_tokens(), Some(320));
     // The first 321 tokens of the training stream, rows overlapping by one token.
     let mut first = Vec::new();
-    source.train.read(&source.cache, 0, 321, &mut first);
+    source.streams.train.read(&source.streams.tokens, 0, 321, &mut first);
     let mut seen = std::collections::HashMap::new();
     for index in 0..15 {
         let batch = view.train_batch(index, 4, seq_len).unwrap();
@@ -180,7 +183,7 @@ fn repeated_data_counts_unique_tokens_and_epochs() {
     assert!(seen.values().all(|&c| c == 3));
     assert_eq!(crate::train::run::epochs(60 * 16, 320), 3.0);
     // Without a limit the whole training stream is the pool; a limit past it is capped.
-    let whole = limit_unique(&source, u64::MAX, seq_len).unwrap();
+    let whole = limit_unique(&source, u64::MAX, seq_len, 0).unwrap();
     assert_eq!(whole.unique_tokens(), Some((source.train_tokens() - 1) / 16 * 16));
     assert!(whole.train_batch(0, 2, 8).is_err(), "rows were cut for seq_len 16");
 }
@@ -228,7 +231,7 @@ fn separator_cuts_files_into_documents() {
     std::fs::write(dir.0.join("corpus/all.txt"), "one story<|endoftext|>two story\n<|endoftext|>\n<|endoftext|>three")
         .unwrap();
     let files = corpus::expand_files(&["corpus/all.txt".into()], &dir.0).unwrap();
-    let corpus = corpus::read_corpus(&files, Some("<|endoftext|>")).unwrap();
+    let corpus = corpus::read_corpus(&files, Some("<|endoftext|>"), "text").unwrap();
     let texts: Vec<&str> = corpus.documents.iter().map(|d| d.text.as_str()).collect();
     assert_eq!(texts, ["one story", "two story\n", "three"]);
     assert!(corpus.documents[2].origin.ends_with("all.txt#2"));
@@ -265,4 +268,75 @@ fn sweep_config_paths_are_relative_to_the_file_and_runs_record_epochs() {
     // 960 tokens over ⌊330 / 16⌋ × 16 = 320 unique tokens: exactly 3 epochs.
     assert_eq!(result.tokens, 960);
     assert_eq!(result.epochs, Some(3.0));
+}
+
+#[test]
+fn validation_windows_come_from_every_validation_document() {
+    let dir = TempDir::new("windows");
+    write_corpus(&dir.0, 24, 120);
+    let config = TextConfig { validation_fraction: 0.3, ..text_config(&dir.0, 300) };
+    let source = TextSource::new(&config).unwrap();
+    let validation_documents = source.streams.validation.n_segments();
+    assert!(validation_documents >= 7, "{validation_documents} validation documents");
+    // 12 windows of 16 tokens: a quarter or so of the validation stream, from all of it.
+    let set = source.validation_set(12, 16).unwrap();
+    let starts = source.streams.validation_window_starts(12, 16).unwrap();
+    let mut touched = std::collections::BTreeSet::new();
+    for (row, &start) in starts.iter().enumerate() {
+        let mut expected = Vec::new();
+        source.streams.validation.read(&source.streams.tokens, start, 17, &mut expected);
+        assert_eq!(set.batch.row_inputs(row), &expected[..16]);
+        assert_eq!(set.batch.row_targets(row), &expected[1..]);
+        touched.insert(source.streams.validation.segment_of(start));
+        touched.insert(source.streams.validation.segment_of(start + 16));
+    }
+    assert_eq!(touched.len(), validation_documents, "every validation document contributes");
+    let sample = set.sample.unwrap();
+    assert!(
+        sample.contains("12 windows of 17 tokens")
+            && sample.contains(&format!(
+                "in {validation_documents} document(s); the windows hold tokens of {validation_documents}"
+            )),
+        "{sample}"
+    );
+    // The first window starts the stream; the last ends it; the set is the same on a rebuild.
+    assert_eq!(starts[0], 0);
+    assert_eq!(starts[11] + 17, source.validation_tokens());
+    assert_eq!(TextSource::new(&config).unwrap().validation_set(12, 16).unwrap().batch, set.batch);
+}
+
+#[test]
+fn the_run_seed_keys_the_row_order_and_data_seed_pins_it() {
+    let dir = TempDir::new("seeded");
+    write_corpus(&dir.0, 8, 300);
+    let config = text_config(&dir.0, 300);
+    let source = TextSource::new(&config).unwrap();
+    let rows = |source: &TextSource, seed: u64| -> Vec<Vec<u32>> {
+        let view = limit_unique(source, u64::MAX, 16, seed).unwrap();
+        (0..6)
+            .flat_map(|i| {
+                let batch = view.train_batch(i, 4, 16).unwrap();
+                (0..4).map(|r| batch.row_inputs(r).to_vec()).collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (a, b) = (rows(&source, 0), rows(&source, 1));
+    assert_eq!(a, rows(&source, 0), "same seed, same order");
+    assert_ne!(a, b, "another seed, another order");
+    // The same rows of the training stream, only visited in another order (one full epoch).
+    let view = limit_unique(&source, u64::MAX, 16, 0).unwrap();
+    let n_rows = view.unique_tokens().unwrap() / 16;
+    let epoch = |seed: u64| -> Vec<Vec<u32>> {
+        let view = limit_unique(&source, u64::MAX, 16, seed).unwrap();
+        let mut rows: Vec<Vec<u32>> = (0..n_rows).map(|i| view.train_batch(i, 1, 16).unwrap().inputs).collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(epoch(0), epoch(1));
+    assert_eq!(limit_unique(&source, u64::MAX, 16, 3).unwrap().data_seed(), Some(3));
+    // data_seed pins the order: runs of seeds 0 and 1 then train on the same batches.
+    let pinned = TextSource::new(&TextConfig { data_seed: Some(1), ..config }).unwrap();
+    assert_eq!(rows(&pinned, 0), b);
+    assert_eq!(rows(&pinned, 7), b);
+    assert_eq!(limit_unique(&pinned, u64::MAX, 16, 0).unwrap().data_seed(), Some(1));
 }
