@@ -16,6 +16,7 @@ pub mod error;
 pub mod fit;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod human;
 pub mod model;
 pub mod opbench;
 pub mod ops;

@@ -384,15 +384,6 @@ impl std::fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
-/// "1 run", "2 runs".
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("{count} {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
-}
-
 /// `--strict` refusing a plan whose checks warn: a usage-level refusal (exit 2).
 #[derive(Debug)]
 struct StrictRefusal(usize);
@@ -539,7 +530,7 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
                 "sweep {} stopped by {} ({} trained, claims released): {stopped}; resume with: {resume}",
                 report.sweep_dir.display(),
                 sweeplaw::train::stop::signal_name(signal),
-                plural(report.trained.len(), "run"),
+                sweeplaw::human::plural(report.trained.len(), "run"),
             ),
         }
         .into());
@@ -670,7 +661,11 @@ fn cmd_summary(sweep_dir: &std::path::Path) -> anyhow::Result<()> {
     for w in &rebuilt.warnings {
         eprintln!("warning: {w}");
     }
-    println!("rebuilt {} ({}) from the run folders", rebuilt.path.display(), plural(rebuilt.rows, "run"));
+    println!(
+        "rebuilt {} ({}) from the run folders",
+        rebuilt.path.display(),
+        sweeplaw::human::plural(rebuilt.rows, "run")
+    );
     Ok(())
 }
 

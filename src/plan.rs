@@ -120,11 +120,14 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
 
 /// Every size of the sweep with its (tokens, FLOP budget) pairs, smallest size first: the grid's
 /// sizes with every budget, or for a centred grid each budget's own sizes.
-fn size_budgets(config: &SweepConfig) -> Result<Vec<(ModelShape, Vec<(u64, Option<f64>)>)>, String> {
+/// A size and its budgets: (tokens, the FLOP budget it came from in IsoFLOP sweeps).
+type SizeBudgets = (ModelShape, Vec<(u64, Option<f64>)>);
+
+fn size_budgets(config: &SweepConfig) -> Result<Vec<SizeBudgets>, String> {
     if config.grid.centre.is_none() {
         return model_sizes(config)?.into_iter().map(|s| budgets_for(config, &s).map(|b| (s, b))).collect();
     }
-    let mut out: Vec<(ModelShape, Vec<(u64, Option<f64>)>)> = Vec::new();
+    let mut out: Vec<SizeBudgets> = Vec::new();
     for &c in config.budget.flops.iter().flatten() {
         for shape in centre::centred_shapes(config, c)? {
             let tokens = (c / shape.flops_per_token_for(config.budget.flop_convention)).round() as u64;

@@ -174,16 +174,6 @@ fn run_state(run_dir: &Path, run_id: &str, budget: u64, stale_after: Duration, w
     state
 }
 
-/// A duration for people: 45s, 12m05s, 3h20m.
-pub fn human_duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
 fn human_tokens(tokens: u64) -> String {
     let t = tokens as f64;
     if t >= 1e9 {
@@ -210,7 +200,7 @@ pub fn render(state: &SweepState) -> String {
     ]];
     for run in &state.runs {
         let worker = match (&run.worker, run.heartbeat_age_s) {
-            (Some(w), Some(age)) => format!("{w} ({} ago)", human_duration(age)),
+            (Some(w), Some(age)) => format!("{w} ({} ago)", crate::human::duration(age)),
             (Some(w), None) => w.clone(),
             _ => "-".into(),
         };
@@ -245,7 +235,7 @@ pub fn render(state: &SweepState) -> String {
     match (state.tokens_per_s, state.eta_s) {
         (Some(rate), Some(eta)) => out.push_str(&format!(
             " ETA {} at the running workers' measured {rate:.0} tokens/s (assumes they keep that pace).\n",
-            human_duration(eta)
+            crate::human::duration(eta)
         )),
         _ if state.finished() => out.push_str(" Finished.\n"),
         _ => out.push_str(" No ETA: no run is training now.\n"),
@@ -262,9 +252,6 @@ mod tests {
 
     #[test]
     fn durations_read_as_people_say_them() {
-        assert_eq!(human_duration(45.2), "45s");
-        assert_eq!(human_duration(725.0), "12m05s");
-        assert_eq!(human_duration(12_000.0), "3h20m");
         assert_eq!(human_tokens(40_960), "41.0k");
         assert_eq!(human_tokens(2_500_000), "2.50M");
     }

@@ -140,6 +140,9 @@ pub struct TuneCost {
     pub fraction: f64,
 }
 
+/// One tuned size: its shape, its N, its tokens, and its runs' ids by learning rate.
+pub type SizeRuns = (ModelShape, u64, u64, Vec<(f64, String)>);
+
 /// tuned.json.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TunedTable {
@@ -181,7 +184,7 @@ pub struct TunePlan {
     pub plan: Plan,
     pub cost: TuneCost,
     /// (shape, its N, tokens, its runs' ids by lr) per tuned size.
-    pub sizes: Vec<(ModelShape, u64, u64, Vec<(f64, String)>)>,
+    pub sizes: Vec<SizeRuns>,
     pub table_path: PathBuf,
 }
 

@@ -109,3 +109,19 @@ fn fit_json_carries_the_verdict_and_what_was_tied() {
     assert_eq!(chinchilla["params"]["alpha"], chinchilla["params"]["beta"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_repeated_or_ambiguous_column_is_an_error_naming_both() {
+    let dir = scratch("fit-repeated-column");
+    let csv = write(&dir, "points.csv", "N,D,loss,loss\n1e6,1e8,3.0,2.9\n2e6,1e8,2.8,2.7\n");
+    let out = run(&["fit", csv.to_str().unwrap(), "--bootstrap", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("points.csv") && err.contains("\"loss\" (columns 3 and 4)"), "{err}");
+    let csv = write(&dir, "aliases.csv", "N,params,D,loss\n1e6,1e6,1e8,3.0\n");
+    let out = run(&["fit", csv.to_str().unwrap(), "--bootstrap", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("\"n\" and \"params\" both give the same quantity"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

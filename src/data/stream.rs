@@ -238,9 +238,8 @@ impl Streams {
         let mut touched = vec![false; self.validation.n_segments()];
         for &start in &starts {
             self.validation.read(&self.tokens, start, width, &mut rows);
-            for segment in self.validation.segment_of(start)..=self.validation.segment_of(start + width - 1) {
-                touched[segment] = true;
-            }
+            let (first, last) = (self.validation.segment_of(start), self.validation.segment_of(start + width - 1));
+            touched[first..=last].iter_mut().for_each(|t| *t = true);
         }
         let batch = Batch::from_rows(&rows, n_sequences, seq_len);
         let unigram_entropy = unigram_entropy(&batch.targets);

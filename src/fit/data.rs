@@ -161,6 +161,8 @@ impl Table {
             path: path.to_path_buf(),
             message: format!("header does not parse: {error}"),
         })?;
+        crate::records::check_header(header.iter())
+            .map_err(|message| FitError::Csv { path: path.to_path_buf(), message })?;
         let columns = header.iter().enumerate().map(|(i, name)| (name.to_ascii_lowercase(), i)).collect();
         let mut table =
             Table { path: path.to_path_buf(), columns, rows: Vec::new(), rejected: Vec::new(), warnings: Vec::new() };
@@ -187,8 +189,14 @@ impl Table {
         names.iter().find_map(|name| self.columns.get(*name).copied())
     }
 
-    /// Like `column`, but an absent column is an error naming the file.
+    /// Like `column`, but an absent column is an error naming the file, and so are two columns
+    /// that both give the quantity (`N` and `params`): which one is meant is not ours to guess.
     pub fn require(&self, names: &[&str]) -> Result<usize, FitError> {
+        let present: Vec<&str> = names.iter().copied().filter(|name| self.columns.contains_key(*name)).collect();
+        if let [first, second, ..] = present.as_slice() {
+            let message = format!("columns {first:?} and {second:?} both give the same quantity: keep one");
+            return Err(FitError::Csv { path: self.path.clone(), message });
+        }
         self.column(names)
             .ok_or_else(|| FitError::MissingColumn { path: self.path.clone(), column: names.join(" or ") })
     }

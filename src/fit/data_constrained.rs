@@ -172,7 +172,7 @@ pub(crate) fn fit_repetition_mapped(
     base: ChinchillaParams,
     mapping: &Mapping,
     starts: Option<&[Vec<f64>]>,
-) -> Result<(LawFit, Vec<f64>, Vec<Vec<f64>>), FitError> {
+) -> Result<crate::fit::report::MappedFit, FitError> {
     check_base_law(&base)?;
     let fitted_on = fit_weights.iter().filter(|&&w| w > 0.0).count();
     if fitted_on <= mapping.free() {
@@ -213,11 +213,9 @@ pub(crate) fn fit_repetition_mapped(
 pub(crate) fn largest_repeats(data: &Dataset, weights: &[f64], base: ChinchillaParams) -> (f64, f64) {
     let model = Repetition::new(data, base);
     let mut top = (0.0f64, 0.0f64);
-    for i in 0..data.points.len() {
-        if weights[i] > 0.0 {
-            top.0 = top.0.max(model.repeats_tokens[i]);
-            top.1 = top.1.max(model.repeats_params[i]);
-        }
+    for (i, _) in weights.iter().enumerate().take(data.points.len()).filter(|(_, &w)| w > 0.0) {
+        top.0 = top.0.max(model.repeats_tokens[i]);
+        top.1 = top.1.max(model.repeats_params[i]);
     }
     top
 }

@@ -200,7 +200,7 @@ pub(crate) fn fit_joint_mapped(
     weights: &[f64],
     mapping: &Mapping,
     starts: Option<&[Vec<f64>]>,
-) -> Result<(LawFit, Vec<f64>, Vec<Vec<f64>>), FitError> {
+) -> Result<crate::fit::report::MappedFit, FitError> {
     let model = Joint::new(data);
     let distinct = |v: &[f64]| v.windows(2).any(|w| w[0] != w[1]);
     let needed = (mapping.free() + 1).max(2);

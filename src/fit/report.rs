@@ -19,6 +19,9 @@ pub use crate::fit::isoflop::{IsoFlopFit, IsoFlopMinimum};
 pub type Values = BTreeMap<String, f64>;
 /// Named 95% bootstrap intervals [2.5th, 97.5th percentile].
 pub type Intervals = BTreeMap<String, [f64; 2]>;
+/// A named law's fit: its report entry, the full parameter vector, and the distinct
+/// near-optimal end points of its grid search (where bootstrap refits restart).
+pub(crate) type MappedFit = (LawFit, Vec<f64>, Vec<Vec<f64>>);
 
 /// A law given by named parameters (Kaplan laws, the data-constrained law).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -152,7 +152,7 @@ fn exponents_section(out: &mut String, report: &FitReport) {
 }
 
 fn law_section(out: &mut String, title: &str, fit: &LawFit) {
-    let _ = writeln!(out, "\n{title}  ({} points)", fit.points);
+    let _ = writeln!(out, "\n{title}  ({})", crate::human::plural(fit.points, "point"));
     if let Some(basis) = &fit.basis {
         let _ = writeln!(out, "  fitted on {basis}");
     }

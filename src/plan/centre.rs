@@ -59,9 +59,8 @@ impl CentreLaw {
             beta: get("beta")?,
             param_count,
         };
-        if !(law.a > 0.0 && law.b > 0.0 && law.alpha > 0.0 && law.beta > 0.0)
-            || ![law.e, law.a, law.b, law.alpha, law.beta].iter().all(|v| v.is_finite())
-        {
+        let positive = law.a > 0.0 && law.b > 0.0 && law.alpha > 0.0 && law.beta > 0.0;
+        if !(positive && [law.e, law.a, law.b, law.alpha, law.beta].iter().all(|v| v.is_finite())) {
             return Err(format!(
                 "{}: the approach-3 law (A = {}, B = {}, alpha = {}, beta = {}) needs positive A, B, alpha and beta \
                  to have a compute optimum; centre on \"chinchilla\" instead",

@@ -90,7 +90,7 @@ pub(crate) fn loss_vs_compute(inputs: &Inputs<'_>) -> Built {
     }
     Ok(FigureSpec {
         name: "loss_vs_compute".into(),
-        title: format!("Validation loss against compute ({} runs)", runs.len()),
+        title: format!("Validation loss against compute ({})", crate::human::plural(runs.len(), "run")),
         panels: vec![panel],
     })
 }

@@ -51,8 +51,8 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
     let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {}", sweep_name(&sweep.dir)))];
     let done = sweep.runs.iter().filter(|r| r.status == "done").count();
     let mut items = vec![format!(
-        "{done} of {} runs done; regenerate with `sweeplaw report {}`",
-        sweep.runs.len(),
+        "{done} of {} done; regenerate with `sweeplaw report {}`",
+        crate::human::plural(sweep.runs.len(), "run"),
         sweep.dir.display()
     )];
     let Some(fit) = fit else {
@@ -154,7 +154,7 @@ pub(crate) fn plan(sweep: &Sweep, counting: &Counting) -> Vec<Block> {
         }
     }
     let status_text: Vec<String> = statuses.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    let mut items = vec![format!("{} runs: {}", sweep.runs.len(), status_text.join(", "))];
+    let mut items = vec![format!("{}: {}", crate::human::plural(sweep.runs.len(), "run"), status_text.join(", "))];
     items.extend(budget_line(sweep));
     let done = sweep.done_runs(counting);
     let ranges = [
@@ -169,7 +169,7 @@ pub(crate) fn plan(sweep: &Sweep, counting: &Counting) -> Vec<Block> {
     }
     let total_compute: f64 = done.iter().map(|(_, p)| p.flops).sum();
     let wall: f64 = done.iter().filter_map(|(r, _)| r.cells.get("wall_s")).sum();
-    items.push(format!("total compute {} FLOPs, {:.1} hours of training", count(total_compute), wall / 3600.0));
+    items.push(format!("total compute {} FLOPs, {} of training", count(total_compute), crate::human::duration(wall)));
     items.extend(distinct_line("data source", done.iter().filter_map(|(r, _)| r.info.data_source.clone())));
     items.extend(distinct_line("device", done.iter().filter_map(|(r, _)| r.info.device.clone())));
     items.extend(distinct_line("ops", done.iter().filter_map(|(r, _)| r.info.ops.clone())));
@@ -329,7 +329,7 @@ pub(crate) fn verdicts(fit: &FitJson) -> Vec<Block> {
     if laws.is_empty() {
         return Vec::new();
     }
-    laws.sort_by(|a, b| b.1.verdict.cmp(&a.1.verdict));
+    laws.sort_by_key(|law| std::cmp::Reverse(law.1.verdict));
     let mut blocks = vec![
         Block::Heading(2, "What the data do not pin down".into()),
         Block::Paragraph(

@@ -91,8 +91,12 @@ pub fn render(plan: &Plan, throughputs: Option<&Throughputs>) -> String {
             est.unwrap_or_else(|| "-".into())
         );
     }
-    let _ =
-        writeln!(out, "\n{} runs, {:.3e} FLOPs (6n) in all", plan.runs.len(), plan.total_flops(FlopConvention::SixN));
+    let _ = writeln!(
+        out,
+        "\n{}, {:.3e} FLOPs (6n) in all",
+        crate::human::plural(plan.runs.len(), "run"),
+        plan.total_flops(FlopConvention::SixN)
+    );
     let saved = plan.flops_saved_by_branching(FlopConvention::SixN);
     if saved > 0.0 {
         let _ = writeln!(out, "WSD branching saves {saved:.3e} FLOPs against training every budget independently");

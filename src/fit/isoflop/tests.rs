@@ -172,7 +172,7 @@ fn the_window_takes_the_sizes_nearest_the_lowest_loss() {
 #[test]
 fn resampling_keeps_every_budget_at_its_size() {
     let data = Dataset::from_points("p", isoflop_points(&hoffmann(), &[1e19, 1e20, 1e21], 7, 0.0, 7));
-    let groups = budgets(&data, &vec![1.0; 21]);
+    let groups = budgets(&data, &[1.0; 21]);
     let weights = resample_within_budgets(&groups, 21, 3, 0);
     for group in &groups {
         assert_eq!(group.iter().map(|&i| weights[i]).sum::<f64>(), 7.0);
