@@ -486,8 +486,10 @@ fn cross_approaches(report: &mut FitReport) {
         }
     }
     if let Some(f) = &fits.isoflop {
-        if let Some(ci) = f.ci95.get("a") {
-            estimates.push(("approach 2", f.a, *ci));
+        if f.assessment.verdict != Verdict::NotIdentified {
+            if let Some(ci) = f.ci95.get("a") {
+                estimates.push(("approach 2", f.a, *ci));
+            }
         }
     }
     if let Some(f) = &fits.chinchilla {
@@ -519,6 +521,7 @@ fn cross_approaches(report: &mut FitReport) {
     for (name, reason) in findings {
         let target = match name {
             "approach 1" => report.fits.frontier.as_mut().map(|f| &mut f.assessment),
+            "approach 2" => report.fits.isoflop.as_mut().map(|f| &mut f.assessment),
             "approach 3" => report.fits.chinchilla.as_mut().map(|f| &mut f.assessment),
             _ => None,
         };

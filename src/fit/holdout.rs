@@ -6,7 +6,7 @@ use crate::fit::data::{Dataset, Point};
 use crate::fit::error::FitError;
 use crate::fit::kaplan::{fit_joint, Joint};
 use crate::fit::options::{FitOptions, Law};
-use crate::fit::report::{HeldOut, HoldoutReport};
+use crate::fit::report::{HeldOut, HoldoutReport, Values};
 
 /// A refitted law's loss prediction for a run.
 type Predictor = Box<dyn Fn(&Point) -> f64>;
@@ -31,19 +31,27 @@ pub(crate) fn backtest(data: &Dataset, opts: &FitOptions) -> Result<HoldoutRepor
     }
     let held = largest_compute(data, count);
     let weights: Vec<f64> = (0..data.points.len()).map(|i| if held.contains(&i) { 0.0 } else { 1.0 }).collect();
-    let (law, predict): (&str, Predictor) = if opts.law == Law::Kaplan {
-        let (_, x) = fit_joint(data, &weights, None)?;
-        ("kaplan_nd", Box::new(move |p: &Point| Joint::predict(&x, p.params, p.tokens)))
+    let (law, params, predict): (&str, Values, Predictor) = if opts.law == Law::Kaplan {
+        let (fit, x) = fit_joint(data, &weights, None)?;
+        ("kaplan_nd", fit.params, Box::new(move |p: &Point| Joint::predict(&x, p.params, p.tokens)))
     } else {
         let kept: Vec<Point> =
             (0..data.points.len()).filter(|&i| weights[i] > 0.0).map(|i| data.points[i].clone()).collect();
         check_supported(&kept)?;
         let fit = fit_grid(&LogPoints::new(&data.points), &weights)?;
-        ("chinchilla", Box::new(move |p: &Point| fit.params.predict(p.params, p.tokens)))
+        let p = fit.params;
+        let params = Values::from([
+            ("E".to_string(), p.e),
+            ("A".to_string(), p.a),
+            ("B".to_string(), p.b),
+            ("alpha".to_string(), p.alpha),
+            ("beta".to_string(), p.beta),
+        ]);
+        ("chinchilla", params, Box::new(move |p: &Point| fit.params.predict(p.params, p.tokens)))
     };
     let held_out: Vec<HeldOut> = held.iter().map(|&i| held_out(&data.points[i], predict(&data.points[i]))).collect();
     let max_rel_error = largest_error(&held_out)?;
-    Ok(HoldoutReport { law: law.to_string(), fitted_on: data.points.len() - count, held_out, max_rel_error })
+    Ok(HoldoutReport { law: law.to_string(), fitted_on: data.points.len() - count, params, held_out, max_rel_error })
 }
 
 /// The largest relative error of the held-out runs; an error naming the run when one is not a

@@ -187,6 +187,8 @@ pub struct HoldoutReport {
     /// The law refitted ("chinchilla" or "kaplan_nd").
     pub law: String,
     pub fitted_on: usize,
+    /// The refitted law's parameters (fitted without the held-out runs).
+    pub params: Values,
     pub held_out: Vec<HeldOut>,
     pub max_rel_error: f64,
 }

@@ -129,7 +129,7 @@ fn exponents_section(out: &mut String, report: &FitReport) {
         rows.push(("1 (frontier)", f.a, f.b, &f.ci95, f.assessment.verdict.to_string()));
     }
     if let Some(f) = &fits.isoflop {
-        rows.push(("2 (IsoFLOP parabolas)", f.a, f.b, &f.ci95, String::new()));
+        rows.push(("2 (IsoFLOP parabolas)", f.a, f.b, &f.ci95, f.assessment.verdict.to_string()));
     }
     if let Some(f) = &fits.chinchilla {
         rows.push(("3 (parametric fit)", f.a, f.b, &f.ci95, f.assessment.verdict.to_string()));
@@ -146,6 +146,12 @@ fn exponents_section(out: &mut String, report: &FitReport) {
     if let Some(f) = &fits.frontier {
         if !f.assessment.is_identified() {
             let _ = writeln!(out, "  approach 1:");
+            verdict_rows(out, &f.assessment);
+        }
+    }
+    if let Some(f) = &fits.isoflop {
+        if !f.assessment.is_identified() {
+            let _ = writeln!(out, "  approach 2:");
             verdict_rows(out, &f.assessment);
         }
     }

@@ -27,6 +27,12 @@ fn gadre_holdout_predicts_both_extrapolation_targets_within_two_percent() -> Tes
     for h in &holdout.held_out {
         assert!(h.rel_error <= 0.02, "{}: {:.4}", h.run, h.rel_error);
     }
+    // fit.json carries the refit that made the predictions: they follow from its parameters.
+    let p = |name: &str| holdout.params.get(name).copied().ok_or(format!("holdout params lack {name}"));
+    for h in &holdout.held_out {
+        let law = p("E")? + p("A")? / h.params.powf(p("alpha")?) + p("B")? / h.tokens.powf(p("beta")?);
+        assert!((law / h.predicted - 1.0).abs() < 1e-9, "{}: {law} against {}", h.run, h.predicted);
+    }
     Ok(())
 }
 
