@@ -21,8 +21,9 @@ fn fit_of<'a>(inputs: &'a Inputs<'_>) -> Result<&'a FitJson, String> {
     inputs.fit.ok_or_else(|| "no fit.json in the sweep directory (run `sweeplaw fit` first)".to_string())
 }
 
-/// The longest reason a figure title quotes (the report gives them in full).
-const TITLE_REASON: usize = 70;
+/// The longest reason a figure title quotes, so the title fits the figure's width (the report
+/// gives the reasons in full).
+const TITLE_REASON: usize = 40;
 
 /// " [weak]" or " [not identified]" for a legend entry of a law that is not identified.
 pub(crate) fn verdict_tag(fit: &FitJson, law: &str) -> String {
@@ -55,13 +56,21 @@ pub(crate) fn verdict_notes(fit: &FitJson, laws: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// `title`, then the verdict notes of `laws` in parentheses when there are any.
+/// `title`, then the verdict notes of `laws` in parentheses when there are any: with its first
+/// reason for one law, the verdicts alone for several (a title must fit on one line).
 pub(crate) fn with_verdicts(title: String, fit: &FitJson, laws: &[&str]) -> String {
     let notes = verdict_notes(fit, laws);
-    if notes.is_empty() {
-        title
-    } else {
-        format!("{title} ({})", notes.join("; "))
+    match notes.len() {
+        0 => title,
+        1 => format!("{title} ({})", notes[0]),
+        _ => {
+            let verdicts: Vec<String> = laws
+                .iter()
+                .filter(|law| !fit.assessment(law).is_identified())
+                .map(|law| format!("{} {}", law_name(law), fit.assessment(law).verdict))
+                .collect();
+            format!("{title} ({})", verdicts.join("; "))
+        }
     }
 }
 
