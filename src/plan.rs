@@ -7,6 +7,20 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RunIdentity, RunRole, RunSpec, SweepConfig};
 use crate::model::{FlopConvention, ModelShape};
 
+/// The family's model (`[model]`: head_dim, seq_len, mlp, tied embeddings) at one width and depth.
+pub(crate) fn family_shape(config: &SweepConfig, vocab_size: usize, d_model: usize, n_layers: usize) -> ModelShape {
+    let f = &config.model;
+    ModelShape {
+        vocab_size,
+        d_model,
+        n_layers,
+        n_heads: d_model / f.head_dim,
+        seq_len: f.seq_len,
+        mlp: f.mlp,
+        tie_embeddings: f.tie_embeddings,
+    }
+}
+
 pub mod centre;
 pub mod checks;
 pub mod memory;
@@ -196,15 +210,7 @@ pub fn model_sizes(config: &SweepConfig) -> Result<Vec<ModelShape>, String> {
         if d_model % f.head_dim != 0 {
             return Err(format!("grid.d_model = {d_model} is not a multiple of model.head_dim = {}", f.head_dim));
         }
-        let shape = ModelShape {
-            vocab_size,
-            d_model,
-            n_layers,
-            n_heads: d_model / f.head_dim,
-            seq_len: f.seq_len,
-            mlp: f.mlp,
-            tie_embeddings: f.tie_embeddings,
-        };
+        let shape = family_shape(config, vocab_size, d_model, n_layers);
         shape.validate()?;
         if !shapes.contains(&shape) {
             shapes.push(shape);

@@ -137,15 +137,7 @@ pub fn shape_for(config: &SweepConfig, target: f64) -> Result<ModelShape, String
     let count = centre_param_count(config);
     let f = &config.model;
     let vocab_size = config.data.vocab_size()?;
-    let make = |d_model: usize, n_layers: usize| ModelShape {
-        vocab_size,
-        d_model,
-        n_layers,
-        n_heads: d_model / f.head_dim,
-        seq_len: f.seq_len,
-        mlp: f.mlp,
-        tie_embeddings: f.tie_embeddings,
-    };
+    let make = |d_model: usize, n_layers: usize| crate::plan::family_shape(config, vocab_size, d_model, n_layers);
     let distance =
         |shape: &ModelShape| -> Result<f64, String> { Ok((params_of(shape, count)? as f64 / target).ln().abs()) };
     let mut best: Option<(f64, ModelShape)> = None;
