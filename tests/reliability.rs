@@ -477,3 +477,24 @@ fn a_second_signal_stops_at_once() {
     assert_eq!(statuses(&results.join("twice")), vec!["done"; 2]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_token_count_is_labelled_exactly_on_the_figures() {
+    // Two budgets of 4096 and 10240 tokens: a legend rounded to two digits would read
+    // "D = 4100 tokens", naming a run that does not exist.
+    let dir = scratch("rel-exact-labels");
+    let config = write(
+        &dir,
+        "sweep.toml",
+        &sweep_config("labels", "").replace("tokens = [10240, 20480]", "tokens = [4096, 10240]"),
+    );
+    let results = dir.join("results");
+    run_to_end(&sweep_args(&config, &results));
+    let sweep_dir = results.join("labels");
+    run_to_end(&["plot", sweep_dir.to_str().unwrap()]);
+    let svg = std::fs::read_to_string(sweep_dir.join("figures/loss_vs_params.svg")).unwrap();
+    let legends: Vec<&str> = svg.split('>').filter_map(|t| t.strip_prefix("D = ")).collect();
+    assert!(svg.contains("D = 4096 tokens"), "the 4096-token budget's legend is exact: {legends:?}");
+    assert!(!svg.contains("4100"), "no token count is rounded into another");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

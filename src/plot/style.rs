@@ -127,12 +127,24 @@ fn trim(mantissa: f64, digits: usize) -> String {
     }
 }
 
-/// A number for a tick or legend: plain between 0.01 and 9999 ("0.5", "3.25", "200"),
-/// otherwise "10⁵" or "2.5×10⁵"; `digits` significant digits at most.
+/// A number for a tick or legend: plain between 0.01 and 9999 ("0.5", "3.25", "200"; a whole
+/// number there exactly, "4096"), otherwise "10⁵" or "2.5×10⁵"; `digits` significant digits at most.
 pub(crate) fn compact(value: f64, digits: usize) -> String {
     if value == 0.0 || !value.is_finite() {
         return format!("{value}");
     }
+    // A count is not rounded into another count: a legend reading "4100" for a budget of 4096
+    // tokens names runs that do not exist. A whole number below 10⁴ (up to the last bits of a
+    // geometric mean) prints exactly; above it the power-of-ten form says it is rounded.
+    let whole = value.round();
+    if whole.abs() < 1e4 && (value - whole).abs() <= 1e-9 * value.abs() {
+        return format!("{whole:.0}");
+    }
+    scaled(value, digits)
+}
+
+/// `value` with `digits` significant digits, plain in [0.01, 9999], else as a power of ten.
+fn scaled(value: f64, digits: usize) -> String {
     let (mantissa, exponent) = decompose(value, digits);
     if (-2..=3).contains(&exponent) {
         let decimals = (digits as i32 - 1 - exponent).max(0) as usize;
@@ -175,6 +187,9 @@ mod tests {
         assert_eq!(compact(3.25, 3), "3.25");
         assert_eq!(compact(0.05, 2), "0.05");
         assert_eq!(compact(200.0, 2), "200");
+        assert_eq!(compact(4096.0, 2), "4096", "a count is never rounded into another count");
+        assert_eq!(compact(-512.0, 2), "-512");
+        assert_eq!(compact(4095.999_999_999_9, 2), "4096", "a geometric mean of 4096s");
         assert_eq!(compact(9.96e6, 2), "10⁷");
         assert_eq!(compact(1.234e12, 3), "1.23×10¹²");
     }
