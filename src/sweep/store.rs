@@ -11,8 +11,9 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::config::{RunRole, RunSpec};
 use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 use crate::plan::Plan;
-use crate::records::{write_atomic, write_summary, DataInfo, RunRecord, RunStatus};
+use crate::records::{write_summary, DataInfo, RunRecord, RunStatus};
 
 /// A sweep's results directory.
 pub struct SweepStore {
@@ -78,7 +79,7 @@ impl SweepStore {
     /// nothing. Returns the warning to print, naming both.
     pub fn move_aside_damaged(&self, run_id: &str, why: &str) -> Result<String> {
         let run_dir = self.run_dir(run_id);
-        let stamp = crate::records::unix_now();
+        let stamp = crate::fs::unix_now();
         let mut kept = Vec::new();
         for name in ["run.json", "metrics.csv"] {
             let from = run_dir.join(name);
