@@ -14,6 +14,7 @@ pub mod devcheck;
 pub mod device;
 pub mod error;
 pub mod fit;
+pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod human;

@@ -98,7 +98,7 @@ pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
         Some(out) => out.clone(),
         None => job.log_dir.join(format!("{}.sbatch", job.sweep)),
     };
-    crate::records::write_atomic(&path, render(&job).as_bytes())?;
+    crate::fs::write_atomic(&path, render(&job).as_bytes())?;
     Ok(SlurmScript { path, job })
 }
 

@@ -412,7 +412,7 @@ pub fn run_tune(options: &TuneOptions) -> Result<TuneReport> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        crate::records::write_atomic(path, json.as_bytes())?;
+        crate::fs::write_atomic(path, json.as_bytes())?;
     }
     Ok(TuneReport { table, table_path: tune.table_path, sweep: report })
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::fit::data::{positive, Curve, CurvePoint, Dataset, Table};
+use crate::fit::data::{positive, CsvTable, Curve, CurvePoint, Dataset};
 
 /// Reads each point's metrics.csv under `run_dir`; missing files and bad rows are warnings.
 pub(crate) fn attach_curves(dataset: &mut Dataset, run_dir: &Path) {
@@ -41,7 +41,7 @@ pub(crate) fn attach_curves(dataset: &mut Dataset, run_dir: &Path) {
 
 /// The rows of one metrics.csv that carry a val_loss, sorted by tokens.
 fn read_curve(path: &Path, flops_per_token: f64) -> Result<(Vec<CurvePoint>, Vec<String>), crate::fit::FitError> {
-    let mut table = Table::read(path)?;
+    let mut table = CsvTable::read(path)?;
     let tokens_column = table.require(&["tokens"])?;
     let loss_column = table.require(&["val_loss"])?;
     let mut evals = Vec::new();

@@ -122,7 +122,7 @@ impl Dataset {
 /// Reads a sweep directory or a CSV; returns the dataset and the warnings raised.
 pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<String>), FitError> {
     let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
-    let table = Table::read(&summary)?;
+    let table = CsvTable::read(&summary)?;
     let (mut dataset, configs) = if table.is_summary() {
         let run_dir = summary.parent().unwrap_or(Path::new(".")).join("runs");
         load_summary(&table, &run_dir, opts)?
@@ -142,7 +142,7 @@ pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<Strin
 }
 
 /// A CSV file read into memory: header positions and the rows that parsed.
-pub(crate) struct Table {
+pub(crate) struct CsvTable {
     pub path: PathBuf,
     columns: HashMap<String, usize>,
     /// (line number, record)
@@ -152,9 +152,9 @@ pub(crate) struct Table {
     pub warnings: Vec<String>,
 }
 
-impl Table {
+impl CsvTable {
     /// Reads `path`; rows that do not parse are listed in `rejected` with their line.
-    pub fn read(path: &Path) -> Result<Table, FitError> {
+    pub fn read(path: &Path) -> Result<CsvTable, FitError> {
         let file = std::fs::File::open(path).map_err(|source| FitError::Io { path: path.to_path_buf(), source })?;
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
         let header = reader.headers().map_err(|error| FitError::Csv {
@@ -164,8 +164,13 @@ impl Table {
         crate::records::check_header(header.iter())
             .map_err(|message| FitError::Csv { path: path.to_path_buf(), message })?;
         let columns = header.iter().enumerate().map(|(i, name)| (name.to_ascii_lowercase(), i)).collect();
-        let mut table =
-            Table { path: path.to_path_buf(), columns, rows: Vec::new(), rejected: Vec::new(), warnings: Vec::new() };
+        let mut table = CsvTable {
+            path: path.to_path_buf(),
+            columns,
+            rows: Vec::new(),
+            rejected: Vec::new(),
+            warnings: Vec::new(),
+        };
         for record in reader.records() {
             match record {
                 Ok(row) => table.rows.push((row.position().map_or(0, |p| p.line()), row)),
@@ -251,7 +256,7 @@ struct SummaryColumns {
 }
 
 impl SummaryColumns {
-    fn find(table: &Table, opts: &FitOptions) -> Result<SummaryColumns, FitError> {
+    fn find(table: &CsvTable, opts: &FitOptions) -> Result<SummaryColumns, FitError> {
         Ok(SummaryColumns {
             run_id: table.require(&["run_id"])?,
             status: table.require(&["status"])?,
@@ -268,7 +273,7 @@ impl SummaryColumns {
     }
 }
 
-fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<RowConfig>), FitError> {
+fn load_summary(table: &CsvTable, run_dir: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<RowConfig>), FitError> {
     let columns = SummaryColumns::find(table, opts)?;
     let mut dataset = Dataset {
         param_count: opts.params.as_str().to_string(),
@@ -316,7 +321,7 @@ fn load_summary(table: &Table, run_dir: &Path, opts: &FitOptions) -> Result<(Dat
 
 /// A summary.csv that lists fewer runs than runs/ holds finished (truncated, or written before
 /// the last runs ended) is named, with the command that rebuilds it from the run folders.
-fn note_unlisted_runs(dataset: &mut Dataset, table: &Table, run_dir: &Path) {
+fn note_unlisted_runs(dataset: &mut Dataset, table: &CsvTable, run_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(run_dir) else { return };
     let listed: std::collections::HashSet<String> = table
         .column(&["run_id"])
@@ -368,7 +373,7 @@ pub(crate) fn note_implausible_losses(dataset: &mut Dataset, vocab: &[(String, f
     }
 }
 
-fn skip(dataset: &mut Dataset, table: &Table, line: u64, run: &str, reason: &str) {
+fn skip(dataset: &mut Dataset, table: &CsvTable, line: u64, run: &str, reason: &str) {
     let who = if run.is_empty() { format!("line {line}") } else { run.to_string() };
     dataset.warnings.push(format!("{} line {line}: run {who} skipped: {reason}", table.path.display()));
     dataset.excluded.push(Excluded { run: who, reason: reason.to_string() });
@@ -438,7 +443,7 @@ struct PlainColumns {
 }
 
 /// A row's hyperparameter cells and seed (for `--reduce`).
-fn row_config(table: &Table, row: &StringRecord) -> RowConfig {
+fn row_config(table: &CsvTable, row: &StringRecord) -> RowConfig {
     let cells: Vec<String> = HYPERPARAMETERS
         .iter()
         .filter_map(|name| table.column(&[name]).and_then(|i| row.get(i)).map(|v| format!("{name}={v}")))
@@ -449,7 +454,7 @@ fn row_config(table: &Table, row: &StringRecord) -> RowConfig {
     }
 }
 
-fn load_plain(table: &Table) -> Result<(Dataset, Vec<RowConfig>), FitError> {
+fn load_plain(table: &CsvTable) -> Result<(Dataset, Vec<RowConfig>), FitError> {
     let columns = PlainColumns {
         params: table.require(&["n", "params", "model size", "model_size"])?,
         tokens: table.column(&["d", "tokens", "training tokens"]),
@@ -521,7 +526,7 @@ fn plain_point(row: &StringRecord, columns: &PlainColumns, run_id: String) -> Re
     })
 }
 
-fn note_plain_derivations(dataset: &mut Dataset, table: &Table, columns: &PlainColumns) {
+fn note_plain_derivations(dataset: &mut Dataset, table: &CsvTable, columns: &PlainColumns) {
     let path = table.path.display();
     if columns.flops.is_none() {
         dataset.flop_count = "6n".to_string();

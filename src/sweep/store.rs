@@ -7,12 +7,14 @@
 //! refusal. A damaged run.json is never overwritten silently: it and its metrics.csv are moved
 //! aside (named in a warning) before the run trains again.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::config::{RunRole, RunSpec};
 use crate::error::{Error, Result};
+use crate::fs::write_atomic;
 use crate::plan::Plan;
-use crate::records::{write_atomic, write_summary, DataInfo, RunRecord, RunStatus};
+pub use crate::records::{check_component, parse_plan, read_plan};
+use crate::records::{write_summary, DataInfo, RunRecord, RunStatus};
 
 /// A sweep's results directory.
 pub struct SweepStore {
@@ -78,7 +80,7 @@ impl SweepStore {
     /// nothing. Returns the warning to print, naming both.
     pub fn move_aside_damaged(&self, run_id: &str, why: &str) -> Result<String> {
         let run_dir = self.run_dir(run_id);
-        let stamp = crate::records::unix_now();
+        let stamp = crate::fs::unix_now();
         let mut kept = Vec::new();
         for name in ["run.json", "metrics.csv"] {
             let from = run_dir.join(name);
@@ -274,43 +276,8 @@ fn publish_plan(dir: &Path, plan: &Plan) -> Result<()> {
     result
 }
 
-/// Reads a sweep directory's plan.json.
-pub fn read_plan(path: &Path) -> Result<Plan> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse_plan(path, &bytes)
-}
-
-/// Parses the bytes of a plan.json; `path` only names it in the error. A plan whose run ids
-/// would leave the results directory is as corrupt as one that does not parse.
-pub fn parse_plan(path: &Path, bytes: &[u8]) -> Result<Plan> {
-    let plan: Plan =
-        serde_json::from_slice(bytes).map_err(|e| Error::record(path, format!("not a valid plan.json: {e}")))?;
-    for spec in &plan.runs {
-        check_component(&spec.run_id).map_err(|m| Error::record(path, format!("run id: {m}")))?;
-        if let RunRole::Branch { trunk, .. } = &spec.role {
-            check_component(trunk).map_err(|m| Error::record(path, format!("trunk run id: {m}")))?;
-        }
-    }
-    Ok(plan)
-}
-
 fn check_same_config(dir: &Path, existing: &Plan, plan: &Plan) -> Result<()> {
     refuse_other_hash(dir, &existing.config_hash, &plan.config_hash)
-}
-
-/// A name that becomes a directory under the results directory must be exactly one plain path
-/// component: no separators, no `..`, not absolute, not hidden, nothing a shell would mangle.
-pub fn check_component(name: &str) -> std::result::Result<(), String> {
-    let mut components = Path::new(name).components();
-    let single = matches!(components.next(), Some(Component::Normal(_))) && components.next().is_none();
-    if single && crate::config::check_run_id(name).is_ok() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{name:?} is not a plain directory name (1-200 letters, digits, '-', '_' or '.', \
-             not starting with '.' or '-'): it must not reach outside the results directory"
-        ))
-    }
 }
 
 /// A record for a run that has not started: spec and counts, nothing measured.

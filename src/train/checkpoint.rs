@@ -14,8 +14,8 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fs::{commit_temp, temp_sibling, write_atomic};
 use crate::model::Model;
-use crate::records::{commit_temp, temp_sibling, write_atomic};
 use crate::train::optim::AdamW;
 
 /// The state.json format that carries checksums; version 1 (no checksums) still loads.

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{RunConfig, RunSpec};
 use crate::error::{Error, Result};
-use crate::records::{write_atomic, write_summary, RunRecord, RunStatus};
+use crate::fs::write_atomic;
+use crate::records::{write_summary, RunRecord, RunStatus};
 use crate::train::observe::{DivergenceGuard, ProgressObserver, RecordWriter, RunObserver};
 use crate::train::run::{train, RunContext};
 

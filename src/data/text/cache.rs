@@ -131,7 +131,7 @@ pub fn write(path: &Path, key: &CacheKey, documents: &[Vec<u32>]) -> Result<(), 
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place
-/// (`records::write_atomic`, its error as one about `cache_dir`).
+/// (`fs::write_atomic`, its error as one about `cache_dir`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    crate::records::write_atomic(path, bytes).map_err(|e| DataError::config("cache_dir", e.to_string()))
+    crate::fs::write_atomic(path, bytes).map_err(|e| DataError::config("cache_dir", e.to_string()))
 }

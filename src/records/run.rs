@@ -1,0 +1,192 @@
+//! run.json: one run's spec, counts, data, result and status (docs/DESIGN.md "Results: the
+//! stable contract"). Written once per state change, atomically; read strictly, since a run
+//! whose record is damaged must be reported, never retrained over silently.
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunSpec;
+use crate::error::{Error, Result};
+use crate::fs::write_atomic;
+use crate::model::FlopsPerToken;
+
+/// Version of the record format; bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Done,
+    Diverged,
+    Failed,
+    Running,
+    Pending,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Done => "done",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Failed => "failed",
+            RunStatus::Running => "running",
+            RunStatus::Pending => "pending",
+        }
+    }
+}
+
+/// Exact parameter counts and FLOPs per token of the run's model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub params_nonembedding: u64,
+    pub params_total: u64,
+    pub params_matmul: u64,
+    pub flops_per_token: FlopsPerToken,
+}
+
+/// What the data source says about itself and its validation split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    pub source: String,
+    pub vocab_size: usize,
+    pub unique_tokens: Option<u64>,
+    /// Exact entropy of the validation targets (nats/token): the irreducible loss, when known.
+    pub true_entropy: Option<f64>,
+    /// Entropy of the validation targets' unigram distribution (what a model without context gets).
+    pub unigram_entropy: Option<f64>,
+    pub eval_tokens: u64,
+    /// The seed that keyed the training order (the run's seed, or the data section's
+    /// `data_seed`); None when the order is not seeded by the run.
+    #[serde(default)]
+    pub data_seed: Option<u64>,
+    /// Which tokens the validation set holds (e.g. evenly spaced windows over the held-out documents).
+    #[serde(default)]
+    pub validation_sample: Option<String>,
+    /// sha256 (hex) of each token file trained on, by path.
+    #[serde(default)]
+    pub token_files_sha256: std::collections::BTreeMap<String, String>,
+}
+
+/// Final figures of a run (present once it has trained at least one step).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub steps: u64,
+    pub tokens: u64,
+    /// Compute under each convention: flops_per_token × tokens.
+    pub flops_6n: f64,
+    pub flops_matmul_attn: f64,
+    pub flops_chinchilla: f64,
+    pub val_loss: Option<f64>,
+    pub train_loss: Option<f64>,
+    pub wall_s: f64,
+    pub tokens_per_s: f64,
+    /// Passes over the unique training tokens (tokens / data.unique_tokens) when the data repeats.
+    #[serde(default)]
+    pub epochs: Option<f64>,
+}
+
+/// run.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub format_version: u32,
+    pub run_id: String,
+    pub status: RunStatus,
+    /// Why a run is diverged or failed.
+    pub reason: Option<String>,
+    pub spec: RunSpec,
+    pub counts: Counts,
+    pub data: DataInfo,
+    pub result: Option<RunResult>,
+    pub device: String,
+    /// Which ops trained the run: "fused" (sweeplaw's fused CPU ops or CUDA kernels), "fused
+    /// except <kernels>" (CUDA kernels that failed their check and were turned off) or
+    /// "composite" (candle's ops only: `SWEEPLAW_OPS=composite`); empty until the run starts, and
+    /// in records written before this field existed.
+    #[serde(default)]
+    pub ops: String,
+    pub versions: Versions,
+    pub started_at_unix: u64,
+    pub finished_at_unix: Option<u64>,
+    /// Hash of the config the run belongs to (a sweep's plan hash, or a single run's spec
+    /// hash): a results directory's identity does not rest on plan.json alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub sweeplaw: String,
+    pub candle: String,
+}
+
+impl Default for Versions {
+    fn default() -> Self {
+        Versions { sweeplaw: env!("CARGO_PKG_VERSION").into(), candle: "0.11.1".into() }
+    }
+}
+
+impl RunRecord {
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::record(path, e.to_string()))?;
+        write_atomic(path, json.as_bytes())
+    }
+
+    pub fn read(path: &Path) -> Result<RunRecord> {
+        let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+        RunRecord::parse(path, &bytes)
+    }
+
+    /// Parses the bytes of a run.json; `path` only names it in the error (with serde's line).
+    /// A record whose numbers are impossible (a negative or non-finite loss, a run id that is not
+    /// its folder's) is as damaged as one that does not parse.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<RunRecord> {
+        let record: RunRecord =
+            serde_json::from_slice(bytes).map_err(|e| Error::record(path, format!("not a valid run.json: {e}")))?;
+        if record.run_id != record.spec.run_id {
+            return Err(Error::record(
+                path,
+                format!("run_id {:?} is not the spec's {:?}", record.run_id, record.spec.run_id),
+            ));
+        }
+        if let Some(result) = &record.result {
+            for (name, value) in [("val_loss", result.val_loss), ("train_loss", result.train_loss)] {
+                if value.is_some_and(|v| v.is_nan() || v < 0.0) && record.status == RunStatus::Done {
+                    return Err(Error::record(path, format!("result.{name} is {value:?} in a run marked done")));
+                }
+            }
+        }
+        Ok(record)
+    }
+
+    /// The summary.csv row of this run (empty cells for unknowns, never zero).
+    pub fn summary_row(&self) -> Vec<String> {
+        let s = &self.spec.shape;
+        let r = self.result.as_ref();
+        let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+        vec![
+            self.run_id.clone(),
+            self.status.as_str().into(),
+            s.n_layers.to_string(),
+            s.d_model.to_string(),
+            s.n_heads.to_string(),
+            s.seq_len.to_string(),
+            s.vocab_size.to_string(),
+            self.counts.params_nonembedding.to_string(),
+            self.counts.params_total.to_string(),
+            self.counts.params_matmul.to_string(),
+            r.map(|r| r.tokens.to_string()).unwrap_or_default(),
+            self.data.unique_tokens.map(|u| u.to_string()).unwrap_or_default(),
+            opt(r.map(|r| r.flops_6n)),
+            opt(r.and_then(|r| r.val_loss)),
+            opt(r.and_then(|r| r.train_loss)),
+            opt(r.map(|r| r.wall_s)),
+            self.spec.seed.to_string(),
+            opt(r.map(|r| r.flops_6n)),
+            opt(r.map(|r| r.flops_matmul_attn)),
+            opt(r.map(|r| r.flops_chinchilla)),
+            opt(self.data.true_entropy),
+        ]
+    }
+}
