@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod counting;
 pub mod data;
 pub mod devcheck;
 pub mod device;

@@ -10,6 +10,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::counting::{self as counts, ChinchillaShape, ParamCount};
+pub use crate::counting::{FlopConvention, MlpKind};
 use crate::error::{Error, Result};
 use crate::ops;
 use crate::rng::SplitMix64;
@@ -17,17 +19,6 @@ use crate::rng::SplitMix64;
 const NORM_EPS: f64 = 1e-6;
 const INIT_STD: f64 = 0.02;
 const ROPE_BASE: f64 = 10_000.0;
-
-/// Which feed-forward block the model uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum MlpKind {
-    /// GELU (erf) with hidden 4·d_model.
-    #[default]
-    Gelu,
-    /// SwiGLU with hidden 8·d_model/3 rounded up to a multiple of 64.
-    Swiglu,
-}
 
 /// The full shape of a model: everything its counts and FLOPs depend on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,20 +30,6 @@ pub struct ModelShape {
     pub seq_len: usize,
     pub mlp: MlpKind,
     pub tie_embeddings: bool,
-}
-
-/// The three FLOPs-per-token conventions of docs/DESIGN.md "Counting".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FlopConvention {
-    /// 6·params_nonembedding (Kaplan et al. 2020, C ≈ 6NBS).
-    #[serde(rename = "6n")]
-    SixN,
-    /// 6·params_matmul + 6·L·T·d (the head and the attention scores included).
-    #[serde(rename = "matmul_attn")]
-    MatmulAttn,
-    /// 3 × the forward count of Hoffmann et al. 2022, Appendix F.
-    #[serde(rename = "chinchilla")]
-    Chinchilla,
 }
 
 /// FLOPs per token under each convention, as recorded in run.json.
@@ -103,26 +80,12 @@ impl ModelShape {
 
     /// Hidden width of the MLP.
     pub fn mlp_hidden(&self) -> usize {
-        match self.mlp {
-            MlpKind::Gelu => 4 * self.d_model,
-            MlpKind::Swiglu => (8 * self.d_model).div_ceil(3).div_ceil(64) * 64,
-        }
-    }
-
-    /// Weights of the MLP's matrices in one block.
-    fn mlp_matrix_params(&self) -> u64 {
-        let matrices = match self.mlp {
-            MlpKind::Gelu => 2,
-            MlpKind::Swiglu => 3,
-        };
-        matrices * (self.d_model * self.mlp_hidden()) as u64
+        self.mlp.hidden(self.d_model as u64) as usize
     }
 
     /// Every weight in the blocks plus the final norm: 12·L·d² + 2·L·d + d for the GELU MLP.
     pub fn params_nonembedding(&self) -> u64 {
-        let d = self.d_model as u64;
-        let per_block = 4 * d * d + self.mlp_matrix_params() + 2 * d;
-        self.n_layers as u64 * per_block + d
+        counts::nonembedding_params(self.d_model as u64, self.n_layers as u64, self.mlp)
     }
 
     /// Everything: blocks, token embedding and (when untied) the output head.
@@ -135,6 +98,15 @@ impl ModelShape {
     /// Non-embedding weights plus the output head's matmul (nanochat's Kaplan-style count).
     pub fn params_matmul(&self) -> u64 {
         self.params_nonembedding() + (self.vocab_size * self.d_model) as u64
+    }
+
+    /// N under `count`.
+    pub fn params(&self, count: ParamCount) -> u64 {
+        match count {
+            ParamCount::Nonembedding => self.params_nonembedding(),
+            ParamCount::Total => self.params_total(),
+            ParamCount::Matmul => self.params_matmul(),
+        }
     }
 
     pub fn flops_per_token(&self) -> FlopsPerToken {
@@ -154,17 +126,17 @@ impl ModelShape {
         }
     }
 
-    /// Forward FLOPs per token, Hoffmann et al. 2022, Appendix F (Table A4's terms divided by
-    /// seq_len): embeddings 2·V·d; per layer: q,k,v projections 2·3·d·d, logits 2·T·d,
-    /// softmax 3·H·T, values 2·T·d, output projection 2·d·d, dense block 2·(MLP matrix weights);
-    /// final logits 2·d·V.
+    /// Forward FLOPs per token, Hoffmann et al. 2022, Appendix F
+    /// ([`counts::chinchilla_forward_flops_per_token`], with this model's MLP).
     pub fn chinchilla_forward_flops_per_token(&self) -> f64 {
-        let (v, d, t, h) = (self.vocab_size as f64, self.d_model as f64, self.seq_len as f64, self.n_heads as f64);
-        let embeddings = 2.0 * v * d;
-        let attention = 2.0 * 3.0 * d * d + 2.0 * t * d + 3.0 * h * t + 2.0 * t * d + 2.0 * d * d;
-        let dense = 2.0 * self.mlp_matrix_params() as f64;
-        let logits = 2.0 * d * v;
-        embeddings + self.n_layers as f64 * (attention + dense) + logits
+        counts::chinchilla_forward_flops_per_token(&ChinchillaShape {
+            vocab_size: self.vocab_size as f64,
+            d_model: self.d_model as f64,
+            n_layers: self.n_layers as f64,
+            n_heads: self.n_heads as f64,
+            seq_len: self.seq_len as f64,
+            mlp_matrix_params: self.mlp.matrix_params(self.d_model as u64) as f64,
+        })
     }
 }
 

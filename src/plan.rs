@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RunIdentity, RunRole, RunSpec, SweepConfig};
+use crate::counting::ParamCount;
 use crate::model::{FlopConvention, ModelShape};
 
 /// The family's model (`[model]`: head_dim, seq_len, mlp, tied embeddings) at one width and depth.
@@ -222,12 +223,8 @@ pub fn model_sizes(config: &SweepConfig) -> Result<Vec<ModelShape>, String> {
 
 /// The N a sweep's `param_count` names; an unknown name is an error, not a silent default.
 pub fn params_of(shape: &ModelShape, param_count: &str) -> Result<u64, String> {
-    match param_count {
-        "nonembedding" => Ok(shape.params_nonembedding()),
-        "total" => Ok(shape.params_total()),
-        "matmul" => Ok(shape.params_matmul()),
-        other => Err(format!("budget.param_count = {other:?} must be nonembedding, total or matmul")),
-    }
+    let count: ParamCount = param_count.parse().map_err(|e| format!("budget.param_count: {e}"))?;
+    Ok(shape.params(count))
 }
 
 /// (tokens, FLOP budget) pairs for one size, smallest first.

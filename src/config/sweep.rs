@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{default_auto, parse_toml, DataConfig, TrainSection};
+use crate::counting::{FlopConvention, MlpKind, ParamCount};
 use crate::error::{Error, Result};
-use crate::model::{FlopConvention, MlpKind};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,7 +156,7 @@ pub struct BudgetSection {
     /// IsoFLOP budgets: each size trains on D = C / flops_per_token (under `flop_convention`).
     #[serde(default)]
     pub flops: Option<Vec<f64>>,
-    /// "nonembedding" | "total" | "matmul": the N of `tokens_per_param`.
+    /// The N of `tokens_per_param`: a `crate::counting::ParamCount` name (checked by `validate`).
     #[serde(default = "default_param_count")]
     pub param_count: String,
     #[serde(default = "default_flop_convention")]
@@ -320,9 +320,7 @@ impl BudgetSection {
         }
         positive("tokens_per_param", &self.tokens_per_param)?;
         positive("flops", &self.flops)?;
-        if !matches!(self.param_count.as_str(), "nonembedding" | "total" | "matmul") {
-            return Err(format!("budget.param_count = {:?} must be nonembedding, total or matmul", self.param_count));
-        }
+        self.param_count.parse::<ParamCount>().map_err(|e| format!("budget.param_count: {e}"))?;
         Ok(())
     }
 }

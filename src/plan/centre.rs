@@ -71,8 +71,8 @@ impl CentreLaw {
                 law.beta
             ));
         }
-        if !matches!(law.param_count.as_str(), "nonembedding" | "total" | "matmul") {
-            return Err(format!("{}: param_count = {:?} is not a parameter count", path.display(), law.param_count));
+        if let Err(e) = law.param_count.parse::<crate::counting::ParamCount>() {
+            return Err(format!("{}: param_count: {e}", path.display()));
         }
         Ok(law)
     }
