@@ -142,3 +142,32 @@ fn tuning_that_would_cost_too_much_is_refused_before_training() {
     assert!(!results.exists() && !dir.join("tuned.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn report_on_a_tuning_directory_draws_the_scan_and_quotes_the_rule() {
+    let dir = scratch("tune-report");
+    let config = write(&dir, "sweep.toml", &tune_config(0.2));
+    let results = dir.join("results");
+    let (c, r) = (config.to_str().unwrap(), results.to_str().unwrap());
+    let out = run(&["tune", c, "--results", r, "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tune_dir = results.join("tiny-tune-tune");
+    let out = run(&["report", tune_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for ext in ["png", "svg"] {
+        let figure = tune_dir.join(format!("figures/tune_lr.{ext}"));
+        assert!(std::fs::metadata(&figure).unwrap().len() > 1000, "{}", figure.display());
+    }
+    let table = json(&tune_dir.join("tuned.json"));
+    let gamma = format!("γ = {:.3}", table["rule"]["exponent"].as_f64().unwrap());
+    let report = std::fs::read_to_string(tune_dir.join("report.md")).unwrap();
+    assert!(report.contains(&gamma), "{gamma} not in\n{report}");
+    assert!(report.contains("figures/tune_lr.png"), "{report}");
+    // One row per tuned size with its optimum as tuned.json has it.
+    for size in table["sizes"].as_array().unwrap() {
+        let row = format!("| L1-d{} |", size["d_model"]);
+        let line = report.lines().find(|l| l.starts_with(&row)).unwrap_or_else(|| panic!("{row} missing"));
+        assert!(line.contains(&format!("{:.3e}", size["lr_opt"].as_f64().unwrap())), "{line}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -33,6 +33,7 @@ mod render;
 pub(crate) mod style;
 #[cfg(test)]
 mod tests;
+pub(crate) mod tune_figure;
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +113,7 @@ pub fn plot_sweep(sweep_dir: &Path) -> Result<PlotOutput, PlotError> {
             }
         }
     }
+    tune_figure::draw(sweep_dir, &mut output)?;
     Ok(output)
 }
 

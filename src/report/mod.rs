@@ -14,6 +14,7 @@ mod error;
 mod sections;
 #[cfg(test)]
 mod tests;
+mod tune;
 
 use std::path::{Path, PathBuf};
 
@@ -45,7 +46,8 @@ pub fn write_report(sweep_dir: &Path, figures: &PlotOutput) -> Result<ReportOutp
             None
         }
     };
-    let blocks = blocks(&sweep, fit.as_ref(), figures, &warnings);
+    let mut blocks = blocks(&sweep, fit.as_ref(), figures, &warnings);
+    blocks.extend(tune::section(sweep_dir));
     let title = match &blocks[0] {
         Block::Heading(_, text) => text.clone(),
         _ => "Scaling-law report".to_string(),
