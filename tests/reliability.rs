@@ -498,3 +498,33 @@ fn a_token_count_is_labelled_exactly_on_the_figures() {
     assert!(!svg.contains("4100"), "no token count is rounded into another");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_corrupt_plan_json_or_summary_csv_names_the_command_that_recovers_it() {
+    let dir = scratch("rel-recover");
+    let results = dir.join("results");
+    let config = write(&dir, "sweep.toml", &small_sweep("recover"));
+    run_to_end(&sweep_args(&config, &results));
+    let sweep_dir = results.join("recover");
+    let sweep_dir_arg = sweep_dir.to_str().unwrap();
+    // summary.csv with a header that does not parse: fit, plot and report say how to rebuild it.
+    std::fs::write(sweep_dir.join("summary.csv"), b"run_id\xff,\n1\n").unwrap();
+    for command in ["fit", "plot", "report"] {
+        let out = run(&[command, sweep_dir_arg]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(err.contains(&format!("`sweeplaw summary {sweep_dir_arg}`")), "{command}: {err}");
+    }
+    // Following the message recovers it.
+    run_to_end(&["summary", sweep_dir_arg]);
+    assert!(run_to_end(&["fit", sweep_dir_arg]).contains("points"));
+    // plan.json that does not parse: sweep names the way back, and following it keeps the runs.
+    std::fs::write(sweep_dir.join("plan.json"), "{garbage").unwrap();
+    let out = run(&sweep_args(&config, &results));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("plan.json") && err.contains("move it aside and rerun `sweeplaw sweep`"), "{err}");
+    std::fs::rename(sweep_dir.join("plan.json"), dir.join("plan.json.corrupt")).unwrap();
+    assert!(run_to_end(&sweep_args(&config, &results)).contains("trained 0, already done 2"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

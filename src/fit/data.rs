@@ -122,7 +122,14 @@ impl Dataset {
 /// Reads a sweep directory or a CSV; returns the dataset and the warnings raised.
 pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<String>), FitError> {
     let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
-    let table = CsvTable::read(&summary)?;
+    let table = CsvTable::read(&summary).map_err(|error| match error {
+        // A sweep's summary.csv is derived from its run folders, so it can always be rebuilt.
+        FitError::Csv { path: csv, message } if path.is_dir() && path.join("runs").is_dir() => FitError::Csv {
+            path: csv,
+            message: format!("{message}; rebuild it from the run folders with `sweeplaw summary {}`", path.display()),
+        },
+        other => other,
+    })?;
     let (mut dataset, configs) = if table.is_summary() {
         let run_dir = summary.parent().unwrap_or(Path::new(".")).join("runs");
         load_summary(&table, &run_dir, opts)?

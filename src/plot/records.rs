@@ -279,6 +279,12 @@ fn read_summary(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Run>, Plo
     parse_summary(path, file, warnings)
 }
 
+/// How to get a usable summary.csv back: it is derived from the run folders beside it.
+fn rebuild_hint(summary: &Path) -> String {
+    let dir = summary.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    format!("rebuild it from the run folders with `sweeplaw summary {}`", dir.display())
+}
+
 /// summary.csv rows read from `input`; `path` only names the file in messages.
 pub(crate) fn parse_summary<R: std::io::Read>(
     path: &Path,
@@ -288,13 +294,16 @@ pub(crate) fn parse_summary<R: std::io::Read>(
     let mut reader = csv_from(input);
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| PlotError::Summary { path: path.to_path_buf(), message: format!("header does not parse: {e}") })?
+        .map_err(|e| PlotError::Summary {
+            path: path.to_path_buf(),
+            message: format!("header does not parse: {e}; {}", rebuild_hint(path)),
+        })?
         .iter()
         .map(|name| name.to_ascii_lowercase())
         .collect();
     for column in ["run_id", "status"] {
         if !header.iter().any(|name| name == column) {
-            let message = format!("no column {column} in the header");
+            let message = format!("no column {column} in the header; {}", rebuild_hint(path));
             return Err(PlotError::Summary { path: path.to_path_buf(), message });
         }
     }

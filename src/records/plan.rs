@@ -18,8 +18,15 @@ pub fn read_plan(path: &Path) -> Result<Plan> {
 /// Parses the bytes of a plan.json; `path` only names it in the error. A plan whose run ids
 /// would leave the results directory is as corrupt as one that does not parse.
 pub fn parse_plan(path: &Path, bytes: &[u8]) -> Result<Plan> {
-    let plan: Plan =
-        serde_json::from_slice(bytes).map_err(|e| Error::record(path, format!("not a valid plan.json: {e}")))?;
+    let plan: Plan = serde_json::from_slice(bytes).map_err(|e| {
+        Error::record(
+            path,
+            format!(
+                "not a valid plan.json: {e}; move it aside and rerun `sweeplaw sweep` on the sweep's config, which \
+             writes it again (finished runs are kept: sweep.toml and each run.json still name their config)"
+            ),
+        )
+    })?;
     for spec in &plan.runs {
         check_component(&spec.run_id).map_err(|m| Error::record(path, format!("run id: {m}")))?;
         if let RunRole::Branch { trunk, .. } = &spec.role {
