@@ -194,9 +194,9 @@ struct FitArgs {
     /// Which N: nonembedding | total | matmul
     #[arg(long, default_value = "nonembedding", value_parser = |s: &str| s.parse::<sweeplaw::fit::ParamCount>().map_err(|e| e.to_string()))]
     params: sweeplaw::fit::ParamCount,
-    /// Which C: 6n | matmul_attn | chinchilla
-    #[arg(long, default_value = "6n", value_parser = |s: &str| s.parse::<sweeplaw::fit::FlopCount>().map_err(|e| e.to_string()))]
-    flops: sweeplaw::fit::FlopCount,
+    /// Which C: 6n | matmul_attn | chinchilla [default: a sweep directory's budget.flop_convention, else 6n]
+    #[arg(long, value_parser = |s: &str| s.parse::<sweeplaw::fit::FlopCount>().map_err(|e| e.to_string()))]
+    flops: Option<sweeplaw::fit::FlopCount>,
     /// Bootstrap resamples over runs for the 95% intervals (0 = none).
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
@@ -675,10 +675,14 @@ fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
     if args.target_flops.is_some_and(|c| !(c > 0.0)) {
         anyhow::bail!("--target-flops must be a positive number of FLOPs");
     }
+    let flops = match args.flops {
+        Some(flops) => flops,
+        None => sweeplaw::fit::sweep_flop_convention(&args.path)?.unwrap_or(sweeplaw::fit::FlopCount::SixN),
+    };
     let options = FitOptions {
         law: args.law,
         params: args.params,
-        flops: args.flops,
+        flops,
         bootstrap: args.bootstrap,
         holdout: args.holdout,
         target_flops: args.target_flops,

@@ -528,3 +528,19 @@ fn a_corrupt_plan_json_or_summary_csv_names_the_command_that_recovers_it() {
     assert!(run_to_end(&sweep_args(&config, &results)).contains("trained 0, already done 2"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn fit_on_a_sweep_directory_counts_flops_as_its_budgets_were_planned() {
+    // Budgets planned under matmul_attn group into IsoFLOP sets only when fitted under it: a
+    // default of 6n left a designed sweep with "0 usable" budgets.
+    let dir = scratch("rel-fit-convention");
+    let results = dir.join("results");
+    let text = small_sweep("conv").replace("[budget]\n", "[budget]\nflop_convention = \"matmul_attn\"\n");
+    let config = write(&dir, "sweep.toml", &text);
+    run_to_end(&sweep_args(&config, &results));
+    let sweep_dir = results.join("conv");
+    let sweep_dir_arg = sweep_dir.to_str().unwrap();
+    assert!(run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0"]).contains("C = matmul_attn"));
+    assert!(run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0", "--flops", "6n"]).contains("C = 6n"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

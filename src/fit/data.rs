@@ -119,6 +119,29 @@ impl Dataset {
     }
 }
 
+/// The FLOP convention a sweep directory's budgets were planned in (`[budget] flop_convention`
+/// of its sweep.toml), which `fit` uses unless `--flops` says otherwise: fitted under another
+/// convention, a sweep's equal budgets no longer group into IsoFLOP sets. `None` for a CSV
+/// file, or a directory without a readable sweep.toml; an unknown name there is an error.
+pub fn sweep_flop_convention(path: &Path) -> Result<Option<crate::counting::FlopConvention>, FitError> {
+    let config = path.join("sweep.toml");
+    let Ok(text) = std::fs::read_to_string(&config) else {
+        return Ok(None);
+    };
+    let Ok(value) = text.parse::<toml::Table>() else {
+        return Ok(None);
+    };
+    let name = value.get("budget").and_then(|b| b.get("flop_convention")).and_then(|v| v.as_str());
+    match name {
+        // The sweep config's own default.
+        None => Ok(Some(crate::counting::FlopConvention::SixN)),
+        Some(name) => name.parse().map(Some).map_err(|e: crate::counting::UnknownName| FitError::Csv {
+            path: config,
+            message: format!("budget.flop_convention: {e}"),
+        }),
+    }
+}
+
 /// Reads a sweep directory or a CSV; returns the dataset and the warnings raised.
 pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<String>), FitError> {
     let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
