@@ -1,10 +1,12 @@
 //! The holdout backtest of `--holdout K`: refit without the K largest-compute runs and
-//! compare what the law predicts for them with what they reached.
+//! compare what the law predicts for them with what they reached. The refit honours
+//! `--fix` / `--tie` as the full fit does: it fits the same free parameters.
 
-use crate::fit::chinchilla::{check_supported, fit_grid, LogPoints};
+use crate::fit::chinchilla::{check_supported_free, fit_mapped, LogPoints};
+use crate::fit::constraints::Mapping;
 use crate::fit::data::{Dataset, Point};
 use crate::fit::error::FitError;
-use crate::fit::kaplan::{fit_joint, Joint};
+use crate::fit::kaplan::{fit_joint_mapped, Joint};
 use crate::fit::options::{FitOptions, Law};
 use crate::fit::report::{HeldOut, HoldoutReport, Values};
 
@@ -20,8 +22,14 @@ fn largest_compute(data: &Dataset, count: usize) -> Vec<usize> {
 }
 
 /// Refits the parametric law (Kaplan's joint law for `--law kaplan`, approach 3 otherwise)
-/// without the held-out runs and predicts them.
-pub(crate) fn backtest(data: &Dataset, opts: &FitOptions) -> Result<HoldoutReport, FitError> {
+/// without the held-out runs and predicts them; `chinchilla` and `kaplan` are the laws'
+/// free parameters under `--fix` / `--tie`.
+pub(crate) fn backtest(
+    data: &Dataset,
+    opts: &FitOptions,
+    chinchilla: &Mapping,
+    kaplan: &Mapping,
+) -> Result<HoldoutReport, FitError> {
     let count = opts.holdout;
     if count >= data.points.len() {
         return Err(FitError::TooFewPoints {
@@ -32,13 +40,13 @@ pub(crate) fn backtest(data: &Dataset, opts: &FitOptions) -> Result<HoldoutRepor
     let held = largest_compute(data, count);
     let weights: Vec<f64> = (0..data.points.len()).map(|i| if held.contains(&i) { 0.0 } else { 1.0 }).collect();
     let (law, params, predict): (&str, Values, Predictor) = if opts.law == Law::Kaplan {
-        let (fit, x) = fit_joint(data, &weights, None)?;
+        let (fit, x, _) = fit_joint_mapped(data, &weights, kaplan, None)?;
         ("kaplan_nd", fit.params, Box::new(move |p: &Point| Joint::predict(&x, p.params, p.tokens)))
     } else {
         let kept: Vec<Point> =
             (0..data.points.len()).filter(|&i| weights[i] > 0.0).map(|i| data.points[i].clone()).collect();
-        check_supported(&kept)?;
-        let fit = fit_grid(&LogPoints::new(&data.points), &weights)?;
+        check_supported_free(&kept, chinchilla.free())?;
+        let fit = fit_mapped(&LogPoints::new(&data.points), &weights, chinchilla)?;
         let p = fit.params;
         let params = Values::from([
             ("E".to_string(), p.e),

@@ -319,3 +319,22 @@ fn a_loss_above_the_vocabulary_ceiling_is_called_implausible() -> TestResult {
     assert_eq!(warnings.iter().filter(|w| w.contains("is implausible")).count(), 1, "{warnings:#?}");
     Ok(())
 }
+
+#[test]
+fn the_holdout_refit_keeps_a_fixed_parameter() -> TestResult {
+    let dir = scratch("holdout-fixed")?;
+    write_sweep(&dir)?;
+    // E = 1.5 is off the planted 1.69: a refit that ignored --fix would return 1.69.
+    let constraints = crate::fit::constraints::Constraints {
+        fixed: std::collections::BTreeMap::from([("E".to_string(), 1.5)]),
+        ..Default::default()
+    };
+    let options = FitOptions { law: Law::Chinchilla, holdout: 3, constraints, ..FitOptions::default() };
+    let (data, _) = load_points(&dir, &options)?;
+    let report = fit(&data, &options)?;
+    let holdout = report.fits.holdout.as_ref().ok_or("no holdout")?;
+    assert_eq!(holdout.params.get("E").copied(), Some(1.5), "{holdout:?}");
+    let alpha = holdout.params.get("alpha").copied().ok_or("no alpha")?;
+    assert!(alpha.is_finite() && alpha > 0.0, "{holdout:?}");
+    Ok(())
+}
