@@ -311,11 +311,6 @@ fn distinct(values: impl Iterator<Item = f64>) -> usize {
     v.len()
 }
 
-/// Needs more points than parameters, over at least two N and two D.
-pub(crate) fn check_supported(points: &[Point]) -> Result<(), FitError> {
-    check_supported_free(points, 5)
-}
-
 /// Needs more points than free parameters (`free` + 1), over at least two N and two D.
 pub(crate) fn check_supported_free(points: &[Point], free: usize) -> Result<(), FitError> {
     let sizes = distinct(points.iter().map(|p| p.params));
@@ -335,6 +330,7 @@ pub(crate) fn check_supported_free(points: &[Point], free: usize) -> Result<(), 
 }
 
 /// Fits approach 3 from the whole published grid.
+#[cfg(test)]
 pub(crate) fn fit_grid(points: &LogPoints, weights: &[f64]) -> Result<Approach3, FitError> {
     fit_mapped(points, weights, &Mapping::identity(5))
 }

@@ -157,6 +157,7 @@ pub(crate) struct Mapping {
 
 impl Mapping {
     /// Every parameter free.
+    #[cfg(test)]
     pub fn identity(dim: usize) -> Mapping {
         Mapping { sources: (0..dim).map(Source::Free).collect(), free: dim }
     }

@@ -182,6 +182,7 @@ fn joint_starts(model: &Joint) -> Vec<Vec<f64>> {
 }
 
 /// Fits the joint law (eq. 1.5); from the grid, or from `start` (bootstrap refits).
+#[cfg(test)]
 pub(crate) fn fit_joint(
     data: &Dataset,
     weights: &[f64],
