@@ -97,9 +97,11 @@ impl ParamCount {
 }
 
 /// Which FLOP-counting convention gives C (FLOPs per token; a run's C is that times its tokens).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The default (a sweep config without `budget.flop_convention`, a fit without `--flops`) is 6n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FlopConvention {
     /// 6·params_nonembedding (Kaplan et al. 2020, C ≈ 6NBS).
+    #[default]
     SixN,
     /// 6·params_matmul + 6·L·T·d (the head and the attention scores included).
     MatmulAttn,

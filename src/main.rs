@@ -581,7 +581,7 @@ fn cmd_tune(args: TuneArgs) -> anyhow::Result<()> {
         println!(
             "tuning costs {:.3e} FLOPs ({}), {:.1}% of the sweep's {:.3e}; the table goes to {}",
             tune.cost.tune_flops,
-            flop_convention_name(&tune.config),
+            tune.config.budget.flop_convention,
             100.0 * tune.cost.fraction,
             tune.cost.sweep_flops,
             tune.table_path.display()
@@ -620,13 +620,6 @@ fn cmd_tune(args: TuneArgs) -> anyhow::Result<()> {
         anyhow::bail!("{} tuning run(s) failed (see their run.json; rerun tune to retry)", done.sweep.failed.len());
     }
     Ok(())
-}
-
-fn flop_convention_name(config: &sweeplaw::config::SweepConfig) -> String {
-    serde_json::to_value(config.budget.flop_convention)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn cmd_slurm(args: SlurmArgs) -> anyhow::Result<()> {
@@ -677,7 +670,7 @@ fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
     }
     let flops = match args.flops {
         Some(flops) => flops,
-        None => sweeplaw::fit::sweep_flop_convention(&args.path)?.unwrap_or(sweeplaw::fit::FlopCount::SixN),
+        None => sweeplaw::fit::default_flop_convention(&args.path)?,
     };
     let options = FitOptions {
         law: args.law,

@@ -159,7 +159,7 @@ pub struct BudgetSection {
     /// The N of `tokens_per_param`: a `crate::counting::ParamCount` name (checked by `validate`).
     #[serde(default = "default_param_count")]
     pub param_count: String,
-    #[serde(default = "default_flop_convention")]
+    #[serde(default)]
     pub flop_convention: FlopConvention,
     /// Train one warmup-stable trunk per size and branch a 1−sqrt cooldown at each budget
     /// (needs `[train.schedule] kind = "wsd"`).
@@ -173,9 +173,6 @@ pub struct BudgetSection {
 
 fn default_param_count() -> String {
     "nonembedding".into()
-}
-fn default_flop_convention() -> FlopConvention {
-    FlopConvention::SixN
 }
 
 impl SweepConfig {

@@ -119,27 +119,29 @@ impl Dataset {
     }
 }
 
-/// The FLOP convention a sweep directory's budgets were planned in (`[budget] flop_convention`
-/// of its sweep.toml), which `fit` uses unless `--flops` says otherwise: fitted under another
-/// convention, a sweep's equal budgets no longer group into IsoFLOP sets. `None` for a CSV
-/// file, or a directory without a readable sweep.toml; an unknown name there is an error.
-pub fn sweep_flop_convention(path: &Path) -> Result<Option<crate::counting::FlopConvention>, FitError> {
+/// The FLOP convention `fit` uses for `path` unless `--flops` says otherwise: for a sweep
+/// directory, the one its budgets were planned in (`budget.flop_convention` of its sweep.toml),
+/// since under another convention a sweep's equal budgets no longer group into IsoFLOP sets;
+/// otherwise (a CSV file, no readable sweep.toml) the default. An unknown name there is an error.
+pub fn default_flop_convention(path: &Path) -> Result<crate::counting::FlopConvention, FitError> {
+    /// The part of a sweep config that says how its budgets count FLOPs.
+    #[derive(serde::Deserialize, Default)]
+    struct Planned {
+        #[serde(default)]
+        budget: PlannedBudget,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct PlannedBudget {
+        #[serde(default)]
+        flop_convention: crate::counting::FlopConvention,
+    }
     let config = path.join("sweep.toml");
     let Ok(text) = std::fs::read_to_string(&config) else {
-        return Ok(None);
+        return Ok(Default::default());
     };
-    let Ok(value) = text.parse::<toml::Table>() else {
-        return Ok(None);
-    };
-    let name = value.get("budget").and_then(|b| b.get("flop_convention")).and_then(|v| v.as_str());
-    match name {
-        // The sweep config's own default.
-        None => Ok(Some(crate::counting::FlopConvention::SixN)),
-        Some(name) => name.parse().map(Some).map_err(|e: crate::counting::UnknownName| FitError::Csv {
-            path: config,
-            message: format!("budget.flop_convention: {e}"),
-        }),
-    }
+    let planned: Planned =
+        toml::from_str(&text).map_err(|e| FitError::Csv { path: config, message: e.message().to_string() })?;
+    Ok(planned.budget.flop_convention)
 }
 
 /// Reads a sweep directory or a CSV; returns the dataset and the warnings raised.
@@ -147,10 +149,9 @@ pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<Strin
     let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
     let table = CsvTable::read(&summary).map_err(|error| match error {
         // A sweep's summary.csv is derived from its run folders, so it can always be rebuilt.
-        FitError::Csv { path: csv, message } if path.is_dir() && path.join("runs").is_dir() => FitError::Csv {
-            path: csv,
-            message: format!("{message}; rebuild it from the run folders with `sweeplaw summary {}`", path.display()),
-        },
+        FitError::Csv { path: csv, message } if path.is_dir() && path.join("runs").is_dir() => {
+            FitError::Csv { path: csv, message: format!("{message}; {}", crate::records::rebuild_hint(path)) }
+        }
         other => other,
     })?;
     let (mut dataset, configs) = if table.is_summary() {

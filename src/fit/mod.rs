@@ -44,7 +44,7 @@ pub mod verdict;
 pub use chinchilla::ChinchillaParams;
 pub use compute::ComputeModel;
 pub use constraints::Constraints;
-pub use data::{load_points, sweep_flop_convention, Curve, CurvePoint, Dataset, Excluded, Point};
+pub use data::{default_flop_convention, load_points, Curve, CurvePoint, Dataset, Excluded, Point};
 pub use error::FitError;
 pub use options::{FitOptions, FlopCount, Law, Overfit, ParamCount, Reduce};
 pub use pipeline::fit;

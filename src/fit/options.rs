@@ -174,7 +174,7 @@ impl Default for FitOptions {
         FitOptions {
             law: Law::All,
             params: ParamCount::Nonembedding,
-            flops: FlopCount::SixN,
+            flops: FlopCount::default(),
             bootstrap: 1000,
             holdout: 0,
             target_flops: None,

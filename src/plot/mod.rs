@@ -95,26 +95,38 @@ pub fn plot_sweep(sweep_dir: &Path) -> Result<PlotOutput, PlotError> {
         return Err(PlotError::NoRuns { path: sweep_dir.join("summary.csv"), rows: sweep.runs.len() });
     }
     let figures_dir = sweep_dir.join("figures");
-    std::fs::create_dir_all(&figures_dir).map_err(|e| PlotError::io(&figures_dir, e))?;
     let inputs = Inputs { sweep: &sweep, fit: fit.as_ref(), counting, points };
     for (name, build) in FIGURES {
-        let (svg, png) = (figures_dir.join(format!("{name}.svg")), figures_dir.join(format!("{name}.png")));
-        match build(&inputs) {
-            Ok(spec) => {
-                render::render(&spec, &svg, &png)?;
-                output.figures.push(Figure { name: name.to_string(), title: spec.title, svg, png });
-            }
-            Err(reason) => {
-                // A figure drawn by an earlier run that the data no longer supports would mislead.
-                for stale in [&svg, &png] {
-                    let _ = std::fs::remove_file(stale);
-                }
-                output.skipped.push(SkippedFigure { name: name.to_string(), reason });
-            }
-        }
+        write_figure(&figures_dir, name, build(&inputs), &mut output)?;
     }
     tune_figure::draw(sweep_dir, &mut output)?;
     Ok(output)
+}
+
+/// Renders `built` as `figures_dir/<name>.svg` and `.png` and lists it, or lists why it was
+/// skipped and removes the files an earlier run drew: a figure the data no longer supports
+/// would mislead.
+pub(crate) fn write_figure(
+    figures_dir: &Path,
+    name: &str,
+    built: Built,
+    output: &mut PlotOutput,
+) -> Result<(), PlotError> {
+    let (svg, png) = (figures_dir.join(format!("{name}.svg")), figures_dir.join(format!("{name}.png")));
+    match built {
+        Ok(spec) => {
+            std::fs::create_dir_all(figures_dir).map_err(|e| PlotError::io(figures_dir, e))?;
+            render::render(&spec, &svg, &png)?;
+            output.figures.push(Figure { name: name.to_string(), title: spec.title, svg, png });
+        }
+        Err(reason) => {
+            for stale in [&svg, &png] {
+                let _ = std::fs::remove_file(stale);
+            }
+            output.skipped.push(SkippedFigure { name: name.to_string(), reason });
+        }
+    }
+    Ok(())
 }
 
 /// fit.json when present and readable; a warning when it does not parse.

@@ -279,10 +279,9 @@ fn read_summary(path: &Path, warnings: &mut Vec<String>) -> Result<Vec<Run>, Plo
     parse_summary(path, file, warnings)
 }
 
-/// How to get a usable summary.csv back: it is derived from the run folders beside it.
+/// How to get a usable summary.csv (at `summary`) back.
 fn rebuild_hint(summary: &Path) -> String {
-    let dir = summary.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    format!("rebuild it from the run folders with `sweeplaw summary {}`", dir.display())
+    crate::records::rebuild_hint(summary.parent().unwrap_or(Path::new(".")))
 }
 
 /// summary.csv rows read from `input`; `path` only names the file in messages.

@@ -140,11 +140,6 @@ pub(crate) fn compact(value: f64, digits: usize) -> String {
     if whole.abs() < 1e4 && (value - whole).abs() <= 1e-9 * value.abs() {
         return format!("{whole:.0}");
     }
-    scaled(value, digits)
-}
-
-/// `value` with `digits` significant digits, plain in [0.01, 9999], else as a power of ten.
-fn scaled(value: f64, digits: usize) -> String {
     let (mantissa, exponent) = decompose(value, digits);
     if (-2..=3).contains(&exponent) {
         let decimals = (digits as i32 - 1 - exponent).max(0) as usize;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::plot::chart::{Axis, FigureSpec, Layer, Marker, Panel};
 use crate::plot::style::{self, compact};
-use crate::plot::{render, Figure, PlotError, PlotOutput, SkippedFigure};
+use crate::plot::{PlotError, PlotOutput};
 use crate::tune::TunedTable;
 
 /// File stem of the figure.
@@ -67,20 +67,5 @@ pub(crate) fn draw(sweep_dir: &Path, output: &mut PlotOutput) -> Result<(), Plot
         return Ok(());
     }
     let built = TunedTable::read(&path).and_then(|table| figure(&table));
-    let figures_dir = sweep_dir.join("figures");
-    let (svg, png) = (figures_dir.join(format!("{NAME}.svg")), figures_dir.join(format!("{NAME}.png")));
-    match built {
-        Ok(spec) => {
-            std::fs::create_dir_all(&figures_dir).map_err(|e| PlotError::io(&figures_dir, e))?;
-            render::render(&spec, &svg, &png)?;
-            output.figures.push(Figure { name: NAME.into(), title: spec.title, svg, png });
-        }
-        Err(reason) => {
-            for stale in [&svg, &png] {
-                let _ = std::fs::remove_file(stale);
-            }
-            output.skipped.push(SkippedFigure { name: NAME.into(), reason });
-        }
-    }
-    Ok(())
+    crate::plot::write_figure(&sweep_dir.join("figures"), NAME, built, output)
 }

@@ -10,6 +10,12 @@ use crate::records::run::RunRecord;
 /// The columns of summary.csv, in order (docs/DESIGN.md), then the extra columns sweeplaw adds.
 pub const SUMMARY_HEADER: &str = "run_id,status,n_layers,d_model,n_heads,seq_len,vocab_size,params_nonembedding,params_total,params_matmul,tokens,unique_tokens,flops,val_loss,train_loss,wall_s,seed,flops_6n,flops_matmul_attn,flops_chinchilla,true_entropy";
 
+/// How to get a usable summary.csv of `sweep_dir` back: it is derived from the run folders.
+pub fn rebuild_hint(sweep_dir: &Path) -> String {
+    let dir = if sweep_dir.as_os_str().is_empty() { Path::new(".") } else { sweep_dir };
+    format!("rebuild it from the run folders with `sweeplaw summary {}`", dir.display())
+}
+
 /// Checks a CSV header names each column once (names compared trimmed and case-insensitively):
 /// a repeated column is an error naming both positions, never "the last one wins".
 pub fn check_header<'a>(header: impl IntoIterator<Item = &'a str>) -> std::result::Result<(), String> {
