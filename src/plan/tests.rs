@@ -1,0 +1,242 @@
+//! Tests of the plan: plain and centred grids, budgets, run ids, the hyperparameter rules,
+//! seeds, WSD branching and the data-constrained axis, checked against counts worked by hand.
+
+use super::*;
+
+fn config(grid: &str, budget: &str, train: &str) -> SweepConfig {
+    let text = format!(
+        "name = \"t\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\n[model]\nseq_len = 64\nhead_dim = 16\n\
+         [grid]\n{grid}\n[budget]\n{budget}\n[train]\n{train}\n"
+    );
+    let config: SweepConfig = toml::from_str(&text).unwrap();
+    config.validate().unwrap();
+    config
+}
+
+const FIXED: &str = "batch_size = 4\nlr = 1e-3";
+
+#[test]
+fn grid_is_the_cross_product_sorted_by_size() {
+    let plan = expand(&config("n_layers = [2, 1]\nd_model = [64, 32]", "tokens = [25600]", FIXED)).unwrap();
+    let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["L1-d32-D25600-s0", "L2-d32-D25600-s0", "L1-d64-D25600-s0", "L2-d64-D25600-s0"]);
+    assert!(plan.runs.iter().all(|r| r.shape.n_heads == r.shape.d_model / 16 && r.steps == 100));
+}
+
+#[test]
+fn aspect_ratio_rounds_width_up_to_the_head_dim() {
+    let shapes = model_sizes(&config("n_layers = [1, 3]\naspect_ratio = 20", "tokens = [256]", FIXED)).unwrap();
+    // 20 → 32 (multiple of 16), 60 → 64.
+    assert_eq!(shapes.iter().map(|s| (s.n_layers, s.d_model)).collect::<Vec<_>>(), [(1, 32), (3, 64)]);
+}
+
+#[test]
+fn budget_arithmetic() {
+    // Tokens round to whole steps of 4 × 64 = 256 tokens.
+    let plan = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [1000]", FIXED)).unwrap();
+    assert_eq!((plan.runs[0].steps, plan.runs[0].tokens), (4, 1024));
+    // Tokens per parameter: D = 20 × N_nonembedding.
+    let plan = expand(&config("n_layers = [1]\nd_model = [32]", "tokens_per_param = [20]", FIXED)).unwrap();
+    let n = plan.runs[0].shape.params_nonembedding() as f64;
+    assert!((plan.runs[0].tokens as f64 - 20.0 * n).abs() <= 128.0);
+    // IsoFLOP: D = C / (6 N) for every size of the grid, one budget each.
+    let plan = expand(&config("n_layers = [1, 2]\nd_model = [32]", "flops = [1e11]", FIXED)).unwrap();
+    for run in &plan.runs {
+        let d = 1e11 / run.shape.flops_per_token_for(FlopConvention::SixN);
+        assert!((run.tokens as f64 - d).abs() <= 128.0, "{} vs {d}", run.tokens);
+        assert_eq!(run.flop_budget, Some(1e11));
+        assert!(run.run_id.starts_with("C1e11-L"));
+    }
+    // A budget smaller than one step is an error naming the key.
+    let e = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [10]", FIXED)).unwrap_err();
+    assert!(e.contains("train.tokens") && e.contains("less than one step"), "{e}");
+}
+
+#[test]
+fn run_ids_are_stable_and_directory_safe() {
+    let c = config("n_layers = [1, 2]\nd_model = [32, 48]", "flops = [3.5e10, 1e12]", FIXED);
+    let (a, b) = (expand(&c).unwrap(), expand(&c).unwrap());
+    assert_eq!(
+        a.runs.iter().map(|r| &r.run_id).collect::<Vec<_>>(),
+        b.runs.iter().map(|r| &r.run_id).collect::<Vec<_>>()
+    );
+    for r in &a.runs {
+        crate::config::check_run_id(&r.run_id).unwrap();
+        assert!(!r.run_id.contains('/') && !r.run_id.contains(".."));
+    }
+    assert_eq!(a.config_hash, b.config_hash);
+}
+
+fn c_porian() -> SweepConfig {
+    config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", "hyperparameters = \"porian\"")
+}
+
+#[test]
+fn porian_rule_values() {
+    let plan =
+        expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", "hyperparameters = \"porian\"")).unwrap();
+    let run = &plan.runs[0];
+    let ratio = run.shape.params_matmul() as f64 / 108e6;
+    assert!((run.lr - 0.0047 * ratio.powf(-1.0 / 3.0)).abs() < 1e-12);
+    assert_eq!(run.batch_size, (160.0 * ratio.powf(2.0 / 3.0)).round().max(1.0) as usize);
+    // 8× the parameters: half the learning rate, 4× the batch (exponents −1/3 and 2/3).
+    let big = crate::model::ModelShape { d_model: 1024, n_heads: 16, n_layers: 8, ..run.shape.clone() };
+    let (big_batch, big_lr) = c_porian().train.hyper_for(&big).unwrap();
+    let scale = big.params_matmul() as f64 / run.shape.params_matmul() as f64;
+    assert!((big_lr / run.lr - scale.powf(-1.0 / 3.0)).abs() < 1e-9);
+    assert!(big_batch > run.batch_size);
+}
+
+#[test]
+fn wsd_branching_plans_one_trunk_per_size_and_saves_compute() {
+    let wsd = format!("{FIXED}\n[train.schedule]\nkind = \"wsd\"\nwarmup_fraction = 0.1\ncooldown_fraction = 0.2");
+    let c = config("n_layers = [1]\nd_model = [32]", "tokens = [25600, 51200, 102400]\nwsd_branching = true", &wsd);
+    let plan = expand(&c).unwrap();
+    assert_eq!(plan.runs.len(), 4);
+    assert!(
+        matches!(&plan.runs[0].role, RunRole::Trunk { warmup_steps: 10, branch_points } if branch_points == &vec![80, 160, 320])
+    );
+    assert_eq!(plan.runs[0].steps, 320);
+    assert!(matches!(&plan.runs[3].role, RunRole::Branch { from_step: 320, .. }));
+    // Independent: 100 + 200 + 400 steps; branched: 320 trunk + 20 + 40 + 80 cooldown steps.
+    let per_step = run_flops(&plan.runs[1], FlopConvention::SixN) / 100.0;
+    let saved = plan.flops_saved_by_branching(FlopConvention::SixN);
+    assert!((saved - per_step * (700.0 - 460.0)).abs() < 1e-3 * saved, "{saved}");
+}
+
+#[test]
+fn unique_tokens_axis_multiplies_runs_and_names_them() {
+    let c = config("n_layers = [1]\nd_model = [32]", "tokens = [25600, 51200]\nunique_tokens = [6400, 12800]", FIXED);
+    let plan = expand(&c).unwrap();
+    let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["L1-d32-D25600-U6400-s0", "L1-d32-D25600-U12800-s0", "L1-d32-D51200-U6400-s0", "L1-d32-D51200-U12800-s0"]
+    );
+    assert_eq!(
+        plan.runs.iter().map(|r| r.unique_tokens).collect::<Vec<_>>(),
+        [Some(6400), Some(12800), Some(6400), Some(12800)]
+    );
+    // Without the axis, ids and specs are as before (and plan.json does not mention it).
+    let plain = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [25600]", FIXED)).unwrap();
+    assert_eq!(plain.runs[0].run_id, "L1-d32-D25600-s0");
+    assert!(!serde_json::to_string(&plain.runs[0]).unwrap().contains("unique_tokens"));
+    // WSD branching shares one trunk across budgets: it cannot also vary the data.
+    let text = "name = \"t\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\n[model]\nseq_len = 64\nhead_dim = 16\n\
+                [grid]\nn_layers = [1]\nd_model = [32]\n[budget]\ntokens = [25600, 51200]\nunique_tokens = [6400]\n\
+                wsd_branching = true\n[train]\nbatch_size = 4\nlr = 1e-3\n[train.schedule]\nkind = \"wsd\"\n";
+    let bad: SweepConfig = toml::from_str(text).unwrap();
+    assert!(bad.validate().unwrap_err().contains("unique_tokens"));
+}
+
+#[test]
+fn duplicate_seeds_are_planned_once_with_a_warning() {
+    let mut c = config("n_layers = [1]\nd_model = [32]", "tokens = [25600]", FIXED);
+    c.seeds = vec![0, 1, 0];
+    let plan = expand(&c).unwrap();
+    let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["L1-d32-D25600-s0", "L1-d32-D25600-s1"]);
+    let about_seeds: Vec<&String> = plan.warnings.iter().filter(|w| w.contains("seed")).collect();
+    assert_eq!(about_seeds, ["seeds lists seed 0 more than once; its runs are planned once"]);
+}
+
+fn centred(head_dim: usize, grid: &str, flops: &str) -> SweepConfig {
+    let text = format!(
+        "name = \"t\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\n[model]\nseq_len = 64\nhead_dim = {head_dim}\n\
+         [grid]\n{grid}\n[budget]\nflops = {flops}\n[train]\n{FIXED}\n"
+    );
+    let config: SweepConfig = toml::from_str(&text).unwrap();
+    config.validate().unwrap();
+    config
+}
+
+#[test]
+fn centred_grid_sizes_are_symmetric_in_log_n_around_each_budgets_optimum() {
+    let grid = "centre = \"chinchilla\"\naspect_ratio = 32\nspan = 4.0\nsizes = 5";
+    let config = centred(8, grid, "[1e13, 1e14]");
+    let plan = expand(&config).unwrap();
+    for c in [1e13, 1e14] {
+        let n_opt = centre::predicted_optimum(&config, c).unwrap();
+        // Chinchilla's centre: the optimum's own shape trains on about 20 tokens per parameter.
+        let shape = centre::shape_for(&config, n_opt).unwrap();
+        let tpp = c / shape.flops_per_token_for(FlopConvention::SixN) / shape.params_nonembedding() as f64;
+        assert!((tpp / 20.0 - 1.0).abs() < 0.15, "C = {c:e}: {tpp} tokens per parameter at N* = {n_opt}");
+        let mut sizes: Vec<f64> = plan
+            .runs
+            .iter()
+            .filter(|r| r.flop_budget == Some(c))
+            .map(|r| r.shape.params_nonembedding() as f64)
+            .collect();
+        sizes.sort_by(f64::total_cmp);
+        assert_eq!(sizes.len(), 5, "C = {c:e}: {sizes:?}");
+        for (i, n) in sizes.iter().enumerate() {
+            // Targets N*·4^(i/2 − 1): 1/4, 1/2, 1, 2, 4 × N*, each rounded to a valid shape.
+            let target = n_opt * 4f64.powf(i as f64 / 2.0 - 1.0);
+            assert!((n / target).ln().abs() < 0.12, "C = {c:e}: size {n} for target {target}");
+            let mirror = sizes[4 - i];
+            assert!(((n * mirror).sqrt() / n_opt).ln().abs() < 0.12, "C = {c:e}: {n} and {mirror} around {n_opt}");
+        }
+        assert!(plan.runs.iter().all(|r| r.shape.d_model % 8 == 0 && r.shape.n_heads * 8 == r.shape.d_model));
+    }
+    // Each budget its own sizes; a budget's run ids do not depend on the other budgets.
+    let alone = expand(&centred(8, grid, "[1e13]")).unwrap();
+    let ids = |p: &Plan| {
+        let mut v: Vec<String> =
+            p.runs.iter().filter(|r| r.flop_budget == Some(1e13)).map(|r| r.run_id.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&alone), ids(&plan));
+    let smallest = |c: f64| {
+        plan.runs.iter().filter(|r| r.flop_budget == Some(c)).map(|r| r.shape.params_nonembedding()).min().unwrap()
+    };
+    assert!(smallest(1e14) as f64 > 2.0 * smallest(1e13) as f64, "the larger budget gets larger sizes");
+    assert!(plan.warnings.iter().all(|w| !w.contains("straddle") && !w.contains("off-centre")), "{:?}", plan.warnings);
+}
+
+#[test]
+fn a_fit_json_centre_places_the_optimum_of_its_law() {
+    let dir = std::env::temp_dir().join(format!("sweeplaw-centre-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fit = dir.join("fit.json");
+    // α = β = 0.3, A = 4B: G = (A/B)^(1/0.6) and N* = G·(C/k)^(1/2).
+    std::fs::write(
+        &fit,
+        r#"{"param_count": "nonembedding", "fits": {"chinchilla": {"params": {"E": 1.5, "A": 400.0, "B": 100.0, "alpha": 0.3, "beta": 0.3}}}}"#,
+    )
+    .unwrap();
+    let mut config = centred(8, "centre = \"fit.json\"\naspect_ratio = 32", "[1e13]");
+    config.grid.load_centre_for_test(&dir.join("sweep.toml")).unwrap();
+    let n_opt = centre::predicted_optimum(&config, 1e13).unwrap();
+    let shape = centre::shape_for(&config, n_opt).unwrap();
+    let k = shape.flops_per_token_for(FlopConvention::SixN) / shape.params_nonembedding() as f64;
+    let expected = 4f64.powf(1.0 / 0.6) * (1e13 / k).sqrt();
+    assert!((n_opt / expected - 1.0).abs() < 0.02, "{n_opt} vs {expected}");
+    // A law without a compute optimum (negative alpha) is refused, naming the file.
+    std::fs::write(
+        &fit,
+        r#"{"param_count": "nonembedding", "fits": {"chinchilla": {"params": {"E": 0.0, "A": 1e-4, "B": 16.0, "alpha": -0.55, "beta": 0.1}}}}"#,
+    )
+    .unwrap();
+    let e = centre::CentreLaw::read(&fit).unwrap_err();
+    assert!(e.contains("fit.json") && e.contains("alpha = -0.55"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn extra_seeds_only_for_sizes_below_the_threshold() {
+    let mut c = config("n_layers = [1, 2]\nd_model = [32]", "tokens = [25600]", FIXED);
+    c.seeds = vec![0, 1, 2];
+    c.seeds_for_sizes_below = Some(20_000.0); // L1-d32 has 12,416 parameters, L2-d32 24,800
+    let ids: Vec<String> = expand(&c).unwrap().runs.into_iter().map(|r| r.run_id).collect();
+    assert_eq!(ids, ["L1-d32-D25600-s0", "L2-d32-D25600-s0", "L1-d32-D25600-s1", "L1-d32-D25600-s2"]);
+}
+
+#[test]
+fn chinchilla_optimum_is_about_twenty_tokens_per_parameter() {
+    let c = 5.76e23; // Chinchilla's budget
+    let n = chinchilla_n_opt(c);
+    let d = c / (6.0 * n);
+    assert!((n / 1e9 - 70.0).abs() < 25.0, "N_opt {n:.3e}");
+    assert!((15.0..35.0).contains(&(d / n)), "D/N = {}", d / n);
+}
