@@ -197,10 +197,11 @@ pub(crate) struct FitArgs {
     /// Approach 2: fit each budget's parabola to the runs at the K sizes nearest its lowest loss.
     #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u64).range(3..))]
     pub(crate) isoflop_window: u64,
-    /// Hold parameters at given values: NAME=VALUE,... (E, A, B, alpha, beta, alpha_N, alpha_D, N_c, D_c, R_D_star, R_N_star).
+    /// Hold parameters at given values: NAME=VALUE,... (E, A, B, alpha, beta, alpha_N, alpha_D, alpha_C, N_c, D_c, C_c,
+    /// R_D_star, R_N_star); LAW.NAME=VALUE holds one law's parameter (e.g. kaplan_n.alpha_N=0.076).
     #[arg(long, value_parser = sweeplaw::fit::Constraints::parse_fixed)]
     pub(crate) fix: Option<std::collections::BTreeMap<String, f64>>,
-    /// Hold parameters equal: NAME=NAME,... (for example alpha=beta).
+    /// Hold parameters equal: NAME=NAME,... (for example alpha=beta); names may be qualified as in --fix.
     #[arg(long, value_parser = |s: &str| sweeplaw::fit::Constraints::parse_tied(s).map(TiedList))]
     pub(crate) tie: Option<TiedList>,
     /// Rows sharing (N, D): auto (lowest loss over hyperparameters, mean over seeds) | min | mean | none

@@ -106,8 +106,15 @@ fn error_text(error: &anyhow::Error) -> String {
     text
 }
 
-/// 1 for an error; 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+/// 1 for an error; 2 for a usage error the fitter found in its options (`--fix` of a parameter
+/// the law does not have); 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
 fn exit_code(error: &anyhow::Error) -> u8 {
+    if matches!(
+        error.downcast_ref::<sweeplaw::fit::FitError>(),
+        Some(sweeplaw::fit::FitError::InvalidOption { .. } | sweeplaw::fit::FitError::UnknownValue { .. })
+    ) {
+        return 2;
+    }
     let signal = match error.downcast_ref::<sweeplaw::Error>() {
         Some(sweeplaw::Error::Interrupted { signal, .. }) => Some(*signal),
         _ => error.downcast_ref::<Stopped>().map(|s| s.signal),

@@ -110,6 +110,56 @@ fn fit_json_carries_the_verdict_and_what_was_tied() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Kaplan et al. 2020's L(N) (eq. 1.1: alpha_N = 0.076, N_c = 8.8e13) with its exponent held:
+/// the scale is recovered, fit.json records what was held, and a parameter the fitted laws do
+/// not have is a usage error listing the parameters they do have.
+#[test]
+fn kaplan_laws_take_fixed_parameters_and_refuse_unknown_ones() {
+    let dir = scratch("fit-kaplan-fix");
+    let mut csv = String::from("name,N,D,loss\n");
+    for (k, n) in [1e6f64, 1e7, 1e8, 1e9, 1e10].iter().enumerate() {
+        let noise = 1.0 + 0.002 * [1.0, -1.0, 0.5, -0.5, 0.0][k];
+        csv.push_str(&format!("run-{k},{n},1e12,{}\n", (8.8e13 / n).powf(0.076) * noise));
+    }
+    let path = write(&dir, "kaplan.csv", &csv);
+    let out_path = dir.join("fit.json");
+    let fit_with = |fix: &str| {
+        run(&[
+            "fit",
+            path.to_str().unwrap(),
+            "--law",
+            "kaplan",
+            "--bootstrap",
+            "0",
+            "--out",
+            out_path.to_str().unwrap(),
+            "--fix",
+            fix,
+        ])
+    };
+    let out = fit_with("kaplan_n.alpha_N=0.076");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let law = &fit["fits"]["kaplan_n"];
+    assert_eq!(law["params"]["alpha_N"], 0.076);
+    let scale = law["params"]["N_c"].as_f64().unwrap();
+    assert!((scale / 8.8e13 - 1.0).abs() < 0.05, "N_c = {scale}");
+    assert_eq!(law["fixed"]["alpha_N"], 0.076);
+    // A qualified name holds that law alone: the joint law's alpha_N stays free.
+    assert!(fit["fits"]["kaplan_nd"].get("fixed").is_none(), "{}", fit["fits"]["kaplan_nd"]);
+    for fix in ["beta=0.3", "kaplan_n.beta=0.3", "chinchilla.E=1.7"] {
+        let out = fit_with(fix);
+        assert_eq!(out.status.code(), Some(2), "--fix {fix}: {}", stderr(&out));
+        // The input has no compute column, so a warning may precede the one-line error.
+        let errors: Vec<String> = stderr(&out).lines().filter(|l| l.starts_with("error:")).map(String::from).collect();
+        assert_eq!(errors.len(), 1, "one error line: {}", stderr(&out));
+        let err = &errors[0];
+        assert!(err.contains("beta") || err.contains("chinchilla"), "{err}");
+        assert!(err.contains("alpha_N"), "lists the law's parameters: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_repeated_or_ambiguous_column_is_an_error_naming_both() {
     let dir = scratch("fit-repeated-column");

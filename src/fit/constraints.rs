@@ -1,5 +1,11 @@
-//! Fixed and tied parameters (`--fix E=1.87,A=520`, `--tie alpha=beta`) for the laws fitted by
-//! iteration: Chinchilla approach 3, Kaplan's joint L(N, D) and the data-constrained law.
+//! Fixed and tied parameters (`--fix E=1.87,A=520`, `--tie alpha=beta`) for the laws with
+//! parameters to hold: Chinchilla approach 3, Kaplan's L(N), L(D), L(C) (with and without an
+//! irreducible term) and joint L(N, D), and the data-constrained law.
+//!
+//! A plain name (`alpha_N`) applies to every law being fitted that has a parameter of that
+//! name (Kaplan's L(N) and joint law share alpha_N, as in the paper's eqs. 1.1 and 1.5); a name
+//! qualified by the law's key (`kaplan_n.alpha_N`, `chinchilla.E`) applies to that law alone.
+//! Approaches 1 and 2 have nothing to hold: their exponents are what they measure.
 //!
 //! Published procedures need them: Muennighoff et al. 2023 fix the base law (E 1.87, A 520,
 //! B 1487, alpha = beta = 0.353) and fit only R*_D and R*_N; Gadre et al. 2024 tie the exponents.
@@ -35,17 +41,80 @@ pub(crate) const KAPLAN_JOINT: [ParamSpec; 4] =
     [spec("alpha_N", false), spec("alpha_D", false), spec("N_c", true), spec("D_c", true)];
 /// The data-constrained law's repetition parameters: (log R*_D, log R*_N).
 pub(crate) const REPETITION: [ParamSpec; 2] = [spec("R_D_star", true), spec("R_N_star", true)];
+/// Kaplan's single-variable laws with their irreducible term, (log E, alpha, log X_c): the plain
+/// power law is the last two.
+pub(crate) const KAPLAN_N: [ParamSpec; 3] = [spec("E", true), spec("alpha_N", false), spec("N_c", true)];
+pub(crate) const KAPLAN_D: [ParamSpec; 3] = [spec("E", true), spec("alpha_D", false), spec("D_c", true)];
+pub(crate) const KAPLAN_C: [ParamSpec; 3] = [spec("E", true), spec("alpha_C", false), spec("C_c", true)];
+/// The data-constrained law: its base law and R*.
+pub(crate) const DATA_CONSTRAINED: [ParamSpec; 7] =
+    [CHINCHILLA[0], CHINCHILLA[1], CHINCHILLA[2], CHINCHILLA[3], CHINCHILLA[4], REPETITION[0], REPETITION[1]];
 
-/// Every name `--fix` and `--tie` accept.
-pub fn known_names() -> Vec<&'static str> {
-    CHINCHILLA.iter().chain(&KAPLAN_JOINT).chain(&REPETITION).map(|p| p.name).collect()
+/// Every law with parameters to hold: its key (as in fit.json and a qualified name) and its
+/// parameters.
+pub(crate) const LAWS: [(&str, &[ParamSpec]); 6] = [
+    ("chinchilla", &CHINCHILLA),
+    ("kaplan_n", &KAPLAN_N),
+    ("kaplan_d", &KAPLAN_D),
+    ("kaplan_c", &KAPLAN_C),
+    ("kaplan_nd", &KAPLAN_JOINT),
+    ("data_constrained", &DATA_CONSTRAINED),
+];
+
+/// The parameters of the law with this key.
+pub(crate) fn law_specs(key: &str) -> Option<&'static [ParamSpec]> {
+    LAWS.iter().find(|(k, _)| *k == key).map(|(_, specs)| *specs)
 }
 
-fn check_name(name: &str) -> Result<&'static str, String> {
-    known_names()
-        .into_iter()
-        .find(|known| *known == name)
-        .ok_or_else(|| format!("unknown parameter '{name}' (known: {})", known_names().join(", ")))
+/// Every name `--fix` and `--tie` accept, unqualified, each once.
+pub fn known_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for (_, specs) in LAWS {
+        for spec in specs {
+            if !names.contains(&spec.name) {
+                names.push(spec.name);
+            }
+        }
+    }
+    names
+}
+
+/// A name as given: `alpha_N` or `kaplan_n.alpha_N`; an error names the known ones.
+fn check_name(name: &str) -> Result<String, String> {
+    let (law, parameter) = match name.split_once('.') {
+        Some((law, parameter)) => (Some(law), parameter),
+        None => (None, name),
+    };
+    match law {
+        Some(law) => {
+            let specs = law_specs(law).ok_or_else(|| {
+                let keys: Vec<&str> = LAWS.iter().map(|(k, _)| *k).collect();
+                format!("unknown law '{law}' in '{name}' (known: {})", keys.join(", "))
+            })?;
+            if !specs.iter().any(|s| s.name == parameter) {
+                return Err(format!("{law} has no parameter '{parameter}' (its parameters: {})", names_of(specs)));
+            }
+        }
+        None if !known_names().contains(&parameter) => {
+            return Err(format!("unknown parameter '{name}' (known: {})", known_names().join(", ")));
+        }
+        None => {}
+    }
+    Ok(name.to_string())
+}
+
+fn names_of(specs: &[ParamSpec]) -> String {
+    specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
+/// The parameter a given name means for the law `law`, if it concerns that law.
+fn for_law<'n>(name: &'n str, law: &str, specs: &[ParamSpec]) -> Option<&'n str> {
+    let parameter = match name.split_once('.') {
+        Some((qualifier, parameter)) if qualifier == law => parameter,
+        Some(_) => return None,
+        None => name,
+    };
+    specs.iter().any(|s| s.name == parameter).then_some(parameter)
 }
 
 /// What the user fixed and tied, as given on the command line (names, natural values).
@@ -74,7 +143,7 @@ impl Constraints {
             if !value.is_finite() {
                 return Err(format!("{name} = {value} is not finite"));
             }
-            if fixed.insert(name.to_string(), value).is_some() {
+            if fixed.insert(name.clone(), value).is_some() {
                 return Err(format!("{name} is fixed twice"));
             }
         }
@@ -91,39 +160,50 @@ impl Constraints {
             if follower == leader {
                 return Err(format!("{follower} is tied to itself"));
             }
-            tied.push((follower.to_string(), leader.to_string()));
+            tied.push((follower, leader));
         }
         Ok(tied)
     }
 
-    /// The constraints that concern `specs`, for fit.json.
-    pub(crate) fn restricted_to(&self, specs: &[ParamSpec]) -> Constraints {
-        let named = |name: &str| specs.iter().any(|s| s.name == name);
-        Constraints {
-            fixed: self.fixed.iter().filter(|(k, _)| named(k)).map(|(k, v)| (k.clone(), *v)).collect(),
-            tied: self.tied.iter().filter(|(f, l)| named(f) && named(l)).cloned().collect(),
+    /// The constraints that concern the law `law` with parameters `specs`, its parameters
+    /// unqualified (for its `Mapping` and fit.json).
+    pub(crate) fn for_law(&self, law: &str, specs: &[ParamSpec]) -> Constraints {
+        let mut fixed = BTreeMap::new();
+        for (name, value) in &self.fixed {
+            if let Some(parameter) = for_law(name, law, specs) {
+                // A qualified name is the more specific and wins over a plain one.
+                if name.contains('.') || !fixed.contains_key(parameter) {
+                    fixed.insert(parameter.to_string(), *value);
+                }
+            }
         }
+        let tied = self
+            .tied
+            .iter()
+            .filter_map(|(f, l)| Some((for_law(f, law, specs)?.to_string(), for_law(l, law, specs)?.to_string())))
+            .collect();
+        Constraints { fixed, tied }
     }
 
-    /// Every name that no law in `laws` has, or a tie across two laws: an error naming it.
-    pub(crate) fn check_against(&self, laws: &[&[ParamSpec]]) -> Result<(), FitError> {
-        let in_some = |name: &str| laws.iter().any(|specs| specs.iter().any(|s| s.name == name));
+    /// Every name that no law in `laws` (key, parameters) has, or a tie within no one law: a
+    /// usage error listing the parameters of the laws being fitted.
+    pub(crate) fn check_against(&self, laws: &[(&str, &[ParamSpec])]) -> Result<(), FitError> {
+        let listing =
+            || laws.iter().map(|(key, specs)| format!("{key}: {}", names_of(specs))).collect::<Vec<_>>().join("; ");
+        let in_law = |name: &str, (key, specs): &(&str, &[ParamSpec])| for_law(name, key, specs).is_some();
         for name in self.fixed.keys().chain(self.tied.iter().flat_map(|(f, l)| [f, l])) {
-            if !in_some(name) {
+            if !laws.iter().any(|law| in_law(name, law)) {
                 return Err(FitError::InvalidOption {
                     option: "fix/tie",
-                    message: format!("{name} is not a parameter of the law(s) being fitted"),
+                    message: format!("{name} is not a parameter of the law(s) being fitted ({})", listing()),
                 });
             }
         }
         for (follower, leader) in &self.tied {
-            let together = laws.iter().any(|specs| {
-                specs.iter().any(|s| s.name == follower.as_str()) && specs.iter().any(|s| s.name == leader.as_str())
-            });
-            if !together {
+            if !laws.iter().any(|law| in_law(follower, law) && in_law(leader, law)) {
                 return Err(FitError::InvalidOption {
                     option: "tie",
-                    message: format!("{follower} and {leader} are not parameters of one law"),
+                    message: format!("{follower} and {leader} are not parameters of one law ({})", listing()),
                 });
             }
         }
@@ -319,6 +399,28 @@ mod tests {
         assert!(Mapping::new(&CHINCHILLA, &mixed).is_err());
         let negative = Constraints { fixed: BTreeMap::from([("A".to_string(), -1.0)]), ..Default::default() };
         assert!(Mapping::new(&CHINCHILLA, &negative).is_err());
+    }
+
+    #[test]
+    fn qualified_names_hold_one_law_and_plain_names_every_law() -> Result<(), FitError> {
+        let parse = |text: &str| {
+            Constraints::parse_fixed(text).map_err(|m| FitError::InvalidOption { option: "fix", message: m })
+        };
+        let constraints = Constraints { fixed: parse("alpha_N=0.07,kaplan_n.alpha_N=0.076,E=1.7")?, tied: vec![] };
+        let single = constraints.for_law("kaplan_n", &KAPLAN_N);
+        assert_eq!(single.fixed, BTreeMap::from([("E".to_string(), 1.7), ("alpha_N".to_string(), 0.076)]));
+        let joint = constraints.for_law("kaplan_nd", &KAPLAN_JOINT);
+        assert_eq!(joint.fixed, BTreeMap::from([("alpha_N".to_string(), 0.07)]));
+        assert_eq!(constraints.for_law("chinchilla", &CHINCHILLA).fixed, BTreeMap::from([("E".to_string(), 1.7)]));
+        assert!(Constraints::parse_fixed("kaplan_n.beta=1").unwrap_err().contains("alpha_N"));
+        assert!(Constraints::parse_fixed("kaplan.alpha_N=1").unwrap_err().contains("kaplan_nd"));
+        // Against the laws being fitted: a parameter none has, listing what they have.
+        let laws: [(&str, &[ParamSpec]); 1] = [("kaplan_n", &KAPLAN_N)];
+        let beta = Constraints { fixed: parse("beta=0.3")?, tied: vec![] };
+        let message = beta.check_against(&laws).unwrap_err().to_string();
+        assert!(message.contains("beta") && message.contains("kaplan_n: E, alpha_N, N_c"), "{message}");
+        assert!(single.check_against(&laws).is_ok());
+        Ok(())
     }
 
     struct Quadratic;

@@ -1,10 +1,11 @@
 //! Kaplan et al. 2020: L(N) = (N_c/N)^alpha_N (eq. 1.1), L(D) = (D_c/D)^alpha_D (eq. 1.2),
 //! each also with an irreducible term E + (X_c/X)^alpha; L(C) = (C_c/C)^alpha_C (eq. 1.3) on
 //! the compute-efficient frontier; and the joint L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D
-//! (eq. 1.5). Single-variable laws are straight lines in log-log space (least squares); the
-//! forms with E and the joint law are fitted by L-BFGS on squared log residuals.
+//! (eq. 1.5). Single-variable laws are straight lines in log-log space (least squares, or L-BFGS
+//! when `--fix` holds one of their parameters); the forms with E and the joint law are fitted by
+//! L-BFGS on squared log residuals.
 
-use crate::fit::constraints::{Constrained, Mapping};
+use crate::fit::constraints::{Constrained, Constraints, Mapping, ParamSpec, KAPLAN_C, KAPLAN_D, KAPLAN_N};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
 use crate::fit::frontier::envelope;
@@ -22,6 +23,17 @@ pub(crate) enum Variable {
 }
 
 impl Variable {
+    pub const ALL: [Variable; 3] = [Variable::Params, Variable::Tokens, Variable::Compute];
+
+    /// The parameters of the law with its irreducible term: (log E, alpha, log X_c).
+    pub fn specs(self) -> &'static [ParamSpec] {
+        match self {
+            Variable::Params => &KAPLAN_N,
+            Variable::Tokens => &KAPLAN_D,
+            Variable::Compute => &KAPLAN_C,
+        }
+    }
+
     /// (json key, exponent name, scale name).
     pub fn names(self) -> (&'static str, &'static str, &'static str) {
         match self {
@@ -51,31 +63,111 @@ pub(crate) fn law_points(data: &Dataset, weights: &[f64], variable: Variable) ->
     best.iter().map(|(x, loss)| (x.ln(), loss.ln())).collect()
 }
 
-/// Fits (X_c/X)^alpha, and E + (X_c/X)^alpha when there are 4+ distinct X.
-pub(crate) fn fit_single(data: &Dataset, weights: &[f64], variable: Variable) -> Result<LawFit, FitError> {
+/// The free parameters of a single-variable law: of (X_c/X)^alpha, vector (alpha, log X_c), and
+/// of E + (X_c/X)^alpha, vector (log E, alpha, log X_c).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SingleMappings {
+    pub power: Mapping,
+    pub irreducible: Mapping,
+}
+
+impl SingleMappings {
+    pub fn new(variable: Variable, constraints: &Constraints) -> Result<SingleMappings, FitError> {
+        let specs = variable.specs();
+        Ok(SingleMappings {
+            power: Mapping::new(&specs[1..], constraints)?,
+            irreducible: Mapping::new(specs, constraints)?,
+        })
+    }
+
+    /// Every parameter free.
+    #[cfg(test)]
+    pub fn free() -> SingleMappings {
+        SingleMappings { power: Mapping::identity(2), irreducible: Mapping::identity(3) }
+    }
+}
+
+/// Fits (X_c/X)^alpha, and E + (X_c/X)^alpha when the points outnumber its free parameters
+/// (4+ distinct X when all are free), holding what `mappings` fixes or ties.
+pub(crate) fn fit_single(
+    data: &Dataset,
+    weights: &[f64],
+    variable: Variable,
+    mappings: &SingleMappings,
+) -> Result<LawFit, FitError> {
     let pairs = law_points(data, weights, variable);
     let (key, exponent, scale) = variable.names();
+    let needed = mappings.power.free() + 1;
     let too_few = || FitError::TooFewPoints {
         law: key.to_string(),
-        reason: format!("needs 3+ distinct values of its variable; got {}", pairs.len()),
+        reason: format!("needs {needed}+ distinct values of its variable; got {}", pairs.len()),
     };
-    if pairs.len() < 3 {
+    if pairs.len() < needed {
         return Err(too_few());
     }
     let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-    let line = fit_line(&x, &y, &vec![1.0; x.len()]).ok_or_else(too_few)?;
-    // log L = alpha log X_c - alpha log X.
-    let alpha = -line.slope;
+    let [alpha, ln_scale] = if mappings.power.free() == 0 {
+        let held = mappings.power.full(&[]);
+        [held[0], held[1]]
+    } else {
+        // log L = alpha log X_c - alpha log X.
+        let line = fit_line(&x, &y, &vec![1.0; x.len()]).ok_or_else(too_few)?;
+        let free_line = [-line.slope, line.intercept / -line.slope];
+        if mappings.power.is_identity() {
+            free_line
+        } else {
+            fit_power_held(&x, &y, &mappings.power, &free_line)
+                .ok_or_else(|| FitError::NoOptimum { law: key.to_string(), starts: 1 })?
+        }
+    };
     let mut params = Values::new();
     params.insert(exponent.to_string(), alpha);
-    params.insert(scale.to_string(), (line.intercept / alpha).exp());
-    let irreducible = (pairs.len() >= 4).then(|| fit_with_irreducible(&x, &y)).flatten().map(|[e, c, a]| {
-        Values::from([("E".to_string(), e.exp()), (exponent.to_string(), a), (scale.to_string(), (c / a).exp())])
-    });
+    params.insert(scale.to_string(), ln_scale.exp());
+    let irreducible = (pairs.len() > mappings.irreducible.free().max(2))
+        .then(|| fit_with_irreducible(&x, &y, &mappings.irreducible))
+        .flatten()
+        .map(|[e, a, c]| {
+            Values::from([("E".to_string(), e.exp()), (exponent.to_string(), a), (scale.to_string(), c.exp())])
+        });
     Ok(LawFit::new(params, irreducible, None, pairs.len()))
 }
 
-/// log L = log(E + (X_c/X)^alpha) = LSE(e, c - alpha log X), parameters (e, c, alpha).
+/// log L = alpha (log X_c - log X), parameters (alpha, log X_c).
+struct Power<'a> {
+    x: &'a [f64],
+    y: &'a [f64],
+}
+
+impl LogModel for Power<'_> {
+    fn len(&self) -> usize {
+        self.x.len()
+    }
+    fn target(&self, i: usize) -> f64 {
+        self.y[i]
+    }
+    fn log_predict(&self, p: &[f64], i: usize, gradient: &mut [f64]) -> f64 {
+        let gap = p[1] - self.x[i];
+        gradient[0] = gap;
+        gradient[1] = p[0];
+        p[0] * gap
+    }
+}
+
+/// The power law with some of (alpha, log X_c) held: the least-squares line's values for the
+/// free ones to start from.
+fn fit_power_held(x: &[f64], y: &[f64], mapping: &Mapping, line: &[f64; 2]) -> Option<[f64; 2]> {
+    let weights = vec![1.0; x.len()];
+    let model = Power { x, y };
+    let objective = LogFit { model: &model, weights: &weights, penalty: Penalty::Squared };
+    let constrained = Constrained { inner: &objective, mapping };
+    let start = mapping.project(line);
+    let best = minimize_from_starts(&constrained, &[start], &Settings::default())?;
+    let held = mapping.full(&best.x);
+    Some([held[0], held[1]])
+}
+
+/// log L = log(E + (X_c/X)^alpha) = LSE(e, alpha (c - log X)), parameters (e = log E, alpha,
+/// c = log X_c).
 struct Saturating<'a> {
     x: &'a [f64],
     y: &'a [f64],
@@ -89,32 +181,41 @@ impl LogModel for Saturating<'_> {
         self.y[i]
     }
     fn log_predict(&self, p: &[f64], i: usize, gradient: &mut [f64]) -> f64 {
-        let (value, w_e, w_power) = log_sum_exp2(p[0], p[1] - p[2] * self.x[i]);
+        let gap = p[2] - self.x[i];
+        let (value, w_e, w_power) = log_sum_exp2(p[0], p[1] * gap);
         gradient[0] = w_e;
-        gradient[1] = w_power;
-        gradient[2] = -w_power * self.x[i];
+        gradient[1] = w_power * gap;
+        gradient[2] = w_power * p[1];
         value
     }
 }
 
-/// Starts from straight-line fits of log(L - E0) for E0 at fractions of the lowest loss.
-fn fit_with_irreducible(x: &[f64], y: &[f64]) -> Option<[f64; 3]> {
+/// Starts from straight-line fits of log(L - E0) for E0 at fractions of the lowest loss; the
+/// parameters `mapping` holds keep their values. Returns (log E, alpha, log X_c).
+fn fit_with_irreducible(x: &[f64], y: &[f64], mapping: &Mapping) -> Option<[f64; 3]> {
     let lowest = y.iter().copied().fold(f64::INFINITY, f64::min).exp();
-    let starts: Vec<Vec<f64>> = [0.0, 0.3, 0.6, 0.9, 0.97]
+    let full_starts: Vec<Vec<f64>> = [0.0, 0.3, 0.6, 0.9, 0.97]
         .iter()
         .filter_map(|fraction| {
             let floor = fraction * lowest;
             let shifted: Vec<f64> = y.iter().map(|v| (v.exp() - floor).ln()).collect();
             let line = fit_line(x, &shifted, &vec![1.0; x.len()])?;
-            Some(vec![floor.max(1e-3 * lowest).ln(), line.intercept, -line.slope])
+            let alpha = -line.slope;
+            (alpha > 0.0).then(|| vec![floor.max(1e-3 * lowest).ln(), alpha, line.intercept / alpha])
         })
         .collect();
     let weights = vec![1.0; x.len()];
     let model = Saturating { x, y };
     let objective = LogFit { model: &model, weights: &weights, penalty: Penalty::Squared };
-    let best = minimize_from_starts(&objective, &starts, &Settings::default())?;
-    let [e, c, alpha] = [best.x[0], best.x[1], best.x[2]];
-    (alpha > 0.0).then_some([e, c, alpha])
+    let constrained = Constrained { inner: &objective, mapping };
+    let best = if mapping.free() == 0 {
+        Some(mapping.full(&[]))
+    } else {
+        minimize_from_starts(&constrained, &mapping.starts(&full_starts), &Settings::default())
+            .map(|b| mapping.full(&b.x))
+    }?;
+    let [e, alpha, c] = [best[0], best[1], best[2]];
+    (alpha > 0.0 && best.iter().all(|v| v.is_finite())).then_some([e, alpha, c])
 }
 
 /// The joint law in log form: log L = alpha_D LSE((alpha_N/alpha_D)(n_c - log N), d_c - log D),

@@ -4,14 +4,16 @@
 use crate::fit::assess;
 use crate::fit::bootstrap::{self, Draws, Refit};
 use crate::fit::chinchilla::{self, ChinchillaParams, LogPoints};
-use crate::fit::constraints::{Constraints, Mapping, ParamSpec, CHINCHILLA, KAPLAN_JOINT, REPETITION};
+use crate::fit::constraints::{
+    Constraints, Mapping, ParamSpec, CHINCHILLA, DATA_CONSTRAINED, KAPLAN_JOINT, REPETITION,
+};
 use crate::fit::data::{Dataset, Point};
 use crate::fit::data_constrained::{self, fit_repetition_mapped, repeated_weights, repeats_data};
 use crate::fit::error::FitError;
 use crate::fit::frontier::{fit_approach1, power_at};
 use crate::fit::holdout::backtest;
 use crate::fit::isoflop;
-use crate::fit::kaplan::{fit_joint_mapped, fit_single, Variable};
+use crate::fit::kaplan::{fit_joint_mapped, fit_single, SingleMappings, Variable};
 use crate::fit::options::{FitOptions, Law, Overfit};
 use crate::fit::regress::Line;
 use crate::fit::report::{BootstrapSummary, ChinchillaFit, FitReport, Fits, LawFit, Prediction, Values};
@@ -41,41 +43,60 @@ struct DataConstrainedStarts {
     repetition: Vec<Vec<f64>>,
 }
 
-/// The free parameters of each iteratively fitted law under `--fix` / `--tie`.
+/// The free parameters of each law under `--fix` / `--tie`.
 struct Mappings {
     chinchilla: Mapping,
+    /// The data-constrained law's base law (approach 3's parameters).
+    data_constrained_base: Mapping,
     kaplan_nd: Mapping,
+    /// L(N), L(D), L(C).
+    kaplan_single: [SingleMappings; 3],
     repetition: Mapping,
     /// The constraints of each, for fit.json.
     chinchilla_constraints: Constraints,
     kaplan_constraints: Constraints,
+    kaplan_single_constraints: [Constraints; 3],
     data_constrained_constraints: Constraints,
 }
 
 impl Mappings {
     fn new(opts: &FitOptions) -> Result<Mappings, FitError> {
         let c = &opts.constraints;
-        let mut laws: Vec<&[ParamSpec]> = Vec::new();
-        if opts.law.includes(Law::Chinchilla) || opts.law.includes(Law::DataConstrained) {
-            laws.push(&CHINCHILLA);
+        let mut laws: Vec<(&str, &[ParamSpec])> = Vec::new();
+        if opts.law.includes(Law::Chinchilla) {
+            laws.push(("chinchilla", &CHINCHILLA));
         }
         if opts.law.includes(Law::Kaplan) {
-            laws.push(&KAPLAN_JOINT);
+            for variable in Variable::ALL {
+                laws.push((variable.names().0, variable.specs()));
+            }
+            laws.push(("kaplan_nd", &KAPLAN_JOINT));
         }
         if opts.law.includes(Law::DataConstrained) {
-            laws.push(&REPETITION);
+            laws.push(("data_constrained", &DATA_CONSTRAINED));
         }
         c.check_against(&laws)?;
-        let mut data_constrained = c.restricted_to(&CHINCHILLA);
-        let repetition = c.restricted_to(&REPETITION);
-        data_constrained.fixed.extend(repetition.fixed);
-        data_constrained.tied.extend(repetition.tied);
+        // The data-constrained base law: its own qualified names, or approach 3's plain ones.
+        let data_constrained = c.for_law("data_constrained", &DATA_CONSTRAINED);
+        let single = |variable: Variable| c.for_law(variable.names().0, variable.specs());
+        let kaplan_single_constraints = Variable::ALL.map(single);
+        let [n, d, flops] = &kaplan_single_constraints;
+        let kaplan_single = [
+            SingleMappings::new(Variable::Params, n)?,
+            SingleMappings::new(Variable::Tokens, d)?,
+            SingleMappings::new(Variable::Compute, flops)?,
+        ];
+        let kaplan_constraints = c.for_law("kaplan_nd", &KAPLAN_JOINT);
+        let chinchilla_constraints = c.for_law("chinchilla", &CHINCHILLA);
         Ok(Mappings {
-            chinchilla: Mapping::new(&CHINCHILLA, c)?,
-            kaplan_nd: Mapping::new(&KAPLAN_JOINT, c)?,
-            repetition: Mapping::new(&REPETITION, c)?,
-            chinchilla_constraints: c.restricted_to(&CHINCHILLA),
-            kaplan_constraints: c.restricted_to(&KAPLAN_JOINT),
+            chinchilla: Mapping::new(&CHINCHILLA, &chinchilla_constraints)?,
+            data_constrained_base: Mapping::new(&CHINCHILLA, &data_constrained)?,
+            kaplan_nd: Mapping::new(&KAPLAN_JOINT, &kaplan_constraints)?,
+            kaplan_single,
+            repetition: Mapping::new(&REPETITION, &data_constrained)?,
+            chinchilla_constraints,
+            kaplan_constraints,
+            kaplan_single_constraints,
             data_constrained_constraints: data_constrained,
         })
     }
@@ -214,10 +235,11 @@ fn line_prediction(opts: &FitOptions, lines: &(Line, Line)) -> Option<Prediction
 }
 
 fn fit_kaplan(context: &Context<'_>, report: &mut FitReport, warm: &mut WarmStarts) {
-    for variable in [Variable::Params, Variable::Tokens, Variable::Compute] {
+    for (k, variable) in Variable::ALL.into_iter().enumerate() {
         let (key, _, _) = variable.names();
-        match fit_single(context.data, &context.ones, variable) {
+        match fit_single(context.data, &context.ones, variable, &context.mappings.kaplan_single[k]) {
             Ok(mut fit) => {
+                fit.constrained_by(&context.mappings.kaplan_single_constraints[k]);
                 fit.basis = match variable {
                     Variable::Params => Some("each model size's lowest loss over its token counts".to_string()),
                     Variable::Tokens => Some("each token count's lowest loss over its model sizes".to_string()),
@@ -253,7 +275,7 @@ fn kaplan_slot(fits: &mut Fits, variable: Variable) -> &mut Option<LawFit> {
 /// overfitting runs are kept unless `--overfit drop`. Every run left out is named.
 fn fit_data_constrained(context: &Context<'_>, report: &mut FitReport, warm: &mut WarmStarts) {
     let data = context.data;
-    let base_mapping = &context.mappings.chinchilla;
+    let base_mapping = &context.mappings.data_constrained_base;
     let base_fixed = base_mapping.free() == 0;
     let drop_overfit = match context.opts.overfit {
         Overfit::Auto => !base_fixed,
@@ -320,7 +342,7 @@ fn base_law_runs(context: &Context<'_>, warnings: &mut Vec<String>) -> Vec<f64> 
     let single: Vec<f64> = (0..data.points.len()).map(|i| if repeats_data(data, i) { 0.0 } else { 1.0 }).collect();
     let single_points: Vec<Point> =
         data.points.iter().zip(&single).filter(|(_, &w)| w > 0.0).map(|(p, _)| p.clone()).collect();
-    let free = context.mappings.chinchilla.free();
+    let free = context.mappings.data_constrained_base.free();
     if single_points.len() >= MIN_SINGLE_EPOCH && chinchilla::check_supported_free(&single_points, free).is_ok() {
         return single;
     }
@@ -380,7 +402,7 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
             Some(chinchilla_values(&fit.params, target))
         }));
     }
-    for variable in [Variable::Params, Variable::Tokens, Variable::Compute] {
+    for (k, variable) in Variable::ALL.into_iter().enumerate() {
         let fitted = match variable {
             Variable::Params => report.fits.kaplan_n.is_some(),
             Variable::Tokens => report.fits.kaplan_d.is_some(),
@@ -388,7 +410,8 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
         };
         if fitted {
             slots.push(Slot::Kaplan(variable));
-            refits.push(Box::new(move |w| fit_single(data, w, variable).ok().map(|f| f.params)));
+            let mapping = &mappings.kaplan_single[k];
+            refits.push(Box::new(move |w| fit_single(data, w, variable, mapping).ok().map(|f| f.params)));
         }
     }
     if let Some(starts) = warm.kaplan_nd.as_deref() {
@@ -414,7 +437,8 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
             let base = match &dc.base {
                 Some(starts) => {
                     let masked: Vec<f64> = w.iter().zip(&dc.base_weights).map(|(a, b)| a * b).collect();
-                    chinchilla::refit_mapped(&context.log_points, &masked, &mappings.chinchilla, starts)?.params
+                    chinchilla::refit_mapped(&context.log_points, &masked, &mappings.data_constrained_base, starts)?
+                        .params
                 }
                 None => dc.fixed_base,
             };

@@ -1,4 +1,5 @@
 use super::*;
+use crate::fit::constraints::Constraints;
 use crate::fit::data::Point;
 use crate::fit::tests::synth::{log_spaced, noisy, point};
 use crate::rng::SplitMix64;
@@ -28,7 +29,7 @@ fn per_size_points(loss: impl Fn(f64) -> f64, noise: f64) -> Vec<Point> {
 fn l_of_n_recovers_planted_kaplan_values() -> TestResult {
     // Kaplan et al. 2020 eq. 1.1: alpha_N = 0.076, N_c = 8.8e13.
     let data = Dataset::from_points("p", per_size_points(|n| (8.8e13 / n).powf(0.076), 0.0));
-    let fit = fit_single(&data, &[1.0; 30], Variable::Params)?;
+    let fit = fit_single(&data, &[1.0; 30], Variable::Params, &SingleMappings::free())?;
     assert_eq!(fit.points, 10);
     assert!(close(fit.params["alpha_N"], 0.076, 1e-9), "{:?}", fit.params);
     assert!(close(fit.params["N_c"], 8.8e13, 1e-6), "{:?}", fit.params);
@@ -38,7 +39,7 @@ fn l_of_n_recovers_planted_kaplan_values() -> TestResult {
 #[test]
 fn l_of_n_with_noise_stays_near_the_planted_exponent() -> TestResult {
     let data = Dataset::from_points("p", per_size_points(|n| (8.8e13 / n).powf(0.076), 0.003));
-    let fit = fit_single(&data, &[1.0; 30], Variable::Params)?;
+    let fit = fit_single(&data, &[1.0; 30], Variable::Params, &SingleMappings::free())?;
     assert!((fit.params["alpha_N"] - 0.076).abs() < 0.003, "{:?}", fit.params);
     Ok(())
 }
@@ -46,7 +47,7 @@ fn l_of_n_with_noise_stays_near_the_planted_exponent() -> TestResult {
 #[test]
 fn irreducible_term_is_recovered() -> TestResult {
     let data = Dataset::from_points("p", per_size_points(|n| 1.7 + (1e8 / n).powf(0.3), 0.0));
-    let fit = fit_single(&data, &[1.0; 30], Variable::Params)?;
+    let fit = fit_single(&data, &[1.0; 30], Variable::Params, &SingleMappings::free())?;
     let with_e = fit.irreducible.ok_or("no irreducible fit")?;
     assert!(close(with_e["E"], 1.7, 1e-5), "{with_e:?}");
     assert!(close(with_e["alpha_N"], 0.3, 1e-5), "{with_e:?}");
@@ -64,7 +65,7 @@ fn l_of_d_uses_the_lowest_loss_per_token_count() -> TestResult {
         points.push(point(format!("small{k}"), 1e7, tokens, loss + 0.2));
     }
     let data = Dataset::from_points("p", points);
-    let fit = fit_single(&data, &[1.0; 16], Variable::Tokens)?;
+    let fit = fit_single(&data, &[1.0; 16], Variable::Tokens, &SingleMappings::free())?;
     assert!(close(fit.params["alpha_D"], 0.095, 1e-9) && close(fit.params["D_c"], 5.4e13, 1e-6), "{:?}", fit.params);
     Ok(())
 }
@@ -79,7 +80,7 @@ fn l_of_c_is_fitted_on_the_frontier() -> TestResult {
         points.push(point(format!("g{k}"), 1e8 * 1.0001, tokens / 1.0001, (1e30 / flops).powf(0.05) + 0.1));
     }
     let data = Dataset::from_points("p", points);
-    let fit = fit_single(&data, &[1.0; 18], Variable::Compute)?;
+    let fit = fit_single(&data, &[1.0; 18], Variable::Compute, &SingleMappings::free())?;
     assert_eq!(fit.points, 9);
     assert!(close(fit.params["alpha_C"], 0.05, 1e-9) && close(fit.params["C_c"], 1e30, 1e-6), "{:?}", fit.params);
     Ok(())
@@ -135,6 +136,39 @@ fn joint_gradient_matches_finite_differences() {
 #[test]
 fn one_size_is_too_few_for_l_of_n() {
     let data = Dataset::from_points("p", vec![point("a".into(), 1e8, 1e9, 3.0), point("b".into(), 1e8, 2e9, 2.9)]);
-    let error = fit_single(&data, &[1.0, 1.0], Variable::Params).err().map(|e| e.to_string());
+    let error = fit_single(&data, &[1.0, 1.0], Variable::Params, &SingleMappings::free()).err().map(|e| e.to_string());
     assert!(error.as_deref().is_some_and(|e| e.contains("3+ distinct")), "{error:?}");
+}
+
+#[test]
+fn held_exponent_leaves_the_scale_to_fit() -> TestResult {
+    // Noisy L(N) around Kaplan's eq. 1.1; alpha_N held at its planted value, N_c recovered.
+    let data = Dataset::from_points("p", per_size_points(|n| (8.8e13 / n).powf(0.076), 0.002));
+    let constraints = Constraints { fixed: [("alpha_N".to_string(), 0.076)].into(), ..Default::default() };
+    let fit = fit_single(&data, &[1.0; 30], Variable::Params, &SingleMappings::new(Variable::Params, &constraints)?)?;
+    assert_eq!(fit.params["alpha_N"], 0.076);
+    assert!(close(fit.params["N_c"], 8.8e13, 0.2), "{:?}", fit.params);
+    // Both held: nothing to fit, the values come back as given and one point is enough.
+    let both =
+        Constraints { fixed: [("alpha_N".to_string(), 0.08), ("N_c".to_string(), 1e14)].into(), ..Default::default() };
+    let one = Dataset::from_points("p", vec![point("a".into(), 1e8, 1e9, 3.0)]);
+    let fit = fit_single(&one, &[1.0], Variable::Params, &SingleMappings::new(Variable::Params, &both)?)?;
+    assert!(close(fit.params["N_c"], 1e14, 1e-12) && fit.params["alpha_N"] == 0.08, "{:?}", fit.params);
+    Ok(())
+}
+
+#[test]
+fn held_irreducible_term_recovers_the_rest() -> TestResult {
+    // E + (N_c/N)^alpha with E held at its planted 1.7: alpha and N_c recovered exactly, and
+    // with E free the same law is found from the grid of starts.
+    let data = Dataset::from_points("p", per_size_points(|n| 1.7 + (1e8 / n).powf(0.3), 0.0));
+    let constraints = Constraints { fixed: [("E".to_string(), 1.7)].into(), ..Default::default() };
+    let mappings = SingleMappings::new(Variable::Params, &constraints)?;
+    assert_eq!((mappings.power.free(), mappings.irreducible.free()), (2, 2));
+    let fit = fit_single(&data, &[1.0; 30], Variable::Params, &mappings)?;
+    let with_e = fit.irreducible.ok_or("no irreducible fit")?;
+    assert!(close(with_e["E"], 1.7, 1e-12), "{with_e:?}");
+    assert!(close(with_e["alpha_N"], 0.3, 1e-5), "{with_e:?}");
+    assert!(close(with_e["N_c"], 1e8, 1e-4), "{with_e:?}");
+    Ok(())
 }
