@@ -1,4 +1,5 @@
-//! Repeated configurations (`--reduce`): rows that share (N, D) are combined before fitting,
+//! Repeated configurations (`--reduce`): rows that share (N, D) (and the unique tokens U, where
+//! given: the same N and D on less unique data is a different run) are combined before fitting,
 //! so that a sweep that tried several learning rates per (N, D), or several seeds, is not
 //! fitted as independent points. By default (`auto`) rows that differ in a hyperparameter
 //! column keep the lowest loss (the best setting tried, as the laws assume tuned runs) and
@@ -31,7 +32,7 @@ pub(crate) struct RowConfig {
     pub seed: Option<String>,
 }
 
-/// Combines the points sharing (N, D) (to 1e-9 relative) under `rule`; `configs[i]` belongs
+/// Combines the points sharing (N, D, U) (to about 1e-9 relative) under `rule`; `configs[i]` belongs
 /// to `data.points[i]`. Sets `data.reduced` (what was done) and `data.noise_floor`.
 pub(crate) fn reduce(data: &mut Dataset, configs: &[RowConfig], rule: Reduce) {
     if rule == Reduce::None || configs.len() != data.points.len() {
@@ -39,9 +40,9 @@ pub(crate) fn reduce(data: &mut Dataset, configs: &[RowConfig], rule: Reduce) {
     }
     let key = |i: usize| {
         let p = &data.points[i];
-        (p.params.to_bits() >> 20, p.tokens.to_bits() >> 20)
+        (p.params.to_bits() >> 20, p.tokens.to_bits() >> 20, p.unique_tokens.unwrap_or(p.tokens).to_bits() >> 20)
     };
-    let mut groups: BTreeMap<(u64, u64), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<(u64, u64, u64), Vec<usize>> = BTreeMap::new();
     for i in 0..data.points.len() {
         groups.entry(key(i)).or_default().push(i);
     }
@@ -136,5 +137,23 @@ mod tests {
         let mut data = Dataset::from_points("p", points);
         reduce(&mut data, &configs, Reduce::None);
         assert_eq!(data.points.len(), 4);
+    }
+
+    #[test]
+    fn runs_on_different_unique_data_are_different_configurations() {
+        // Two epochs of 1e9 unique tokens and one epoch of 2e9: the same (N, D), not the same run.
+        let mut twice = point("u1e9-x2".into(), 1e8, 2e9, 3.1);
+        twice.unique_tokens = Some(1e9);
+        let mut once = point("u2e9-x1".into(), 1e8, 2e9, 3.0);
+        once.unique_tokens = Some(2e9);
+        let mut seed = once.clone();
+        seed.run_id = "u2e9-x1-seed1".into();
+        seed.loss = 3.2;
+        let configs = vec![RowConfig::default(); 3];
+        let mut data = Dataset::from_points("p", vec![twice, once, seed]);
+        reduce(&mut data, &configs, Reduce::Auto);
+        assert_eq!(data.points.len(), 2, "{:?}", data.points);
+        assert_eq!(data.points[0].loss, 3.1);
+        assert!((data.points[1].loss - 3.1).abs() < 1e-12, "{:?}", data.points);
     }
 }
