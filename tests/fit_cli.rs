@@ -175,3 +175,47 @@ fn a_repeated_or_ambiguous_column_is_an_error_naming_both() {
     assert!(err.contains("\"n\" and \"params\" both give the same quantity"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_large_input_is_fitted_with_its_grid_searched_on_a_subsample() {
+    // 6,000 rows drawn from L = 1.69 + 406.4/N^0.34 + 410.7/D^0.28 with 1% noise.
+    let dir = scratch("fit-large");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut uniform = move || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut csv = String::from("name,N,D,C,loss\n");
+    for k in 0..6000 {
+        let n = 10f64.powf(6.0 + 4.0 * uniform());
+        let d = 10f64.powf(8.0 + 4.0 * uniform());
+        let loss = (1.69 + 406.4 / n.powf(0.34) + 410.7 / d.powf(0.28)) * (1.0 + 0.02 * (uniform() - 0.5));
+        csv.push_str(&format!("r{k},{n:.6e},{d:.6e},{:.6e},{loss:.6}\n", 6.0 * n * d));
+    }
+    let path = write(&dir, "rows.csv", &csv);
+    let out_path = dir.join("fit.json");
+    let out = run(&[
+        "fit",
+        path.to_str().unwrap(),
+        "--law",
+        "chinchilla",
+        "--bootstrap",
+        "0",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("4500 starts on 2000 of the points, the best 20 finished on all"),
+        "{}",
+        stdout(&out)
+    );
+    let fit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let law = &fit["fits"]["chinchilla"];
+    assert_eq!(law["grid_points"], 2000);
+    for (key, truth) in [("E", 1.69), ("alpha", 0.34), ("beta", 0.28)] {
+        let value = law["params"][key].as_f64().unwrap();
+        assert!((value - truth).abs() < 0.02, "{key} = {value}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -214,6 +214,7 @@ fn fit_chinchilla(context: &Context<'_>) -> Result<(ChinchillaFit, Vec<Vec<f64>>
         a: p.exponent_a(),
         b: p.exponent_b(),
         starts: mapping.starts(&chinchilla::published_grid()).len(),
+        grid_points: fit.grid_points,
         prediction,
         bootstrap: None,
         fixed: context.mappings.chinchilla_constraints.fixed.clone(),

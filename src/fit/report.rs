@@ -110,6 +110,10 @@ pub struct ChinchillaFit {
     /// D_opt ∝ C^b, b = alpha/(alpha+beta).
     pub b: f64,
     pub starts: usize,
+    /// The points the grid of starts was searched on where that was a subsample of the input
+    /// (inputs above `chinchilla::GRID_SEARCH_POINTS`); L-BFGS then finished on every point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grid_points: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Prediction>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use crate::fit::bootstrap::is_scale;
+use crate::fit::chinchilla;
 use crate::fit::report::{FitReport, Intervals, LawFit, Prediction, Values};
 use crate::fit::verdict::Assessment;
 
@@ -109,8 +110,14 @@ fn chinchilla_section(out: &mut String, report: &FitReport) {
     let p = &fit.params;
     let _ = writeln!(
         out,
-        "\nChinchilla approach 3: L = E + A/N^alpha + B/D^beta  (Huber objective {:.5e}, {} starts)",
-        fit.objective, fit.starts
+        "\nChinchilla approach 3: L = E + A/N^alpha + B/D^beta  (Huber objective {:.5e}, {} starts{})",
+        fit.objective,
+        fit.starts,
+        match fit.grid_points {
+            Some(points) =>
+                format!(" on {points} of the points, the best {} finished on all", chinchilla::POLISHED_ENDS),
+            None => String::new(),
+        }
     );
     let _ = writeln!(out, "  {:<10} {:>12}  95% interval", "parameter", "value");
     let rows = [("E", p.e), ("A", p.a), ("B", p.b), ("alpha", p.alpha), ("beta", p.beta)];

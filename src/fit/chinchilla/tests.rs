@@ -202,3 +202,38 @@ fn a_tied_law_is_recovered() -> TestResult {
     assert!((fit.params.e - 1.69).abs() < 1e-12 && (fit.params.alpha / 0.3 - 1.0).abs() < 1e-4, "{:?}", fit.params);
     Ok(())
 }
+
+#[test]
+fn a_large_input_searches_the_grid_on_a_subsample_and_finishes_on_every_point() -> TestResult {
+    let law = hoffmann();
+    let budgets: Vec<f64> = (0..10).map(|k| 1e18 * 10f64.powf(f64::from(k) * 0.4)).collect();
+    let points = isoflop_points(&law, &budgets, 250, 0.005, 3);
+    assert!(points.len() > GRID_SEARCH_POINTS);
+    let log_points = LogPoints::new(&points);
+    let weights = vec![1.0; points.len()];
+    let fit = fit_grid(&log_points, &weights)?;
+    assert_eq!(fit.grid_points, Some(1250));
+    let p = fit.params;
+    assert!((p.alpha - law.alpha).abs() < 0.01 && (p.beta - law.beta).abs() < 0.01, "{p:?}");
+    // No lower minimum on the whole input: a descent from the planted law ends no lower.
+    let truth = [law.a.ln(), law.b.ln(), law.e.ln(), law.alpha, law.beta];
+    let from_truth = refit_mapped(&log_points, &weights, &Mapping::identity(5), &[truth.to_vec()]).ok_or("no end")?;
+    assert!(fit.objective <= from_truth.objective * (1.0 + 1e-9), "{} > {}", fit.objective, from_truth.objective);
+    Ok(())
+}
+
+#[test]
+fn a_refit_leaves_undrawn_runs_out_of_the_sums_with_the_same_answer() -> TestResult {
+    let law = hoffmann();
+    let points = isoflop_points(&law, &[1e18, 1e19, 1e20, 1e21], 7, 0.01, 4);
+    let weights: Vec<f64> = (0..points.len()).map(|i| (i % 3) as f64).collect();
+    let drawn: Vec<Point> = points.iter().zip(&weights).filter(|(_, &w)| w > 0.0).map(|(p, _)| p.clone()).collect();
+    let drawn_weights: Vec<f64> = weights.iter().copied().filter(|&w| w > 0.0).collect();
+    let start = vec![vec![law.a.ln(), law.b.ln(), law.e.ln(), law.alpha, law.beta]];
+    let identity = Mapping::identity(5);
+    let with_zeros = refit_mapped(&LogPoints::new(&points), &weights, &identity, &start).ok_or("no end")?;
+    let without = refit_mapped(&LogPoints::new(&drawn), &drawn_weights, &identity, &start).ok_or("no end")?;
+    assert!((with_zeros.objective - without.objective).abs() <= 1e-12 * without.objective.abs().max(1e-300));
+    assert!((with_zeros.params.alpha - without.params.alpha).abs() < 1e-9, "{with_zeros:?} {without:?}");
+    Ok(())
+}
