@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use sweeplaw::bench::reference_shape;
+use sweeplaw::diag::bench::reference_shape;
 
 #[derive(Parser)]
 #[command(

@@ -7,12 +7,11 @@
 //! `train` runs one spec on a `device` over a `data::TokenSource` and reports to observers
 //! that write the records; `fit` reads records only.
 
-pub mod bench;
 pub mod config;
 pub mod counting;
 pub mod data;
-pub mod devcheck;
 pub mod device;
+pub mod diag;
 pub mod error;
 pub mod fit;
 pub mod fs;
@@ -20,7 +19,6 @@ pub mod fs;
 pub mod fuzzing;
 pub mod human;
 pub mod model;
-pub mod opbench;
 pub mod ops;
 pub mod plan;
 pub mod plot;

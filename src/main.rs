@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use sweeplaw::bench::{run_bench, BenchOptions};
+use sweeplaw::diag::bench::{run_bench, BenchOptions};
 use sweeplaw::model::{MlpKind, ModelShape};
 use sweeplaw::train::single::{train_single, TrainOptions};
 
@@ -502,14 +502,14 @@ fn cmd_bench(args: BenchArgs) -> anyhow::Result<()> {
         sweeplaw::ops::set_fused(false);
     }
     if args.check {
-        let check = sweeplaw::devcheck::check_device(&device)?;
+        let check = sweeplaw::diag::devcheck::check_device(&device)?;
         println!("{}", check.describe());
         anyhow::ensure!(check.passed(), "device {} disagrees with the cpu (see above)", device.name);
         return Ok(());
     }
     if args.ops {
-        let timings = sweeplaw::opbench::time_ops(&shape, args.batch_size, &device, args.steps)?;
-        println!("{}", sweeplaw::opbench::describe(&timings));
+        let timings = sweeplaw::diag::opbench::time_ops(&shape, args.batch_size, &device, args.steps)?;
+        println!("{}", sweeplaw::diag::opbench::describe(&timings));
         if args.json {
             println!("{}", serde_json::to_string(&timings)?);
         }

@@ -419,7 +419,7 @@ mod tests {
         }
         // The docs/DESIGN.md formula for the GELU MLP: 12·L·d² plus 2·L·d + d norm gains, on the
         // reference shape (d 256, 4 layers, 4 heads, seq 256, vocab 2048).
-        let s = crate::bench::reference_shape();
+        let s = crate::diag::bench::reference_shape();
         assert_eq!(s.params_nonembedding(), 12 * 4 * 256 * 256 + 2 * 4 * 256 + 256);
         assert_eq!(s.params_matmul(), s.params_nonembedding() + 2048 * 256);
         assert_eq!(s.params_total(), s.params_nonembedding() + 2 * 2048 * 256);
@@ -459,5 +459,5 @@ mod tests {
         assert!((la as f64 - (512f64).ln()).abs() < 0.05, "initial loss {la} vs ln V {}", (512f64).ln());
     }
 
-    // The finite-difference gradient check is devcheck::gradient_check (run on every device).
+    // The finite-difference gradient check is diag::devcheck::gradient_check (run on every device).
 }

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{HyperRule, RunIdentity, RunSpec, SweepConfig};
+use crate::config::{HyperRule, SweepConfig};
 use crate::error::{Error, Result};
 use crate::fit::regress::{fit_line, fit_parabola};
 use crate::model::ModelShape;
 use crate::plan::{config_hash, expand, params_of, run_flops, Plan, PLAN_VERSION};
+use crate::plan::{RunIdentity, RunSpec};
 use crate::records::{RunRecord, RunStatus};
 
 /// Version of tuned.json.

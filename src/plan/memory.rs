@@ -12,7 +12,7 @@
 //! (docs/sweep-design.md "Memory"): 4.56 GiB estimated, 4.69 GiB used. It is meant to refuse what
 //! cannot fit, not to squeeze the last gigabyte.
 
-use crate::config::RunSpec;
+use crate::plan::RunSpec;
 
 /// Bytes a run needs at its peak, by the estimate above.
 pub fn estimate_bytes(spec: &RunSpec) -> f64 {
@@ -84,7 +84,8 @@ pub fn human_bytes(bytes: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RunConfig, RunSpec};
+    use crate::config::RunConfig;
+    use crate::plan::RunSpec;
 
     fn spec(d_model: usize, n_layers: usize, batch: usize) -> RunSpec {
         let text = format!(

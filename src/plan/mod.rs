@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RunIdentity, RunRole, RunSpec, SweepConfig};
+use crate::config::SweepConfig;
 use crate::counting::ParamCount;
 use crate::model::{FlopConvention, ModelShape};
 
@@ -25,6 +25,9 @@ pub(crate) fn family_shape(config: &SweepConfig, vocab_size: usize, d_model: usi
 pub mod centre;
 pub mod checks;
 pub mod memory;
+pub mod spec;
+
+pub use spec::{RunIdentity, RunRole, RunSpec};
 
 /// Version of plan.json.
 pub const PLAN_VERSION: u32 = 1;

@@ -5,9 +5,9 @@
 
 use std::path::{Component, Path};
 
-use crate::config::RunRole;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
+use crate::plan::RunRole;
 
 /// Reads a sweep directory's plan.json.
 pub fn read_plan(path: &Path) -> Result<Plan> {

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RunSpec;
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::model::FlopsPerToken;
+use crate::plan::RunSpec;
 
 /// Version of the record format; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::bench::{run_bench, BenchOptions};
-use crate::config::RunRole;
 use crate::device::ComputeDevice;
+use crate::diag::bench::{run_bench, BenchOptions};
 use crate::error::Result;
 use crate::model::FlopConvention;
+use crate::plan::RunRole;
 use crate::plan::{run_flops, Plan};
 
 /// Measured training throughput (tokens/s) per (d_model, n_layers, batch size).
@@ -43,7 +43,7 @@ pub fn assume(plan: &Plan, model_flops_per_s: f64) -> Throughputs {
 
 /// Estimated seconds for one run: training at the measured rate plus its evaluations (a forward
 /// pass costs about a third of a training step per token).
-fn estimate_s(spec: &crate::config::RunSpec, tokens_per_s: f64) -> f64 {
+fn estimate_s(spec: &crate::plan::RunSpec, tokens_per_s: f64) -> f64 {
     let trained = match &spec.role {
         RunRole::Branch { from_step, .. } => spec.steps - from_step,
         _ => spec.steps,

@@ -11,11 +11,12 @@ pub mod store;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::{RunRole, RunSpec, SweepConfig};
+use crate::config::SweepConfig;
 use crate::data::TokenSource;
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::plan::{expand, Plan};
+use crate::plan::{RunRole, RunSpec};
 use crate::records::RunStatus;
 use crate::train::observe::{DivergenceGuard, ProgressObserver, RecordWriter, RunEnd, RunObserver};
 use crate::train::run::{branch_checkpoint_name, rotating_checkpoints, train, RunContext, StartPoint};

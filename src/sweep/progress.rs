@@ -4,9 +4,9 @@
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::RunSpec;
 use crate::error::Result;
 use crate::model::FlopConvention;
+use crate::plan::RunSpec;
 use crate::plan::{run_flops, Plan};
 use crate::records::RunStatus;
 use crate::sweep::claim::Claim;

@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{RunRole, RunSpec};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::plan::Plan;
+use crate::plan::{RunRole, RunSpec};
 pub use crate::records::{check_component, parse_plan, read_plan};
 use crate::records::{write_summary, DataInfo, RunRecord, RunStatus};
 

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 
-use crate::config::{RunRole, RunSpec};
 use crate::data::{Batch, TokenSource, ValidationSet};
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::model::{FlopsPerToken, Model};
+use crate::plan::{RunRole, RunSpec};
 use crate::records::{read_metrics, Counts, DataInfo, RunRecord, RunResult, RunStatus, Versions};
 use crate::train::checkpoint::{self, CheckpointState};
 use crate::train::observe::{RunEnd, RunObserver, StepRecord, Verdict};

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{RunConfig, RunSpec};
+use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
+use crate::plan::RunSpec;
 use crate::records::{write_summary, RunRecord, RunStatus};
 use crate::train::observe::{DivergenceGuard, ProgressObserver, RecordWriter, RunObserver};
 use crate::train::run::{train, RunContext};

@@ -1,0 +1,206 @@
+//! `RunSpec`: one run as the training loop executes it and run.json records it, made from a
+//! config. A single-run config gives one (`RunConfig::load`); a sweep's plan gives one per grid
+//! point through `TrainSection::spec_for`, which applies the per-size hyperparameter rule
+//! (`TrainSection::hyper_for`) and turns a token budget into whole steps.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{check_run_id, parse_toml, DataConfig, DivergenceConfig, HyperRule, RunConfig, TrainSection};
+use crate::error::{Error, Result};
+use crate::model::ModelShape;
+use crate::train::optim::AdamWConfig;
+use crate::train::schedule::ScheduleConfig;
+
+/// A validated run: what the training loop executes and what run.json records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub shape: ModelShape,
+    pub seed: u64,
+    pub device: String,
+    pub precision: String,
+    pub data: DataConfig,
+    pub batch_size: usize,
+    pub steps: u64,
+    /// Tokens actually trained: steps × batch_size × seq_len.
+    pub tokens: u64,
+    pub lr: f64,
+    pub schedule: ScheduleConfig,
+    pub optimizer: AdamWConfig,
+    pub eval_every_steps: u64,
+    pub eval_sequences: usize,
+    /// Steps between checkpoints (0 = none).
+    pub checkpoint_every_steps: u64,
+    pub divergence: DivergenceConfig,
+    /// The IsoFLOP budget this run belongs to, for FLOP-budget sweeps.
+    #[serde(default)]
+    pub flop_budget: Option<f64>,
+    #[serde(default)]
+    pub role: RunRole,
+    /// Trains on the first U unique tokens of the data, repeated (Muennighoff et al. 2023);
+    /// None = all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_tokens: Option<u64>,
+}
+
+/// A run's part in WSD branching (Hägele et al. 2024): independent, a trunk, or a branch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RunRole {
+    #[default]
+    Independent,
+    /// Warmup then the peak lr up to its last step, keeping a checkpoint at each branch point.
+    Trunk { warmup_steps: u64, branch_points: Vec<u64> },
+    /// Loads the trunk's checkpoint at `from_step`, then cools down (1−sqrt) to its own last step.
+    Branch { trunk: String, from_step: u64, warmup_steps: u64 },
+}
+
+impl RunConfig {
+    /// Reads and validates a single-run config file.
+    pub fn load(path: &Path) -> Result<(RunConfig, RunSpec)> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut config: RunConfig = parse_toml(path, &text)?;
+        config.data.set_config_path(path);
+        config.train.load_tuned(path).map_err(|m| Error::config(path, m))?;
+        let spec = config.to_spec().map_err(|m| Error::config(path, m))?;
+        Ok((config, spec))
+    }
+
+    /// Validates into a spec; the error message names the key.
+    pub fn to_spec(&self) -> std::result::Result<RunSpec, String> {
+        check_run_id(&self.name)?;
+        let vocab_size = self.data.vocab_size()?;
+        let m = &self.model;
+        let shape = ModelShape {
+            vocab_size,
+            d_model: m.d_model,
+            n_layers: m.n_layers,
+            n_heads: m.n_heads,
+            seq_len: m.seq_len,
+            mlp: m.mlp,
+            tie_embeddings: m.tie_embeddings,
+        };
+        shape.validate()?;
+        crate::device::check_spec(&self.device, &self.precision)?;
+        self.train.validate()?;
+        let tokens = self.train.tokens.ok_or("train.tokens is required: the run's token budget")?;
+        let run = RunIdentity {
+            run_id: self.name.clone(),
+            seed: self.seed,
+            device: self.device.clone(),
+            precision: self.precision.clone(),
+            data: self.data.clone(),
+            unique_tokens: self.train.unique_tokens,
+        };
+        self.train.spec_for(run, shape, tokens, None)
+    }
+}
+
+/// What identifies a run besides its shape and budget.
+pub struct RunIdentity {
+    pub run_id: String,
+    pub seed: u64,
+    pub device: String,
+    pub precision: String,
+    pub data: DataConfig,
+    /// The run's unique-token limit (the `unique_tokens` axis), if any.
+    pub unique_tokens: Option<u64>,
+}
+
+impl TrainSection {
+    /// Batch size (sequences) and peak learning rate for a model shape under the rule.
+    pub fn hyper_for(&self, shape: &ModelShape) -> std::result::Result<(usize, f64), String> {
+        match self.hyperparameters {
+            HyperRule::Fixed => Ok((self.batch_size.unwrap_or(1), self.lr.unwrap_or(0.0))),
+            HyperRule::Porian => {
+                // Porian et al. 2024, section 5 (fits on OpenWebText2 / RefinedWeb).
+                let ratio = shape.params_matmul() as f64 / 108e6;
+                let lr = self.lr.unwrap_or(0.0047 * ratio.powf(-1.0 / 3.0));
+                let batch = (160.0 * ratio.powf(2.0 / 3.0)).round().max(1.0) as usize;
+                Ok((self.batch_size.unwrap_or(batch), lr))
+            }
+            HyperRule::Table => self
+                .table
+                .iter()
+                .find(|r| r.d_model == shape.d_model && r.n_layers == shape.n_layers)
+                .map(|r| (r.batch_size, r.lr))
+                .ok_or_else(|| {
+                    format!("train.table has no row for d_model = {}, n_layers = {}", shape.d_model, shape.n_layers)
+                }),
+            HyperRule::Tuned => {
+                let rule = self.tuned.as_ref().ok_or_else(|| {
+                    format!(
+                        "train.tuned_table = {:?} has not been written yet: run `sweeplaw tune` on this config first",
+                        self.tuned_table.as_deref().unwrap_or_default()
+                    )
+                })?;
+                Ok((self.batch_size.unwrap_or(1), rule.lr_for(shape)?))
+            }
+        }
+    }
+
+    /// The spec of one run of this shape trained on `tokens` tokens.
+    pub fn spec_for(
+        &self,
+        run: RunIdentity,
+        shape: ModelShape,
+        tokens: u64,
+        flop_budget: Option<f64>,
+    ) -> std::result::Result<RunSpec, String> {
+        let (batch_size, lr) = self.hyper_for(&shape)?;
+        let tokens_per_step = (batch_size as u64).checked_mul(shape.seq_len as u64).ok_or_else(|| {
+            format!("train.batch_size = {batch_size} × model.seq_len = {} is too large", shape.seq_len)
+        })?;
+        let key = if flop_budget.is_some() { "budget.flops" } else { "train.tokens" };
+        let steps = budget_steps(tokens, tokens_per_step, key)?;
+        let budget_tokens =
+            steps.checked_mul(tokens_per_step).ok_or_else(|| format!("{key} = {tokens} tokens is too large"))?;
+        let eval_every_steps = match self.eval_every_tokens {
+            Some(every) => (every / tokens_per_step).max(1),
+            None => (steps / 20).max(1),
+        };
+        let checkpoint_every_steps = match self.checkpoint_every_tokens {
+            Some(0) => 0,
+            Some(every) => (every / tokens_per_step).max(1),
+            None => (steps / 10).max(1),
+        };
+        let eval_sequences = (self.eval_tokens as usize).div_ceil(shape.seq_len);
+        Ok(RunSpec {
+            run_id: run.run_id,
+            seed: run.seed,
+            device: run.device,
+            precision: run.precision,
+            data: run.data,
+            batch_size,
+            steps,
+            tokens: budget_tokens,
+            lr,
+            schedule: self.schedule.clone(),
+            optimizer: self.optimizer.clone(),
+            eval_every_steps,
+            eval_sequences,
+            checkpoint_every_steps,
+            divergence: self.divergence.clone(),
+            flop_budget,
+            role: RunRole::Independent,
+            unique_tokens: run.unique_tokens,
+            shape,
+        })
+    }
+}
+
+/// Number of whole steps in a token budget (rounded to nearest); an error when not one step fits.
+pub fn budget_steps(tokens: u64, tokens_per_step: u64, key: &str) -> std::result::Result<u64, String> {
+    if tokens == 0 {
+        return Err(format!("{key} must be positive"));
+    }
+    let steps = (tokens as f64 / tokens_per_step as f64).round() as u64;
+    if steps == 0 {
+        return Err(format!(
+            "{key} = {tokens} is less than one step of batch_size × seq_len = {tokens_per_step} tokens"
+        ));
+    }
+    Ok(steps)
+}
