@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::data::{HubConfig, SyntheticConfig, TextConfig, TokensConfig};
 use crate::error::{Error, Result};
 use crate::model::MlpKind;
-use crate::train::optim::AdamWConfig;
-use crate::train::schedule::ScheduleConfig;
 
 mod sweep;
+mod train;
 pub use sweep::{BudgetSection, ChecksSection, FamilySection, GridSection, SweepConfig};
+pub use train::{AdamWConfig, ScheduleConfig};
 
 /// A single-run config file (`sweeplaw train CONFIG`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

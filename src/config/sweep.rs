@@ -227,9 +227,7 @@ impl SweepConfig {
         if let Some(tune) = &self.tune {
             tune.validate()?;
         }
-        if self.budget.wsd_branching
-            && !matches!(self.train.schedule, crate::train::schedule::ScheduleConfig::Wsd { .. })
-        {
+        if self.budget.wsd_branching && !matches!(self.train.schedule, crate::config::ScheduleConfig::Wsd { .. }) {
             return Err("budget.wsd_branching needs [train.schedule] kind = \"wsd\"".into());
         }
         Ok(())

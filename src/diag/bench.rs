@@ -6,11 +6,12 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
+use crate::config::AdamWConfig;
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::model::{FlopConvention, MlpKind, Model, ModelShape};
 use crate::rng::SplitMix64;
-use crate::train::optim::{AdamW, AdamWConfig};
+use crate::train::optim::AdamW;
 
 /// What to measure.
 #[derive(Clone, Debug)]

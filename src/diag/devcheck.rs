@@ -13,13 +13,14 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::config::AdamWConfig;
 use crate::data::synthetic::{SyntheticConfig, SyntheticSource};
 use crate::data::TokenSource;
 use crate::device::ComputeDevice;
 use crate::error::{Error, Result};
 use crate::model::{MlpKind, Model, ModelShape, ParamKind};
 use crate::ops::check::{check_fused_ops, OpCheck};
-use crate::train::optim::{AdamW, AdamWConfig};
+use crate::train::optim::AdamW;
 
 /// Largest relative error of an analytic gradient against central differences.
 pub const GRADIENT_TOLERANCE: f64 = 1e-4;

@@ -2,11 +2,11 @@
 //! `plan` and `sweep` print them as warnings; `--strict` refuses the plan instead
 //! (docs/sweep-design.md "Plan checks" says what each one protects and why its default).
 
+use crate::config::ScheduleConfig;
 use crate::config::{ChecksSection, SweepConfig};
 use crate::plan::centre::{centre_param_count, predicted_optimum};
 use crate::plan::params_of;
 use crate::plan::{RunRole, RunSpec};
-use crate::train::schedule::ScheduleConfig;
 
 /// Every warning the checks raise for `runs` of `config`.
 pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {

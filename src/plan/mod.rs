@@ -290,8 +290,7 @@ fn dedupe(specs: Vec<RunSpec>, warnings: &mut Vec<String>) -> Vec<RunSpec> {
 /// One trunk per size and seed, then a branch per budget that cools down from the trunk's
 /// checkpoint at (its steps − its cooldown steps). All share the warmup of the smallest budget.
 fn branch(config: &SweepConfig, specs: Vec<RunSpec>, seed: u64) -> Result<Vec<RunSpec>, String> {
-    let crate::train::schedule::ScheduleConfig::Wsd { warmup_fraction, cooldown_fraction, .. } = config.train.schedule
-    else {
+    let crate::config::ScheduleConfig::Wsd { warmup_fraction, cooldown_fraction, .. } = config.train.schedule else {
         return Err("budget.wsd_branching needs [train.schedule] kind = \"wsd\"".into());
     };
     let warmup_steps = (warmup_fraction * specs[0].steps as f64).round() as u64;

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::AdamWConfig;
+use crate::config::ScheduleConfig;
 use crate::config::{check_run_id, parse_toml, DataConfig, DivergenceConfig, HyperRule, RunConfig, TrainSection};
 use crate::error::{Error, Result};
 use crate::model::ModelShape;
-use crate::train::optim::AdamWConfig;
-use crate::train::schedule::ScheduleConfig;
 
 /// A validated run: what the training loop executes and what run.json records.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -231,8 +231,8 @@ pub fn load(dir: &Path, model: &Model, optimizer: &mut AdamW, device: &Device) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AdamWConfig;
     use crate::model::{MlpKind, ModelShape};
-    use crate::train::optim::AdamWConfig;
     use candle_core::{DType, Tensor};
 
     fn batch(step: u64) -> (Tensor, Tensor) {

@@ -8,81 +8,11 @@ use std::path::Path;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
+use crate::config::AdamWConfig;
 use crate::error::{Error, Result};
 use crate::model::{Param, ParamKind};
 use crate::ops::adamw::{adamw_update, AdamWUpdate};
-
-/// Optimiser hyperparameters (the learning rate comes from the schedule at each step).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdamWConfig {
-    #[serde(default = "default_beta1")]
-    pub beta1: f64,
-    #[serde(default = "default_beta2")]
-    pub beta2: f64,
-    #[serde(default = "default_eps")]
-    pub eps: f64,
-    /// Decoupled weight decay λ applied to matrices (and the embedding if `decay_embeddings`).
-    #[serde(default = "default_weight_decay")]
-    pub weight_decay: f64,
-    #[serde(default)]
-    pub decay_embeddings: bool,
-    /// Global gradient-norm ceiling; 0 turns clipping off.
-    #[serde(default = "default_grad_clip")]
-    pub grad_clip: f64,
-}
-
-fn default_beta1() -> f64 {
-    0.9
-}
-fn default_beta2() -> f64 {
-    0.95
-}
-fn default_eps() -> f64 {
-    1e-8
-}
-fn default_weight_decay() -> f64 {
-    0.1
-}
-fn default_grad_clip() -> f64 {
-    1.0
-}
-
-impl Default for AdamWConfig {
-    fn default() -> Self {
-        AdamWConfig {
-            beta1: default_beta1(),
-            beta2: default_beta2(),
-            eps: default_eps(),
-            weight_decay: default_weight_decay(),
-            decay_embeddings: false,
-            grad_clip: default_grad_clip(),
-        }
-    }
-}
-
-impl AdamWConfig {
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if !(0.0..1.0).contains(&self.beta1) {
-            return Err(format!("train.optimizer.beta1 = {} must be in [0, 1)", self.beta1));
-        }
-        if !(0.0..1.0).contains(&self.beta2) {
-            return Err(format!("train.optimizer.beta2 = {} must be in [0, 1)", self.beta2));
-        }
-        if !(self.eps > 0.0) {
-            return Err(format!("train.optimizer.eps = {} must be positive", self.eps));
-        }
-        if !(self.weight_decay >= 0.0) {
-            return Err(format!("train.optimizer.weight_decay = {} must be non-negative", self.weight_decay));
-        }
-        if !(self.grad_clip >= 0.0) {
-            return Err(format!("train.optimizer.grad_clip = {} must be non-negative (0 = off)", self.grad_clip));
-        }
-        Ok(())
-    }
-}
 
 struct Slot {
     m: Tensor,
