@@ -29,6 +29,9 @@ pub(crate) enum Command {
     /// Tune the learning rate per size for a sweep: short runs at log-spaced rates, the rule
     /// lr*(N) = c·N^γ written to the table `hyperparameters = "tuned"` reads.
     Tune(TuneArgs),
+    /// Climb a ladder of IsoFLOP sweeps: each rung's budgets a step up, its sizes centred on the
+    /// law of the rungs below, its N_opt and loss predicted before it trains and checked after.
+    Ladder(LadderArgs),
     /// Write an sbatch script for a Slurm job array whose tasks are the sweep's workers.
     Slurm(SlurmArgs),
     /// Rebuild a sweep's summary.csv from its run folders (runs/<id>/run.json).
@@ -77,6 +80,27 @@ pub(crate) struct PlanArgs {
     /// Refuse the plan (exit 2) when a plan check warns.
     #[arg(long)]
     pub(crate) strict: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct LadderArgs {
+    /// The IsoFLOP sweep config of rung 1 ([budget] flops, [grid] aspect_ratio).
+    pub(crate) config: PathBuf,
+    /// Rungs to climb, rung 1 included.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) rungs: u64,
+    /// Each rung's FLOP budgets are the previous rung's times this (above 1).
+    #[arg(long, default_value_t = 4.0, value_parser = parse_step)]
+    pub(crate) step: f64,
+    /// Bootstrap resamples behind each forecast's 95% interval.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) bootstrap: usize,
+    /// Directory the ladder goes under (as <results>/<name>-ladder/).
+    #[arg(long, default_value = "results")]
+    pub(crate) results: PathBuf,
+    /// No progress bars.
+    #[arg(long)]
+    pub(crate) quiet: bool,
 }
 
 #[derive(Args)]
@@ -264,4 +288,12 @@ pub(crate) struct BenchArgs {
     /// composite: the profile of a step.
     #[arg(long)]
     pub(crate) ops: bool,
+}
+
+/// A ladder's step: a finite number above 1.
+fn parse_step(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(step) if step.is_finite() && step > 1.0 => Ok(step),
+        _ => Err(format!("'{text}' is not a number above 1 (each rung's budgets are the previous rung's times it)")),
+    }
 }

@@ -18,6 +18,7 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod human;
+pub mod ladder;
 pub mod model;
 pub mod ops;
 pub mod plan;

@@ -13,7 +13,8 @@ use sweeplaw::train::single::{train_single, TrainOptions};
 
 mod cli;
 use cli::{
-    BenchArgs, Cli, Command, FitArgs, PlanArgs, SlurmArgs, StatusArgs, SweepArgs, SweepDirArgs, TrainArgs, TuneArgs,
+    BenchArgs, Cli, Command, FitArgs, LadderArgs, PlanArgs, SlurmArgs, StatusArgs, SweepArgs, SweepDirArgs, TrainArgs,
+    TuneArgs,
 };
 
 #[global_allocator]
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Command::Sweep(_) | Command::Train(_)) {
+    if matches!(cli.command, Command::Sweep(_) | Command::Train(_) | Command::Ladder(_)) {
         sweeplaw::train::stop::install();
     }
     match run(cli) {
@@ -178,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweep(args) => cmd_sweep(args),
         Command::Train(args) => cmd_train(args),
         Command::Tune(args) => cmd_tune(args),
+        Command::Ladder(args) => cmd_ladder(args),
         Command::Slurm(args) => cmd_slurm(args),
         Command::Summary(args) => cmd_summary(&args.sweep_dir),
         Command::Fit(args) => cmd_fit(args),
@@ -325,6 +327,38 @@ fn cmd_train(args: TrainArgs) -> anyhow::Result<()> {
         result.map(|r| r.wall_s).unwrap_or(0.0),
         record.reason.as_ref().map(|r| format!("  reason: {r}")).unwrap_or_default()
     );
+    Ok(())
+}
+
+fn cmd_ladder(args: LadderArgs) -> anyhow::Result<()> {
+    let options = sweeplaw::ladder::LadderOptions {
+        config: args.config.clone(),
+        results: args.results,
+        rungs: args.rungs as usize,
+        step: args.step,
+        bootstrap: args.bootstrap,
+        quiet: args.quiet,
+    };
+    let outcome = sweeplaw::ladder::run_ladder(&options)?;
+    print!("{}", sweeplaw::ladder::render(&outcome.record));
+    if let Some(report) = outcome.stopped {
+        let signal = report.signal.unwrap_or(libc::SIGINT);
+        let resume = std::iter::once("sweeplaw ladder".to_string())
+            .chain(std::env::args().skip(2).map(|a| shell_quote(&a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(Stopped {
+            signal,
+            message: format!(
+                "ladder {} stopped by {} in {} (claims released); resume with: {resume}",
+                outcome.dir.display(),
+                sweeplaw::train::stop::signal_name(signal),
+                report.sweep_dir.display()
+            ),
+        }
+        .into());
+    }
+    println!("ladder {}: {} rung(s); the record is ladder.json", outcome.dir.display(), outcome.record.rungs.len());
     Ok(())
 }
 

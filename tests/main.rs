@@ -9,6 +9,7 @@ mod figures_cli;
 mod fit_cli;
 #[cfg(feature = "hub")]
 mod hub_cli;
+mod ladder_cli;
 mod plan_cli;
 mod reliability;
 mod slurm_cli;
