@@ -240,11 +240,6 @@ impl CsvTable {
     fn is_summary(&self) -> bool {
         ["run_id", "status", "params_nonembedding"].iter().all(|name| self.columns.contains_key(*name))
     }
-
-    pub fn warn(&mut self, line: u64, message: &str) {
-        let text = format!("{} line {line}: {message}", self.path.display());
-        self.warnings.push(text);
-    }
 }
 
 fn error_line(error: &csv::Error) -> u64 {

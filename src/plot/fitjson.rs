@@ -92,6 +92,18 @@ pub(crate) fn law_name(law: &str) -> String {
 pub(crate) struct FitJson {
     pub path: PathBuf,
     pub json: Value,
+    /// The counting conventions the fit used ("param_count", "flop_count").
+    counting: Counting,
+    /// What reading it noticed (a counting name that is not known).
+    pub warnings: Vec<String>,
+}
+
+/// The default of the convention kind `what` names (`UnknownName::what`).
+fn default_of(what: &str) -> &'static str {
+    match what {
+        "parameter count" => crate::counting::ParamCount::default().as_str(),
+        _ => crate::counting::FlopConvention::default().as_str(),
+    }
 }
 
 /// A finite number at a JSON pointer.
@@ -119,13 +131,25 @@ impl FitJson {
         };
         let json: Value = serde_json::from_str(&text)
             .map_err(|e| format!("{} line {}: not valid JSON ({e})", path.display(), e.line()))?;
-        Ok(Some(FitJson { path: path.to_path_buf(), json }))
+        Ok(Some(FitJson::new(path, json)))
+    }
+
+    /// fit.json's parsed JSON. A counting convention it names that is not known ("as given",
+    /// from a fit of a plain CSV) is a warning naming the file and the name, and the figures
+    /// count that quantity by the default.
+    pub fn new(path: &Path, json: Value) -> FitJson {
+        let name = |key: &str| json.get(key).and_then(Value::as_str);
+        let (counting, unknown) = Counting::from_names(name("param_count"), name("flop_count"));
+        let warnings = unknown
+            .iter()
+            .map(|e| format!("{}: {e}; the figures use the default {}", path.display(), default_of(e.what)))
+            .collect();
+        FitJson { path: path.to_path_buf(), json, counting, warnings }
     }
 
     /// The counting conventions the fit used.
     pub fn counting(&self) -> Counting {
-        let name = |key: &str| self.json.get(key).and_then(Value::as_str);
-        Counting::from_names(name("param_count"), name("flop_count"))
+        self.counting
     }
 
     /// fits.<law>, when present.
@@ -353,7 +377,7 @@ mod tests {
                       "isoflop": { "a": 0.5, "b": 0.5, "minima": [ { "flops": 1e12, "N_opt": 1e5, "D_opt": 1e6 }, { "flops": "x" } ] },
                       "holdout": { "held_out": [] } },
             "skipped": { "frontier": "needs 2+ sizes" } });
-        let fit = FitJson { path: "fit.json".into(), json };
+        let fit = FitJson::new(Path::new("fit.json"), json);
         assert_eq!(fit.chinchilla(), None);
         assert_eq!(fit.exponents("isoflop"), Some((0.5, 0.5)));
         assert_eq!(fit.minima().len(), 1);
@@ -365,6 +389,21 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_counting_name_is_a_warning_naming_the_file_and_the_name() {
+        let json = serde_json::json!({ "param_count": "as given", "flop_count": "chinchilla", "fits": {} });
+        let fit = FitJson::new(Path::new("dir/fit.json"), json);
+        assert_eq!(fit.counting().params_column(), "params_nonembedding");
+        assert_eq!(fit.counting().flops_column(), "flops_chinchilla");
+        assert_eq!(fit.warnings.len(), 1, "{:?}", fit.warnings);
+        let warning = &fit.warnings[0];
+        assert!(warning.starts_with("dir/fit.json: ") && warning.contains("'as given'"), "{warning}");
+        assert!(warning.contains("the default nonembedding"), "{warning}");
+        let fit = FitJson::new(Path::new("fit.json"), serde_json::json!({ "flop_count": "7n" }));
+        assert!(fit.warnings[0].contains("'7n'") && fit.warnings[0].contains("6n, matmul_attn, chinchilla"));
+        assert!(FitJson::new(Path::new("fit.json"), serde_json::json!({})).warnings.is_empty());
+    }
+
+    #[test]
     fn verdicts_read_from_each_law_and_default_to_identified() {
         let json = serde_json::json!({ "fits": {
             "chinchilla": { "a": 0.5, "verdict": "not identified", "reasons": ["E ran to its bound 0"],
@@ -373,7 +412,7 @@ mod tests {
             "frontier": { "a": 0.5 },
             "kaplan_c": { "verdict": "splendid" },
             "holdout": { "held_out": [] } } });
-        let fit = FitJson { path: "fit.json".into(), json };
+        let fit = FitJson::new(Path::new("fit.json"), json);
         let three = fit.assessment("chinchilla");
         assert_eq!(three.verdict, Verdict::NotIdentified);
         assert_eq!(three.fixes, vec!["add a FLOP budget above 1e12".to_string()]);
@@ -387,7 +426,7 @@ mod tests {
 
     fn holdout_of(held_out: Value, max: Value) -> Option<Holdout> {
         let json = serde_json::json!({ "fits": { "holdout": { "held_out": held_out, "max_rel_error": max } } });
-        FitJson { path: "fit.json".into(), json }.holdout()
+        FitJson::new(Path::new("fit.json"), json).holdout()
     }
 
     #[test]
