@@ -34,11 +34,12 @@ pub fn config(bytes: &[u8]) {
 }
 
 /// The records readers: `bytes` as run.json (strictly, as the runner reads it, and leniently,
-/// as the figures do), as metrics.csv and as summary.csv.
+/// as the figures do), as fit.json, as metrics.csv and as summary.csv.
 pub fn records(bytes: &[u8]) {
     let path = Path::new("fuzz-record");
     let _ = crate::records::RunRecord::parse(path, bytes);
     let _ = crate::records::RunInfo::parse(path, bytes, &mut Vec::new());
+    let _ = crate::records::fit::parse_fit(path, bytes);
     let _ = crate::records::parse_metrics(path, bytes);
     let _ = crate::records::parse_summary(path, bytes);
 }

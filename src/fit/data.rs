@@ -48,9 +48,11 @@ pub struct Curve {
 }
 
 /// A row or run left out of the fit, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Excluded {
+    #[serde(default)]
     pub run: String,
+    #[serde(default)]
     pub reason: String,
 }
 

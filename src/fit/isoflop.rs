@@ -9,7 +9,7 @@
 //! (every budget keeps its number of runs), and the fit carries a verdict (`fit::verdict`).
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fit::bootstrap::{intervals, Draws};
 use crate::fit::data::Dataset;
@@ -19,6 +19,7 @@ use crate::fit::options::FitOptions;
 use crate::fit::regress::{fit_line, fit_parabola, Line};
 use crate::fit::report::{BootstrapSummary, Intervals, Prediction, Values};
 use crate::fit::verdict::Assessment;
+use crate::records::fit::lenient;
 use crate::rng::SplitMix64;
 
 /// Runs whose log compute differ by less than this (about 10%) share a budget.
@@ -34,39 +35,50 @@ pub(crate) const WIDE_EXPONENT: f64 = 0.2;
 const MAX_FAILED_SHARE: f64 = 0.1;
 
 /// The parabola minimum of one FLOP budget (approach 2).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoFlopMinimum {
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub flops: f64,
-    #[serde(rename = "N_opt")]
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "N_opt")]
     pub n_opt: f64,
-    #[serde(rename = "D_opt")]
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "D_opt")]
     pub d_opt: f64,
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub loss: f64,
     /// Runs of the budget.
+    #[serde(default)]
     pub runs: usize,
     /// Whether N_opt lies within the sizes the parabola was fitted to; a budget whose minimum
     /// is outside them is left out of the exponents' fit.
+    #[serde(default = "lenient::yes")]
     pub inside: bool,
     /// The smallest and largest size the parabola was fitted to.
+    #[serde(default = "lenient::nan_pair", deserialize_with = "lenient::pair")]
     pub sizes: [f64; 2],
 }
 
 /// Chinchilla approach 2.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoFlopFit {
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub a: f64,
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub b: f64,
     /// Every budget with a parabola minimum, those left out (`inside: false`) included.
+    #[serde(default, deserialize_with = "lenient::entries")]
     pub minima: Vec<IsoFlopMinimum>,
     /// The budgets the exponents were fitted on.
+    #[serde(default)]
     pub budgets: usize,
     /// Each budget's parabola is fitted to the runs at this many sizes nearest its lowest loss.
+    #[serde(default)]
     pub window: usize,
+    #[serde(default, deserialize_with = "lenient::intervals")]
     pub ci95: Intervals,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Prediction>,
     /// Resamples of the runs within each budget behind `ci95`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSummary>,
     #[serde(flatten)]
     pub assessment: Assessment,

@@ -2,7 +2,7 @@
 //! space, Kaplan et al. 2020) and a parabola (IsoFLOP profiles, Hoffmann et al. 2022 approach 2).
 
 /// y = intercept + slope x.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct Line {
     pub slope: f64,
     pub intercept: f64,

@@ -133,7 +133,7 @@ pub(crate) fn write_figure(
 fn read_fit(sweep_dir: &Path, warnings: &mut Vec<String>) -> Option<FitJson> {
     match FitJson::read(&sweep_dir.join("fit.json")) {
         Ok(fit) => {
-            warnings.extend(fit.iter().flat_map(|fit| fit.warnings.iter().cloned()));
+            warnings.extend(fit.iter().flat_map(|fit| fit.reading_warnings.iter().cloned()));
             fit
         }
         Err(message) => {

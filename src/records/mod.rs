@@ -5,6 +5,7 @@
 //! written through `crate::fs::write_atomic` (temporary file + rename, so a kill at any instant
 //! leaves the previous good version). Commands read records through here only.
 
+pub mod fit;
 pub mod metrics;
 pub mod plan;
 pub mod run;

@@ -41,7 +41,7 @@ pub fn write_report(sweep_dir: &Path, figures: &PlotOutput) -> Result<ReportOutp
     let mut warnings = sweep.warnings.clone();
     let fit = match FitJson::read(&sweep_dir.join("fit.json")) {
         Ok(fit) => {
-            warnings.extend(fit.iter().flat_map(|fit| fit.warnings.iter().cloned()));
+            warnings.extend(fit.iter().flat_map(|fit| fit.reading_warnings.iter().cloned()));
             fit
         }
         Err(message) => {

@@ -3,8 +3,6 @@
 //! a and b from every approach beside the published values, the compute-optimal
 //! recommendation, the holdout error, the counting conventions, and what was skipped.
 
-use serde_json::Value;
-
 use crate::counting::{FlopConvention, ParamCount};
 use crate::fit::verdict::{Assessment, Verdict};
 use crate::plot::fitjson::{law_name, FitJson, Prediction};
@@ -269,20 +267,13 @@ pub(crate) fn figures(output: &PlotOutput) -> Vec<Block> {
 /// Rows "parameter | value | 95% interval" of one law's params object, then the values of
 /// its form with an irreducible term E (Kaplan laws) when fitted.
 fn parameter_rows(fit: &FitJson, law: &str) -> Vec<Vec<String>> {
-    let object = |key: &str| fit.law(law).and_then(|v| v.get(key)).and_then(Value::as_object);
-    let Some(params) = object("params") else { return Vec::new() };
+    let Some((params, irreducible)) = fit.parameters(law) else { return Vec::new() };
     let mut rows: Vec<Vec<String>> = params
         .iter()
-        .filter_map(|(name, value)| {
-            let value = value.as_f64()?;
-            Some(vec![name.clone(), table_number(value), interval(fit.interval(law, name))])
-        })
+        .map(|(name, value)| vec![name.clone(), table_number(*value), interval(fit.interval(law, name))])
         .collect();
-    if let Some(irreducible) = object("irreducible") {
-        let with_e = irreducible.iter().filter_map(|(name, value)| {
-            Some(vec![format!("{name} (form with E)"), table_number(value.as_f64()?), String::new()])
-        });
-        rows.extend(with_e);
+    for (name, value) in irreducible.iter().flatten() {
+        rows.push(vec![format!("{name} (form with E)"), table_number(*value), String::new()]);
     }
     rows
 }
@@ -307,8 +298,7 @@ pub(crate) fn fit_tables(fit: &FitJson) -> Vec<Block> {
         blocks.push(Block::Heading(3, title.to_string()));
         blocks.push(Block::Table { header: header.clone(), rows });
     }
-    if let Some(resamples) = fit.law_number("chinchilla", "/bootstrap/resamples") {
-        let failed = fit.law_number("chinchilla", "/bootstrap/failed").unwrap_or(0.0);
+    if let Some((resamples, failed)) = fit.bootstrap() {
         blocks.push(Block::Paragraph(format!(
             "Intervals: {resamples} bootstrap resamples over runs ({failed} refits failed)."
         )));
@@ -487,7 +477,7 @@ pub(crate) fn counting(fit: Option<&FitJson>, counting: &Counting) -> Vec<Block>
         "D: tokens trained; loss: final validation cross-entropy in nats per token".into(),
     ];
     if let Some(fit) = fit {
-        let points = fit.json.get("points").and_then(Value::as_u64).unwrap_or(0);
+        let points = fit.report.points;
         items.push(format!("the fit used {points} runs and left out {}", fit.excluded().len()));
     }
     vec![Block::Heading(2, "Counting conventions".into()), Block::List(items)]
