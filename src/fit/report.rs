@@ -159,6 +159,10 @@ pub struct FrontierFit {
     pub sizes: usize,
     #[serde(default)]
     pub method: String,
+    /// ln N_opt = intercept + a ln C and ln D_opt = intercept + b ln C: the intercepts of the
+    /// fitted lines (N's, D's), which the figures draw.
+    #[serde(default = "lenient::nan_pair", deserialize_with = "lenient::pair")]
+    pub intercepts: [f64; 2],
     #[serde(default, deserialize_with = "lenient::intervals")]
     pub ci95: Intervals,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +185,7 @@ impl FrontierFit {
             points,
             sizes,
             method: method.to_string(),
+            intercepts: [n_line.intercept, d_line.intercept],
             ci95: Intervals::new(),
             prediction: None,
             assessment: Assessment::default(),

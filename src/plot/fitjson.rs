@@ -225,6 +225,23 @@ impl FitJson {
         Some((finite(a)?, finite(b)?))
     }
 
+    /// The intercepts of approach "frontier" or "isoflop"'s lines, ln N_opt = n + a ln C and
+    /// ln D_opt = d + b ln C: (n, d), when fit.json records them.
+    pub fn intercepts(&self, law: &str) -> Option<(f64, f64)> {
+        let fits = &self.report.fits;
+        let [n, d] = match law {
+            "isoflop" => fits.isoflop.as_ref()?.intercepts,
+            "frontier" => fits.frontier.as_ref()?.intercepts,
+            _ => return None,
+        };
+        Some((finite(n)?, finite(d)?))
+    }
+
+    /// The isoflop parabolas' window of sizes, when fit.json records it.
+    pub fn isoflop_window(&self) -> Option<usize> {
+        self.report.fits.isoflop.as_ref().map(|fit| fit.window).filter(|&window| window >= 3)
+    }
+
     /// The law's prediction at the target compute, when the fit was asked for one.
     pub fn prediction(&self, law: &str) -> Option<Prediction> {
         let fits = &self.report.fits;

@@ -20,7 +20,6 @@
 //! for figure in &output.figures { println!("{}", figure.png.display()); }
 //! ```
 
-mod analysis;
 mod chart;
 mod error;
 mod figures;
