@@ -96,7 +96,6 @@ pub(crate) struct Point {
     pub flops: f64,
     pub loss: f64,
     pub unique_tokens: Option<f64>,
-    pub flop_budget: Option<f64>,
 }
 
 /// A positive finite number, else `None`.
@@ -130,7 +129,6 @@ impl Run {
             flops: self.flops(counting)?,
             loss: positive(self.row.val_loss)?,
             unique_tokens: positive(self.row.unique_tokens),
-            flop_budget: self.info.flop_budget,
         })
     }
 
