@@ -72,10 +72,12 @@ macro_rules! named_enum {
     };
 }
 
-/// Which parameter count is N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which parameter count is N. The default (a fit without `--params`, a fit.json without
+/// "param_count") is nonembedding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ParamCount {
     /// The blocks and the final norm; no token embedding, no head (Kaplan et al. 2020).
+    #[default]
     Nonembedding,
     /// Every weight, embeddings and head included.
     Total,

@@ -33,16 +33,15 @@ pub fn config(bytes: &[u8]) {
     }
 }
 
-/// The records readers: `bytes` as run.json, as metrics.csv and as summary.csv, through the
-/// readers the runner, the fit's curves and the figures use.
+/// The records readers: `bytes` as run.json (strictly, as the runner reads it, and leniently,
+/// as the figures do), as fit.json, as metrics.csv and as summary.csv.
 pub fn records(bytes: &[u8]) {
     let path = Path::new("fuzz-record");
     let _ = crate::records::RunRecord::parse(path, bytes);
+    let _ = crate::records::RunInfo::parse(path, bytes, &mut Vec::new());
+    let _ = crate::records::fit::parse_fit(path, bytes);
     let _ = crate::records::parse_metrics(path, bytes);
-    let mut warnings = Vec::new();
-    let _ = crate::plot::records::parse_run_json(path, bytes, &mut warnings);
-    let _ = crate::plot::records::parse_metrics(path, csv::Reader::from_reader(bytes), &mut warnings);
-    let _ = crate::plot::records::parse_summary(path, bytes, &mut warnings);
+    let _ = crate::records::parse_summary(path, bytes);
 }
 
 /// The fit input reader: `bytes` as the CSV given to `sweeplaw fit` (a summary.csv or any CSV of

@@ -128,7 +128,7 @@ fn run_state(run_dir: &Path, run_id: &str, budget: u64, stale_after: Duration, w
         match parse_metrics(&metrics_path, &bytes) {
             Ok((rows, _)) => {
                 if let Some(last) = rows.last() {
-                    state.tokens = last.tokens;
+                    state.tokens = last.tokens as u64;
                     state.tokens_per_s = Some(last.tokens_per_s);
                 }
                 state.val_loss = rows.iter().rev().find_map(|r| r.val_loss);

@@ -1,4 +1,4 @@
-//! The records readers: arbitrary bytes as run.json, metrics.csv and summary.csv.
+//! The records readers: arbitrary bytes as run.json, fit.json, metrics.csv and summary.csv.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 

@@ -7,14 +7,17 @@
 //!   a = β/(α+βc),  b = 1 − c·a,
 //! which is eq. 4 when k = 6 and c = 1.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fit::data::Point;
+use crate::records::fit::lenient;
 
-/// C = coefficient · N^params_exponent · D.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// C = coefficient · N^params_exponent · D (a fit.json without one read C = 6·N·D).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ComputeModel {
+    #[serde(default = "lenient::six")]
     pub coefficient: f64,
+    #[serde(default = "lenient::one")]
     pub params_exponent: f64,
 }
 

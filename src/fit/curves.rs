@@ -1,12 +1,13 @@
-//! Validation curves of sweep runs (runs/<run_id>/metrics.csv), for the laws that use
-//! intermediate evaluations: Kaplan's L(C) frontier and Chinchilla approach 1.
+//! Validation curves of sweep runs (runs/<run_id>/metrics.csv, read by `crate::records`), for
+//! the laws that use intermediate evaluations: Kaplan's L(C) frontier and Chinchilla approach 1.
 //!
 //! metrics.csv records `flops` under the 6n convention; under any convention a row's
 //! compute is its tokens times the run's FLOPs per token (the run's C / D).
 
 use std::path::Path;
 
-use crate::fit::data::{positive, CsvTable, Curve, CurvePoint, Dataset};
+use crate::fit::data::{Curve, CurvePoint, Dataset};
+use crate::records::{read_metrics, MetricsRow};
 
 /// Reads each point's metrics.csv under `run_dir`; missing files and bad rows are warnings.
 pub(crate) fn attach_curves(dataset: &mut Dataset, run_dir: &Path) {
@@ -39,34 +40,17 @@ pub(crate) fn attach_curves(dataset: &mut Dataset, run_dir: &Path) {
     }
 }
 
-/// The rows of one metrics.csv that carry a val_loss, sorted by tokens.
-fn read_curve(path: &Path, flops_per_token: f64) -> Result<(Vec<CurvePoint>, Vec<String>), crate::fit::FitError> {
-    let mut table = CsvTable::read(path)?;
-    let tokens_column = table.require(&["tokens"])?;
-    let loss_column = table.require(&["val_loss"])?;
-    let mut evals = Vec::new();
-    let mut problems = Vec::new();
-    for (line, row) in table.lines() {
-        let row = match row {
-            Ok(row) => row,
-            Err(reason) => {
-                problems.push((line, reason.to_string()));
-                continue;
-            }
-        };
-        if row.get(loss_column).is_none_or(str::is_empty) {
-            continue; // a step without an evaluation
-        }
-        let parsed = positive(row, Some(tokens_column), "tokens")
-            .and_then(|tokens| Ok((tokens, positive(row, Some(loss_column), "val_loss")?)));
-        match parsed {
-            Ok((tokens, loss)) => evals.push(CurvePoint { tokens, flops: tokens * flops_per_token, loss }),
-            Err(reason) => problems.push((line, reason)),
-        }
-    }
-    for (line, reason) in problems {
-        table.warn(line, &format!("evaluation skipped: {reason}"));
-    }
+/// The evaluations of one metrics.csv (rows with a positive val_loss after the first token),
+/// sorted by tokens, read through `crate::records`: corrupt rows are skipped with a warning
+/// naming the file and line.
+fn read_curve(path: &Path, flops_per_token: f64) -> Result<(Vec<CurvePoint>, Vec<String>), crate::error::Error> {
+    let (rows, warnings) = read_metrics(path)?;
+    let mut evals: Vec<CurvePoint> = rows
+        .iter()
+        .filter_map(MetricsRow::evaluation)
+        .filter(|(tokens, _)| *tokens > 0.0)
+        .map(|(tokens, loss)| CurvePoint { tokens, flops: tokens * flops_per_token, loss })
+        .collect();
     evals.sort_by(|p, q| p.tokens.total_cmp(&q.tokens));
-    Ok((evals, table.warnings))
+    Ok((evals, warnings))
 }

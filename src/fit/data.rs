@@ -48,9 +48,11 @@ pub struct Curve {
 }
 
 /// A row or run left out of the fit, and why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Excluded {
+    #[serde(default)]
     pub run: String,
+    #[serde(default)]
     pub reason: String,
 }
 
@@ -239,11 +241,6 @@ impl CsvTable {
 
     fn is_summary(&self) -> bool {
         ["run_id", "status", "params_nonembedding"].iter().all(|name| self.columns.contains_key(*name))
-    }
-
-    pub fn warn(&mut self, line: u64, message: &str) {
-        let text = format!("{} line {line}: {message}", self.path.display());
-        self.warnings.push(text);
     }
 }
 

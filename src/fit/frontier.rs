@@ -137,13 +137,19 @@ fn lower_with_curve(best: &mut [(f64, usize)], grid: &[f64], curve: &LogCurve) {
     }
 }
 
-/// Fits N_opt ∝ C^a and D_opt ∝ C^b on the frontier.
-pub(crate) fn fit_approach1(data: &Dataset, weights: &[f64]) -> Result<FrontierFit, FitError> {
+/// The frontier approach 1 fits its exponents on, and how it was found: the interpolated
+/// curves' (or the final points' lower envelope), without the points of the edge sizes.
+pub(crate) fn approach1_frontier(data: &Dataset, weights: &[f64]) -> (Vec<FrontierPoint>, &'static str) {
     let (frontier, method) = match interpolated_frontier(data, weights) {
         Some(frontier) => (frontier, "interpolated curves"),
         None => (envelope(data, weights), "lower envelope of final points"),
     };
-    let frontier = without_edge_sizes(data, weights, frontier);
+    (without_edge_sizes(data, weights, frontier), method)
+}
+
+/// Fits N_opt ∝ C^a and D_opt ∝ C^b on the frontier.
+pub(crate) fn fit_approach1(data: &Dataset, weights: &[f64]) -> Result<FrontierFit, FitError> {
+    let (frontier, method) = approach1_frontier(data, weights);
     let sizes = distinct_sizes(&frontier);
     let too_few = || FitError::TooFewPoints {
         law: "frontier".to_string(),

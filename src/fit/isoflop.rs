@@ -9,16 +9,17 @@
 //! (every budget keeps its number of runs), and the fit carries a verdict (`fit::verdict`).
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fit::bootstrap::{intervals, Draws};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
 use crate::fit::frontier::power_at;
 use crate::fit::options::FitOptions;
-use crate::fit::regress::{fit_line, fit_parabola, Line};
+use crate::fit::regress::{fit_line, fit_parabola, Line, Parabola};
 use crate::fit::report::{BootstrapSummary, Intervals, Prediction, Values};
 use crate::fit::verdict::Assessment;
+use crate::records::fit::lenient;
 use crate::rng::SplitMix64;
 
 /// Runs whose log compute differ by less than this (about 10%) share a budget.
@@ -34,39 +35,54 @@ pub(crate) const WIDE_EXPONENT: f64 = 0.2;
 const MAX_FAILED_SHARE: f64 = 0.1;
 
 /// The parabola minimum of one FLOP budget (approach 2).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoFlopMinimum {
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub flops: f64,
-    #[serde(rename = "N_opt")]
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "N_opt")]
     pub n_opt: f64,
-    #[serde(rename = "D_opt")]
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "D_opt")]
     pub d_opt: f64,
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub loss: f64,
     /// Runs of the budget.
+    #[serde(default)]
     pub runs: usize,
     /// Whether N_opt lies within the sizes the parabola was fitted to; a budget whose minimum
     /// is outside them is left out of the exponents' fit.
+    #[serde(default = "lenient::yes")]
     pub inside: bool,
     /// The smallest and largest size the parabola was fitted to.
+    #[serde(default = "lenient::nan_pair", deserialize_with = "lenient::pair")]
     pub sizes: [f64; 2],
 }
 
 /// Chinchilla approach 2.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoFlopFit {
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub a: f64,
+    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
     pub b: f64,
     /// Every budget with a parabola minimum, those left out (`inside: false`) included.
+    #[serde(default, deserialize_with = "lenient::entries")]
     pub minima: Vec<IsoFlopMinimum>,
+    /// ln N_opt = intercept + a ln C and ln D_opt = intercept + b ln C: the intercepts of the
+    /// fitted lines (N's, D's), which the figures draw.
+    #[serde(default = "lenient::nan_pair", deserialize_with = "lenient::pair")]
+    pub intercepts: [f64; 2],
     /// The budgets the exponents were fitted on.
+    #[serde(default)]
     pub budgets: usize,
     /// Each budget's parabola is fitted to the runs at this many sizes nearest its lowest loss.
+    #[serde(default)]
     pub window: usize,
+    #[serde(default, deserialize_with = "lenient::intervals")]
     pub ci95: Intervals,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Prediction>,
     /// Resamples of the runs within each budget behind `ci95`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<BootstrapSummary>,
     #[serde(flatten)]
     pub assessment: Assessment,
@@ -95,26 +111,31 @@ fn short(value: f64) -> String {
     }
 }
 
-/// Groups point indices (of positive weight) into budgets: sorted by compute, split where
-/// neighbouring log computes differ by SAME_BUDGET or more.
+/// Groups point indices (of positive weight) into budgets by compute (`group_by_log`).
 pub(crate) fn budgets(data: &Dataset, weights: &[f64]) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..data.points.len()).filter(|&i| weights[i] > 0.0).collect();
-    order.sort_by(|&i, &j| data.points[i].flops.total_cmp(&data.points[j].flops));
+    let flops: Vec<f64> = data.points.iter().map(|p| p.flops).collect();
+    group_by_log(&flops, (0..data.points.len()).filter(|&i| weights[i] > 0.0).collect())
+}
+
+/// `indices` into `values` grouped into budgets: sorted by value, split where neighbouring
+/// log values differ by SAME_BUDGET or more (FLOP budgets here; the figures' token budgets too).
+pub(crate) fn group_by_log(values: &[f64], mut indices: Vec<usize>) -> Vec<Vec<usize>> {
+    indices.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut previous = f64::NEG_INFINITY;
-    for i in order {
-        let ln_c = data.points[i].flops.ln();
+    for i in indices {
+        let ln_value = values[i].ln();
         match groups.last_mut() {
-            Some(group) if ln_c - previous < SAME_BUDGET => group.push(i),
+            Some(group) if ln_value - previous < SAME_BUDGET => group.push(i),
             _ => groups.push(vec![i]),
         }
-        previous = ln_c;
+        previous = ln_value;
     }
     groups
 }
 
 /// What one budget gave.
-enum Budget {
+pub(crate) enum Budget {
     Minimum(IsoFlopMinimum),
     /// Too few distinct sizes for a parabola: (compute, sizes).
     TooFewSizes(f64, usize),
@@ -123,7 +144,7 @@ enum Budget {
 }
 
 /// The weighted mean log compute of a budget, as a compute.
-fn budget_flops(data: &Dataset, weights: &[f64], group: &[usize]) -> f64 {
+pub(crate) fn budget_flops(data: &Dataset, weights: &[f64], group: &[usize]) -> f64 {
     let total: f64 = group.iter().map(|&i| weights[i]).sum();
     (group.iter().map(|&i| weights[i] * data.points[i].flops.ln()).sum::<f64>() / total).exp()
 }
@@ -144,19 +165,34 @@ fn nearest_sizes(sizes: &[f64], best: usize, window: usize) -> (usize, usize) {
     (low, high)
 }
 
-/// The parabola minimum of one budget, fitted to its runs at the `window` sizes nearest the
-/// size with the lowest loss; the D parabola uses the same runs.
-fn budget_minimum(data: &Dataset, weights: &[f64], group: &[usize], window: usize) -> Budget {
+/// One budget's parabolas: the loss against log N and against log D, fitted to its runs at
+/// the `window` sizes nearest the size with the lowest loss (`None` where singular).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BudgetParabolas {
+    pub flops: f64,
+    pub ln_n: Option<Parabola>,
+    pub ln_d: Option<Parabola>,
+    /// The smallest and largest size fitted.
+    pub sizes: [f64; 2],
+}
+
+/// The parabolas of one budget (see `BudgetParabolas`), or why it has none.
+pub(crate) fn budget_parabolas(
+    data: &Dataset,
+    weights: &[f64],
+    group: &[usize],
+    window: usize,
+) -> Result<BudgetParabolas, Budget> {
     let flops = budget_flops(data, weights, group);
     let mut sizes: Vec<f64> = group.iter().map(|&i| data.points[i].params).collect();
     sizes.sort_by(f64::total_cmp);
     sizes.dedup();
     if sizes.len() < MIN_SIZES {
-        return Budget::TooFewSizes(flops, sizes.len());
+        return Err(Budget::TooFewSizes(flops, sizes.len()));
     }
     let lowest = group.iter().copied().min_by(|&i, &j| data.points[i].loss.total_cmp(&data.points[j].loss));
     let Some(best) = lowest.and_then(|i| sizes.iter().position(|&n| n == data.points[i].params)) else {
-        return Budget::NoMinimum(flops);
+        return Err(Budget::NoMinimum(flops));
     };
     let (low, high) = nearest_sizes(&sizes, best, window.max(MIN_SIZES));
     let (smallest, largest) = (sizes[low], sizes[high]);
@@ -165,10 +201,20 @@ fn budget_minimum(data: &Dataset, weights: &[f64], group: &[usize], window: usiz
     let column = |f: &dyn Fn(usize) -> f64| used.iter().map(|&i| f(i)).collect::<Vec<f64>>();
     let w = column(&|i| weights[i]);
     let loss = column(&|i| data.points[i].loss);
-    let ln_n = column(&|i| data.points[i].params.ln());
-    let ln_d = column(&|i| data.points[i].tokens.ln());
-    let minimum = |x: &[f64]| fit_parabola(x, &loss, &w).and_then(|p| p.minimum());
-    let (Some((ln_n_opt, loss_min)), Some((ln_d_opt, _))) = (minimum(&ln_n), minimum(&ln_d)) else {
+    let ln_n = fit_parabola(&column(&|i| data.points[i].params.ln()), &loss, &w);
+    let ln_d = fit_parabola(&column(&|i| data.points[i].tokens.ln()), &loss, &w);
+    Ok(BudgetParabolas { flops, ln_n, ln_d, sizes: [smallest, largest] })
+}
+
+/// The parabola minimum of one budget (`budget_parabolas`); the D parabola uses the same runs.
+fn budget_minimum(data: &Dataset, weights: &[f64], group: &[usize], window: usize) -> Budget {
+    let parabolas = match budget_parabolas(data, weights, group, window) {
+        Ok(parabolas) => parabolas,
+        Err(budget) => return budget,
+    };
+    let BudgetParabolas { flops, sizes: [smallest, largest], .. } = parabolas;
+    let minimum = |parabola: Option<Parabola>| parabola.and_then(|p| p.minimum());
+    let (Some((ln_n_opt, loss_min)), Some((ln_d_opt, _))) = (minimum(parabolas.ln_n), minimum(parabolas.ln_d)) else {
         return Budget::NoMinimum(flops);
     };
     Budget::Minimum(IsoFlopMinimum {
@@ -299,6 +345,7 @@ pub(crate) fn fit_approach2(data: &Dataset, weights: &[f64], window: usize) -> R
         a: n_line.slope,
         b: d_line.slope,
         minima,
+        intercepts: [n_line.intercept, d_line.intercept],
         budgets,
         window,
         ci95: Intervals::new(),

@@ -2,7 +2,7 @@
 //! space, Kaplan et al. 2020) and a parabola (IsoFLOP profiles, Hoffmann et al. 2022 approach 2).
 
 /// y = intercept + slope x.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct Line {
     pub slope: f64,
     pub intercept: f64,
@@ -36,6 +36,13 @@ pub(crate) struct Parabola {
 }
 
 impl Parabola {
+    /// The value at `x`.
+    pub fn at(&self, x: f64) -> f64 {
+        let [c0, c1, c2] = self.c;
+        let t = x - self.center;
+        c0 + c1 * t + c2 * t * t
+    }
+
     /// The x of the vertex and the value there; `None` unless it opens upward.
     pub fn minimum(&self) -> Option<(f64, f64)> {
         let [c0, c1, c2] = self.c;
@@ -118,6 +125,7 @@ mod tests {
         let parabola = fit_parabola(&x, &y, &[1.0; 5]).ok_or("no parabola")?;
         let (at, value) = parabola.minimum().ok_or("no minimum")?;
         assert!((at - 20.4).abs() < 1e-9 && (value - 2.0).abs() < 1e-9, "{at} {value}");
+        assert!((parabola.at(22.4) - 3.2).abs() < 1e-9, "{}", parabola.at(22.4));
         let down: Vec<f64> = y.iter().map(|v| -v).collect();
         assert!(fit_parabola(&x, &down, &[1.0; 5]).and_then(|p| p.minimum()).is_none());
         assert!(fit_parabola(&x[..2], &y[..2], &[1.0; 2]).is_none());

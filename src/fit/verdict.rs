@@ -43,15 +43,41 @@ impl std::fmt::Display for Verdict {
 
 /// A verdict with its reasons and fixes. Serialised flattened into each law's fit.json object
 /// (`#[serde(flatten)] pub assessment: Assessment`).
+/// Read back leniently (see `Stored`): a law without a verdict (fit.json written before verdicts
+/// existed) is identified; an unknown verdict is not identified, saying so.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(from = "Stored")]
 pub struct Assessment {
     pub verdict: Verdict,
     /// Why the verdict is not `identified` (empty when it is).
-    #[serde(default)]
     pub reasons: Vec<String>,
     /// What to add or change in the sweep to identify the law ("add a FLOP budget above 1e12").
-    #[serde(default)]
     pub fixes: Vec<String>,
+}
+
+/// An assessment as fit.json holds it, every part optional.
+#[derive(Deserialize)]
+struct Stored {
+    #[serde(default)]
+    verdict: Option<serde_json::Value>,
+    #[serde(default)]
+    reasons: Vec<String>,
+    #[serde(default)]
+    fixes: Vec<String>,
+}
+
+impl From<Stored> for Assessment {
+    fn from(stored: Stored) -> Assessment {
+        let mut assessment = Assessment { verdict: Verdict::Identified, reasons: stored.reasons, fixes: stored.fixes };
+        match stored.verdict {
+            None | Some(serde_json::Value::Null) => {}
+            Some(verdict) => match serde_json::from_value::<Verdict>(verdict.clone()) {
+                Ok(verdict) => assessment.verdict = verdict,
+                Err(_) => assessment.not_identified(format!("fit.json gives the unknown verdict {verdict}"), None),
+            },
+        }
+        assessment
+    }
 }
 
 impl Assessment {

@@ -5,7 +5,10 @@
 
 use plotters::style::RGBColor;
 
-use crate::plot::analysis::{envelope, flop_budgets, log_space, token_budgets, Evaluation, Parabola};
+use crate::fit::frontier::envelope;
+use crate::fit::isoflop::{budget_flops, budget_parabolas, budgets, group_by_log};
+use crate::fit::regress::Parabola;
+use crate::fit::{Curve, CurvePoint, Dataset, FitOptions};
 use crate::plot::chart::{Axis, FigureSpec, Layer, Marker, Panel};
 use crate::plot::fit_figures::{verdict_tag, with_verdicts};
 use crate::plot::fitjson::{FitJson, Minimum};
@@ -51,15 +54,60 @@ pub(crate) fn sorted_distinct(values: impl Iterator<Item = f64>) -> Vec<f64> {
     values
 }
 
-/// Every evaluation of every done run under the fit's counting (curves and final points).
-pub(crate) fn all_evaluations(inputs: &Inputs<'_>) -> Vec<Evaluation> {
-    let mut evaluations = Vec::new();
-    for (run, point) in inputs.sweep.done_runs(&inputs.counting) {
-        for (flops, loss, tokens) in run.curve(&inputs.counting) {
-            evaluations.push(Evaluation { flops, loss, params: point.params, tokens });
+impl Inputs<'_> {
+    /// The done runs as the fitter sees them: `points` in order, each with its validation curve
+    /// before its end, so that the figures take the frontier and the budgets from the fitter's
+    /// own functions (`crate::fit::frontier`, `crate::fit::isoflop`).
+    pub(crate) fn dataset(&self) -> Dataset {
+        let mut points = Vec::new();
+        let mut curves = Vec::new();
+        for (run, point) in self.sweep.done_runs(&self.counting) {
+            let evals: Vec<CurvePoint> = run
+                .curve(&self.counting)
+                .into_iter()
+                .filter(|(_, _, tokens)| *tokens < point.tokens)
+                .map(|(flops, loss, tokens)| CurvePoint { tokens, flops, loss })
+                .collect();
+            if !evals.is_empty() {
+                curves.push(Curve { point: points.len(), evals });
+            }
+            points.push(crate::fit::Point {
+                run_id: point.id,
+                params: point.params,
+                tokens: point.tokens,
+                flops: point.flops,
+                unique_tokens: point.unique_tokens,
+                loss: point.loss,
+            });
         }
+        let mut data = Dataset::from_points("records", points);
+        data.curves = curves;
+        data
     }
-    evaluations
+}
+
+/// Weight 1 for each of `data`'s points: the figures draw every run.
+pub(crate) fn every_run(data: &Dataset) -> Vec<f64> {
+    vec![1.0; data.points.len()]
+}
+
+/// `count` values evenly spaced in log between `low` and `high`.
+pub(crate) fn log_space(low: f64, high: f64, count: usize) -> Vec<f64> {
+    let (a, b) = (low.ln(), high.ln());
+    (0..count).map(|i| (a + (b - a) * i as f64 / (count.max(2) - 1) as f64).exp()).collect()
+}
+
+/// Token budgets: groups of runs with nearly equal D (as the fitter groups FLOP budgets), with
+/// D their geometric mean.
+fn token_budgets(points: &[Point]) -> Vec<(f64, Vec<usize>)> {
+    let tokens: Vec<f64> = points.iter().map(|p| p.tokens).collect();
+    group_by_log(&tokens, (0..points.len()).collect())
+        .into_iter()
+        .map(|members| {
+            let mean_ln = members.iter().map(|&i| tokens[i].ln()).sum::<f64>() / members.len() as f64;
+            (mean_ln.exp(), members)
+        })
+        .collect()
 }
 
 /// Figure 1: every run's validation curve against compute, coloured by model size, the
@@ -77,7 +125,8 @@ pub(crate) fn loss_vs_compute(inputs: &Inputs<'_>) -> Built {
         let curve: Vec<(f64, f64)> = run.curve(counting).iter().map(|(c, l, _)| (*c, *l)).collect();
         panel.layers.push(Layer::line(Some(labels[index].clone()), colours[index], curve));
     }
-    let frontier = envelope(all_evaluations(inputs));
+    let data = inputs.dataset();
+    let frontier = envelope(&data, &every_run(&data));
     let frontier_line: Vec<(f64, f64)> = frontier.iter().map(|e| (e.flops, e.loss)).collect();
     panel
         .layers
@@ -149,24 +198,39 @@ pub(crate) fn loss_vs_params(inputs: &Inputs<'_>) -> Built {
     })
 }
 
-/// One FLOP budget's parabola in log N through its runs, drawn over their N range.
-fn budget_parabola(points: &[Point], members: &[usize]) -> Option<(Parabola, f64, f64)> {
-    let ln_n: Vec<f64> = members.iter().map(|&i| points[i].params.ln()).collect();
-    let loss: Vec<f64> = members.iter().map(|&i| points[i].loss).collect();
-    let parabola = Parabola::fit(&ln_n, &loss)?;
-    parabola.minimum()?;
-    let low = ln_n.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = ln_n.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Some((parabola, low, high))
+/// A FLOP budget as approach 2 forms it: its compute, its runs (indices into the points) and
+/// its parabola in log N with the log N range it was fitted over, when it has a minimum.
+struct Budget {
+    flops: f64,
+    members: Vec<usize>,
+    parabola: Option<(Parabola, f64, f64)>,
+}
+
+/// The FLOP budgets and their parabolas, from the fitter's own functions (fit.json's window
+/// of sizes, the default window without one).
+fn flop_budgets(inputs: &Inputs<'_>) -> Vec<Budget> {
+    let data = inputs.dataset();
+    let weights = every_run(&data);
+    let window = inputs.fit.and_then(FitJson::isoflop_window).unwrap_or(FitOptions::default().isoflop_window);
+    let parabola = |group: &[usize]| {
+        let fit = budget_parabolas(&data, &weights, group, window).ok()?;
+        let parabola = fit.ln_n.filter(|p| p.minimum().is_some())?;
+        Some((parabola, fit.sizes[0].ln(), fit.sizes[1].ln()))
+    };
+    let groups = budgets(&data, &weights);
+    groups
+        .into_iter()
+        .map(|members| Budget { flops: budget_flops(&data, &weights, &members), parabola: parabola(&members), members })
+        .collect()
 }
 
 /// Figure 3: final loss against N for each FLOP budget, the parabola in log N through each
-/// budget and its minimum (Hoffmann et al. 2022, section 3.2, Figure 3 left).
+/// budget's runs at the sizes nearest its lowest loss, and its minimum, as approach 2 fits them
+/// (Hoffmann et al. 2022, section 3.2, Figure 3 left).
 pub(crate) fn isoflop(inputs: &Inputs<'_>) -> Built {
     let points = &inputs.points;
-    let budgets = flop_budgets(points);
-    let parabolas: Vec<Option<(Parabola, f64, f64)>> =
-        budgets.iter().map(|b| budget_parabola(points, &b.members)).collect();
+    let budgets = flop_budgets(inputs);
+    let parabolas: Vec<Option<(Parabola, f64, f64)>> = budgets.iter().map(|b| b.parabola).collect();
     let usable = parabolas.iter().filter(|p| p.is_some()).count();
     if usable < 2 {
         return Err(format!(

@@ -3,10 +3,11 @@
 //! slopes, approach 3's residuals, the holdout backtest, and the fitted irreducible loss E
 //! against the synthetic source's true entropy.
 
+use crate::fit::frontier::{approach1_frontier, FrontierPoint};
+use crate::fit::regress::fit_line;
 use crate::fit::verdict::Verdict;
-use crate::plot::analysis::{envelope, fit_line, intercept_with_slope, log_space, Evaluation};
 use crate::plot::chart::{Axis, FigureSpec, Layer, LayerKind, Marker, Panel};
-use crate::plot::figures::{all_evaluations, approach_colour, Built, Inputs, LOSS_LABEL, TOKENS_LABEL};
+use crate::plot::figures::{approach_colour, every_run, log_space, Built, Inputs, LOSS_LABEL, TOKENS_LABEL};
 use crate::plot::fitjson::{law_name, Chinchilla, FitJson};
 use crate::plot::style::{self, compact};
 
@@ -79,29 +80,31 @@ fn power_line(grid: &[f64], slope: f64, intercept: f64) -> Vec<(f64, f64)> {
     grid.iter().map(|&c| (c, (intercept + slope * c.ln()).exp())).collect()
 }
 
-/// Approach 1's points: the frontier evaluations without those won by the smallest or
-/// largest model (as the fitter drops them), as (C, N, D).
-fn frontier_points(inputs: &Inputs<'_>) -> Vec<Evaluation> {
-    let frontier = envelope(all_evaluations(inputs));
-    let all = inputs.points.iter().map(|p| p.params);
-    let (smallest, largest) = all.fold((f64::INFINITY, 0.0f64), |(lo, hi), n| (lo.min(n), hi.max(n)));
-    let interior: Vec<Evaluation> =
-        frontier.iter().filter(|e| e.params != smallest && e.params != largest).copied().collect();
-    let mut interior_sizes: Vec<f64> = interior.iter().map(|e| e.params).collect();
-    interior_sizes.sort_by(f64::total_cmp);
-    interior_sizes.dedup();
-    if interior_sizes.len() >= 2 {
-        interior
-    } else {
-        frontier
+/// Approach 1's points: the frontier the fitter fits its exponents on (`approach1_frontier`).
+fn frontier_points(inputs: &Inputs<'_>) -> Vec<FrontierPoint> {
+    let data = inputs.dataset();
+    approach1_frontier(&data, &every_run(&data)).0
+}
+
+/// The intercepts of a line in log-log with the fitted slopes: fit.json's, else (a fit.json
+/// written before it recorded them) the least-squares ones through the points,
+/// mean(ln y − slope ln C), which is the fitter's line when the points are its own.
+fn intercepts(fit: &FitJson, law: &str, points: &[(f64, f64, f64)], (a, b): (f64, f64)) -> Option<(f64, f64)> {
+    if let Some(recorded) = fit.intercepts(law) {
+        return Some(recorded);
     }
+    if points.is_empty() {
+        return None;
+    }
+    let mean = |f: &dyn Fn(&(f64, f64, f64)) -> f64| points.iter().map(f).sum::<f64>() / points.len() as f64;
+    Some((mean(&|(c, n, _)| n.ln() - a * c.ln()), mean(&|(c, _, d)| d.ln() - b * c.ln())))
 }
 
 /// At most `count` points, evenly spread in log C.
-fn thin(points: &[Evaluation], count: usize) -> Vec<Evaluation> {
+fn thin(points: &[FrontierPoint], count: usize) -> Vec<FrontierPoint> {
     let (Some(first), Some(last)) = (points.first(), points.last()) else { return Vec::new() };
     let step = (last.flops / first.flops).ln() / count as f64;
-    let mut kept: Vec<Evaluation> = Vec::new();
+    let mut kept: Vec<FrontierPoint> = Vec::new();
     for point in points {
         if kept.last().is_none_or(|k| (point.flops / k.flops).ln() >= step) {
             kept.push(*point);
@@ -151,9 +154,6 @@ fn params_unit(inputs: &Inputs<'_>) -> &'static str {
 fn add_approach1(allocation: &mut Allocation, inputs: &Inputs<'_>, fit: &FitJson) {
     let Some((a, b)) = fit.exponents("frontier") else { return };
     let points = frontier_points(inputs);
-    let ln_c: Vec<f64> = points.iter().map(|p| p.flops.ln()).collect();
-    let ln_n: Vec<f64> = points.iter().map(|p| p.params.ln()).collect();
-    let ln_d: Vec<f64> = points.iter().map(|p| p.tokens.ln()).collect();
     let colour = approach_colour(1);
     let shown = thin(&points, FRONTIER_MARKERS);
     let label = Some("approach 1: frontier points".to_string());
@@ -161,7 +161,8 @@ fn add_approach1(allocation: &mut Allocation, inputs: &Inputs<'_>, fit: &FitJson
         Layer::markers(label.clone(), colour, Marker::Circle, shown.iter().map(|p| (p.flops, p.params)).collect()),
         Layer::markers(label, colour, Marker::Circle, shown.iter().map(|p| (p.flops, p.tokens)).collect()),
     );
-    if let (Some(n0), Some(d0)) = (intercept_with_slope(&ln_c, &ln_n, a), intercept_with_slope(&ln_c, &ln_d, b)) {
+    let drawn: Vec<(f64, f64, f64)> = points.iter().map(|p| (p.flops, p.params, p.tokens)).collect();
+    if let Some((n0, d0)) = intercepts(fit, "frontier", &drawn, (a, b)) {
         let label = Some(format!("approach 1 fit (a = {a:.3}, b = {b:.3}){}", verdict_tag(fit, "frontier")));
         let grid = allocation.grid.clone();
         let line = if not_identified(fit, "frontier") { Layer::dashed } else { Layer::line };
@@ -191,10 +192,8 @@ fn add_approach2(allocation: &mut Allocation, fit: &FitJson) {
         Layer::markers(label.clone(), colour, Marker::Diamond, minima.iter().map(|m| (m.flops, m.n_opt)).collect()),
         Layer::markers(label, colour, Marker::Diamond, minima.iter().map(|m| (m.flops, m.d_opt)).collect()),
     );
-    let ln_c: Vec<f64> = minima.iter().map(|m| m.flops.ln()).collect();
-    let ln_n: Vec<f64> = minima.iter().map(|m| m.n_opt.ln()).collect();
-    let ln_d: Vec<f64> = minima.iter().map(|m| m.d_opt.ln()).collect();
-    if let (Some(n0), Some(d0)) = (intercept_with_slope(&ln_c, &ln_n, a), intercept_with_slope(&ln_c, &ln_d, b)) {
+    let drawn: Vec<(f64, f64, f64)> = minima.iter().map(|m| (m.flops, m.n_opt, m.d_opt)).collect();
+    if let Some((n0, d0)) = intercepts(fit, "isoflop", &drawn, (a, b)) {
         let label = Some(format!("approach 2 fit (a = {a:.3}, b = {b:.3}){}", verdict_tag(fit, "isoflop")));
         let grid = allocation.grid.clone();
         let width = if not_identified(fit, "isoflop") { 1 } else { 2 };
@@ -300,8 +299,8 @@ fn anchor_from_lines(allocation: &Allocation) -> Option<(f64, f64)> {
     let at_pivot = |panel: &Panel| {
         let line = panel.layers.iter().find(|l| matches!(l.kind, LayerKind::Line { .. }) && !l.points.is_empty())?;
         let (ln_c, ln_y): (Vec<f64>, Vec<f64>) = line.points.iter().map(|(c, y)| (c.ln(), y.ln())).unzip();
-        let (slope, intercept) = fit_line(&ln_c, &ln_y)?;
-        Some((intercept + slope * allocation.pivot.ln()).exp())
+        let line = fit_line(&ln_c, &ln_y, &vec![1.0; ln_c.len()])?;
+        Some((line.intercept + line.slope * allocation.pivot.ln()).exp())
     };
     Some((at_pivot(&allocation.n_panel)?, at_pivot(&allocation.d_panel)?))
 }

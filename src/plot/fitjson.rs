@@ -1,19 +1,19 @@
-//! Reading fit.json (written by `sweeplaw fit`, docs/DESIGN.md "Results") as plain JSON: every
-//! law may be absent, every key may be missing, and extra keys are ignored, so the figures
-//! and the report draw what there is and say what is not there.
+//! fit.json (written by `sweeplaw fit`, docs/DESIGN.md "Results") as the figures and the
+//! report use it: read by `crate::records::fit` into the fitter's own types, where any law may
+//! be absent and any field missing (a number reads as NaN), and viewed here as the numbers each
+//! figure needs, `None` where fit.json does not give them, so the figures and the report draw
+//! what there is and say what is not there.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
-use crate::fit::verdict::{Assessment, Verdict};
+use crate::fit::verdict::Assessment;
 use crate::plot::records::Counting;
+use crate::records::fit::{FitReport, Intervals, LawFit, Values};
 
 /// Approach 3 of Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta (eq. 2), the
 /// fitter's own parameter type (prediction and compute-optimal allocation included).
 pub(crate) type Chinchilla = crate::fit::ChinchillaParams;
-use crate::fit::ComputeModel;
 
 /// Kaplan et al. 2020 eq. 1.5: L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,148 +87,213 @@ pub(crate) fn law_name(law: &str) -> String {
     }
 }
 
-/// fit.json, parsed.
+/// fit.json, read into the types the fitter wrote it from.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct FitJson {
     pub path: PathBuf,
-    pub json: Value,
+    pub report: FitReport,
+    /// The counting conventions the fit used ("param_count", "flop_count").
+    counting: Counting,
+    /// What reading it noticed (a counting name that is not known).
+    pub reading_warnings: Vec<String>,
 }
 
-/// A finite number at a JSON pointer.
-pub(crate) fn number(value: &Value, pointer: &str) -> Option<f64> {
-    value.pointer(pointer).and_then(Value::as_f64).filter(|v| v.is_finite())
-}
-
-/// A [low, high] pair.
-fn pair(value: &Value) -> Option<(f64, f64)> {
-    let items = value.as_array()?;
-    match items.as_slice() {
-        [low, high] => Some((low.as_f64()?, high.as_f64()?)),
-        _ => None,
+/// The default of the convention kind `what` names (`UnknownName::what`).
+fn default_of(what: &str) -> &'static str {
+    match what {
+        "parameter count" => crate::counting::ParamCount::default().as_str(),
+        _ => crate::counting::FlopConvention::default().as_str(),
     }
 }
 
+/// A finite number, else `None`.
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
 impl FitJson {
-    /// Reads fit.json; `Ok(None)` when there is none, `Err` with a message when it does
-    /// not parse.
+    /// Reads fit.json; `Ok(None)` when there is none, `Err` with a message naming the file
+    /// (and the line) when it does not parse.
     pub fn read(path: &Path) -> Result<Option<FitJson>, String> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(format!("{}: {error}", path.display())),
-        };
-        let json: Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{} line {}: not valid JSON ({e})", path.display(), e.line()))?;
-        Ok(Some(FitJson { path: path.to_path_buf(), json }))
+        match crate::records::fit::read_fit(path) {
+            Ok(report) => Ok(report.map(|report| FitJson::new(path, report))),
+            Err(crate::error::Error::Record { path, message }) => Err(format!("{} {message}", path.display())),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// A fit.json's contents. A counting convention it names that is not known ("as given",
+    /// from a fit of a plain CSV) is a warning naming the file and the name, and the figures
+    /// count that quantity by the default.
+    pub fn new(path: &Path, report: FitReport) -> FitJson {
+        // An empty name is one fit.json does not give.
+        let name = |text: &str| Some(text.to_string()).filter(|text| !text.is_empty());
+        let (param_count, flop_count) = (name(&report.param_count), name(&report.flop_count));
+        let (counting, unknown) = Counting::from_names(param_count.as_deref(), flop_count.as_deref());
+        let reading_warnings = unknown
+            .iter()
+            .map(|e| format!("{}: {e}; the figures use the default {}", path.display(), default_of(e.what)))
+            .collect();
+        FitJson { path: path.to_path_buf(), report, counting, reading_warnings }
     }
 
     /// The counting conventions the fit used.
     pub fn counting(&self) -> Counting {
-        let name = |key: &str| self.json.get(key).and_then(Value::as_str);
-        Counting::from_names(name("param_count"), name("flop_count"))
+        self.counting
     }
 
-    /// fits.<law>, when present.
-    pub fn law(&self, law: &str) -> Option<&Value> {
-        self.json.get("fits").and_then(|fits| fits.get(law)).filter(|v| v.is_object())
+    /// A law given by named parameters (a Kaplan law, the data-constrained law), when present.
+    fn law_fit(&self, law: &str) -> Option<&LawFit> {
+        let fits = &self.report.fits;
+        match law {
+            "kaplan_n" => fits.kaplan_n.as_ref(),
+            "kaplan_d" => fits.kaplan_d.as_ref(),
+            "kaplan_c" => fits.kaplan_c.as_ref(),
+            "kaplan_nd" => fits.kaplan_nd.as_ref(),
+            "data_constrained" => fits.data_constrained.as_ref(),
+            _ => None,
+        }
     }
 
-    /// fits.<law>.<pointer>.
-    pub fn law_number(&self, law: &str, pointer: &str) -> Option<f64> {
-        number(self.law(law)?, pointer)
+    /// fits.<law>.ci95, when the law is present.
+    fn intervals(&self, law: &str) -> Option<&Intervals> {
+        let fits = &self.report.fits;
+        match law {
+            "chinchilla" => fits.chinchilla.as_ref().map(|f| &f.ci95),
+            "isoflop" => fits.isoflop.as_ref().map(|f| &f.ci95),
+            "frontier" => fits.frontier.as_ref().map(|f| &f.ci95),
+            other => self.law_fit(other).map(|f| &f.ci95),
+        }
     }
 
     /// fits.<law>.ci95.<key>.
     pub fn interval(&self, law: &str, key: &str) -> Option<(f64, f64)> {
-        pair(self.law(law)?.get("ci95")?.get(key)?)
+        self.intervals(law)?.get(key).map(|[low, high]| (*low, *high))
     }
 
-    /// Approach 3's parameters.
+    /// fits.<law>.params, the values of its form with E when fitted (names in order, numbers
+    /// the file does not give left out).
+    pub fn parameters(&self, law: &str) -> Option<(Values, Option<Values>)> {
+        if law == "chinchilla" {
+            let p = &self.report.fits.chinchilla.as_ref()?.params;
+            let named = [("A", p.a), ("B", p.b), ("E", p.e), ("alpha", p.alpha), ("beta", p.beta)];
+            let values = named.iter().filter(|(_, v)| !v.is_nan()).map(|(k, v)| (k.to_string(), *v)).collect();
+            return Some((values, None));
+        }
+        let fit = self.law_fit(law)?;
+        Some((fit.params.clone(), fit.irreducible.clone()))
+    }
+
+    /// Approach 3's bootstrap: (resamples, failed refits).
+    pub fn bootstrap(&self) -> Option<(usize, usize)> {
+        let bootstrap = self.report.fits.chinchilla.as_ref()?.bootstrap.as_ref()?;
+        Some((bootstrap.resamples, bootstrap.failed))
+    }
+
+    /// Approach 3's parameters, when every one is a number and the law is not degenerate.
     pub fn chinchilla(&self) -> Option<Chinchilla> {
-        let p = |key: &str| self.law_number("chinchilla", &format!("/params/{key}"));
-        // fit.json files written before the compute model was recorded assumed C = 6·N·D.
-        let compute = match (p("compute/coefficient"), p("compute/params_exponent")) {
-            (Some(coefficient), Some(params_exponent)) => ComputeModel { coefficient, params_exponent },
-            _ => ComputeModel::default(),
-        };
-        let fit = Chinchilla { e: p("E")?, a: p("A")?, b: p("B")?, alpha: p("alpha")?, beta: p("beta")?, compute };
-        (fit.alpha > 0.0 && fit.beta > 0.0 && fit.a > 0.0 && fit.b > 0.0).then_some(fit)
+        let fit = self.report.fits.chinchilla.as_ref()?.params;
+        let numbers = [fit.e, fit.a, fit.b, fit.alpha, fit.beta, fit.compute.coefficient, fit.compute.params_exponent];
+        let usable = numbers.iter().all(|v| v.is_finite()) && fit.alpha > 0.0 && fit.beta > 0.0;
+        (usable && fit.a > 0.0 && fit.b > 0.0).then_some(fit)
     }
 
     /// Kaplan's joint law, when fitted.
     pub fn kaplan_joint(&self) -> Option<KaplanJoint> {
-        let p = |key: &str| self.law_number("kaplan_nd", &format!("/params/{key}"));
+        let params = &self.law_fit("kaplan_nd")?.params;
+        let p = |key: &str| params.get(key).copied().and_then(finite);
         let fit = KaplanJoint { alpha_n: p("alpha_N")?, alpha_d: p("alpha_D")?, n_c: p("N_c")?, d_c: p("D_c")? };
         (fit.alpha_d > 0.0).then_some(fit)
     }
 
     /// A single-variable power law (X_c/X)^alpha: (alpha, X_c).
     pub fn power_law(&self, law: &str, exponent: &str, scale: &str) -> Option<(f64, f64)> {
-        let alpha = self.law_number(law, &format!("/params/{exponent}"))?;
-        let scale = self.law_number(law, &format!("/params/{scale}"))?;
-        Some((alpha, scale))
+        let params = &self.law_fit(law)?.params;
+        let p = |key: &str| params.get(key).copied().and_then(finite);
+        Some((p(exponent)?, p(scale)?))
     }
 
     /// (a, b) of approach "frontier", "isoflop" or "chinchilla".
     pub fn exponents(&self, law: &str) -> Option<(f64, f64)> {
-        Some((self.law_number(law, "/a")?, self.law_number(law, "/b")?))
+        let fits = &self.report.fits;
+        let (a, b) = match law {
+            "chinchilla" => fits.chinchilla.as_ref().map(|f| (f.a, f.b))?,
+            "isoflop" => fits.isoflop.as_ref().map(|f| (f.a, f.b))?,
+            "frontier" => fits.frontier.as_ref().map(|f| (f.a, f.b))?,
+            _ => return None,
+        };
+        Some((finite(a)?, finite(b)?))
+    }
+
+    /// The intercepts of approach "frontier" or "isoflop"'s lines, ln N_opt = n + a ln C and
+    /// ln D_opt = d + b ln C: (n, d), when fit.json records them.
+    pub fn intercepts(&self, law: &str) -> Option<(f64, f64)> {
+        let fits = &self.report.fits;
+        let [n, d] = match law {
+            "isoflop" => fits.isoflop.as_ref()?.intercepts,
+            "frontier" => fits.frontier.as_ref()?.intercepts,
+            _ => return None,
+        };
+        Some((finite(n)?, finite(d)?))
+    }
+
+    /// The isoflop parabolas' window of sizes, when fit.json records it.
+    pub fn isoflop_window(&self) -> Option<usize> {
+        self.report.fits.isoflop.as_ref().map(|fit| fit.window).filter(|&window| window >= 3)
     }
 
     /// The law's prediction at the target compute, when the fit was asked for one.
     pub fn prediction(&self, law: &str) -> Option<Prediction> {
-        let value = self.law(law)?.get("prediction")?;
-        let ci95 = value
-            .get("ci95")
-            .and_then(Value::as_object)
-            .map(|map| map.iter().filter_map(|(k, v)| Some((k.clone(), pair(v)?))).collect())
-            .unwrap_or_default();
+        let fits = &self.report.fits;
+        let stored = match law {
+            "chinchilla" => fits.chinchilla.as_ref()?.prediction.as_ref(),
+            "isoflop" => fits.isoflop.as_ref()?.prediction.as_ref(),
+            "frontier" => fits.frontier.as_ref()?.prediction.as_ref(),
+            _ => None,
+        }?;
         Some(Prediction {
-            flops: number(value, "/flops")?,
-            n_opt: number(value, "/N_opt")?,
-            d_opt: number(value, "/D_opt")?,
-            loss: number(value, "/loss"),
-            ci95,
+            flops: finite(stored.flops)?,
+            n_opt: finite(stored.n_opt)?,
+            d_opt: finite(stored.d_opt)?,
+            loss: stored.loss.and_then(finite),
+            ci95: stored.ci95.iter().map(|(k, [low, high])| (k.clone(), (*low, *high))).collect(),
         })
     }
 
     /// Approach 2's parabola minima.
     pub fn minima(&self) -> Vec<Minimum> {
-        let Some(items) = self.law("isoflop").and_then(|v| v.get("minima")).and_then(Value::as_array) else {
-            return Vec::new();
-        };
-        items
+        let Some(isoflop) = &self.report.fits.isoflop else { return Vec::new() };
+        isoflop
+            .minima
             .iter()
             .filter_map(|m| {
                 Some(Minimum {
-                    flops: number(m, "/flops")?,
-                    n_opt: number(m, "/N_opt")?,
-                    d_opt: number(m, "/D_opt")?,
-                    loss: number(m, "/loss"),
-                    inside: m.get("inside").and_then(Value::as_bool).unwrap_or(true),
+                    flops: finite(m.flops)?,
+                    n_opt: finite(m.n_opt)?,
+                    d_opt: finite(m.d_opt)?,
+                    loss: finite(m.loss),
+                    inside: m.inside,
                 })
             })
             .collect()
     }
 
+    /// fits.<law>'s verdict, when the law is present.
+    fn stored_assessment(&self, law: &str) -> Option<&Assessment> {
+        let fits = &self.report.fits;
+        match law {
+            "chinchilla" => fits.chinchilla.as_ref().map(|f| &f.assessment),
+            "isoflop" => fits.isoflop.as_ref().map(|f| &f.assessment),
+            "frontier" => fits.frontier.as_ref().map(|f| &f.assessment),
+            other => self.law_fit(other).map(|f| &f.assessment),
+        }
+    }
+
     /// fits.<law>'s verdict with its reasons and fixes. A law without a verdict (fit.json
     /// written before verdicts existed) reads as identified; an unknown verdict as not
-    /// identified, saying so.
+    /// identified, saying so (`fit::verdict`'s reader).
     pub fn assessment(&self, law: &str) -> Assessment {
-        let Some(value) = self.law(law) else { return Assessment::identified() };
-        let strings = |key: &str| -> Vec<String> {
-            let items = value.get(key).and_then(Value::as_array);
-            items.map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
-        };
-        let mut assessment =
-            Assessment { verdict: Verdict::Identified, reasons: strings("reasons"), fixes: strings("fixes") };
-        match value.get("verdict") {
-            None | Some(Value::Null) => {}
-            Some(verdict) => match serde_json::from_value::<Verdict>(verdict.clone()) {
-                Ok(verdict) => assessment.verdict = verdict,
-                Err(_) => assessment.not_identified(format!("fit.json gives the unknown verdict {verdict}"), None),
-            },
-        }
-        assessment
+        self.stored_assessment(law).cloned().unwrap_or_else(Assessment::identified)
     }
 
     /// "weak: <first reason>" or "not identified: <first reason>"; `None` for an identified law.
@@ -243,30 +308,27 @@ impl FitJson {
         })
     }
 
-    /// The laws in fits (the holdout backtest aside), in fit.json's order.
+    /// The laws in fits (the holdout backtest aside), by name.
     pub fn laws(&self) -> Vec<String> {
-        let Some(fits) = self.json.get("fits").and_then(Value::as_object) else { return Vec::new() };
-        fits.iter().filter(|(k, v)| k.as_str() != "holdout" && v.is_object()).map(|(k, _)| k.clone()).collect()
+        const LAWS: [&str; 8] =
+            ["chinchilla", "data_constrained", "frontier", "isoflop", "kaplan_c", "kaplan_d", "kaplan_n", "kaplan_nd"];
+        LAWS.into_iter().filter(|law| self.stored_assessment(law).is_some()).map(str::to_string).collect()
     }
 
     /// The holdout backtest.
     pub fn holdout(&self) -> Option<Holdout> {
-        let value = self.law("holdout")?;
-        let held_out: Vec<HeldOut> = value
-            .get("held_out")
-            .and_then(Value::as_array)
-            .map(|items| items.iter().filter_map(held_out).collect())
-            .unwrap_or_default();
+        let stored = self.report.fits.holdout.as_ref()?;
+        let held_out: Vec<HeldOut> = stored.held_out.iter().filter_map(HeldOut::from_stored).collect();
         if held_out.is_empty() {
             return None;
         }
         // A NaN anywhere makes the largest error NaN (f64::max would pass over it).
         let largest =
             held_out.iter().map(HeldOut::rel_error).fold(0.0, |m: f64, e| if e.is_nan() { e } else { m.max(e) });
-        let recorded = number(value, "/max_rel_error").unwrap_or(f64::NAN);
+        let recorded = stored.max_rel_error;
         Some(Holdout {
-            law: value.get("law").and_then(Value::as_str).unwrap_or("chinchilla").to_string(),
-            fitted_on: number(value, "/fitted_on"),
+            law: stored.law.clone(),
+            fitted_on: (stored.fitted_on > 0).then_some(stored.fitted_on as f64),
             max_rel_error: if largest.is_nan() || recorded.is_nan() { largest } else { recorded },
             held_out,
         })
@@ -274,38 +336,35 @@ impl FitJson {
 
     /// (run, reason) of the runs the fit left out.
     pub fn excluded(&self) -> Vec<(String, String)> {
-        let Some(items) = self.json.get("excluded").and_then(Value::as_array) else { return Vec::new() };
-        let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-        items.iter().map(|item| (text(item, "run"), text(item, "reason"))).collect()
+        self.report.excluded.iter().map(|e| (e.run.clone(), e.reason.clone())).collect()
     }
 
     /// (law, reason) of the laws the fit could not fit.
     pub fn skipped(&self) -> Vec<(String, String)> {
-        let Some(map) = self.json.get("skipped").and_then(Value::as_object) else { return Vec::new() };
-        map.iter().map(|(law, why)| (law.clone(), why.as_str().unwrap_or("").to_string())).collect()
+        self.report.skipped.iter().map(|(law, why)| (law.clone(), why.clone())).collect()
     }
 
     /// The fit's warnings.
     pub fn warnings(&self) -> Vec<String> {
-        let Some(items) = self.json.get("warnings").and_then(Value::as_array) else { return Vec::new() };
-        items.iter().filter_map(Value::as_str).map(str::to_string).collect()
+        self.report.warnings.clone()
     }
 }
 
-fn held_out(item: &Value) -> Option<HeldOut> {
-    Some(HeldOut {
-        run: item.get("run").and_then(Value::as_str).unwrap_or("").to_string(),
-        params: number(item, "/N"),
-        tokens: number(item, "/D"),
-        flops: number(item, "/C"),
-        actual: number(item, "/actual").filter(|v| *v > 0.0)?,
-        // fit.json writes a NaN as null: a run without a finite prediction is kept, as NaN, so
-        // that it cannot read as a small error.
-        predicted: number(item, "/predicted").unwrap_or(f64::NAN),
-    })
-}
-
 impl HeldOut {
+    /// A held-out run as fit.json holds it: one without a positive actual loss is left out;
+    /// one without a finite prediction is kept, as NaN, so that it cannot read as a small
+    /// error (fit.json writes a NaN as null).
+    fn from_stored(stored: &crate::records::fit::HeldOut) -> Option<HeldOut> {
+        Some(HeldOut {
+            run: stored.run.clone(),
+            params: finite(stored.params),
+            tokens: finite(stored.tokens),
+            flops: finite(stored.flops),
+            actual: finite(stored.actual).filter(|v| *v > 0.0)?,
+            predicted: finite(stored.predicted).unwrap_or(f64::NAN),
+        })
+    }
+
     /// |predicted - actual| / actual; NaN without a finite prediction.
     pub fn rel_error(&self) -> f64 {
         (self.predicted - self.actual).abs() / self.actual
@@ -330,7 +389,16 @@ impl Holdout {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
+    use crate::fit::verdict::Verdict;
+    use crate::fit::ComputeModel;
+
+    /// fit.json at `path` holding `json`.
+    fn fit_at(path: &str, json: Value) -> FitJson {
+        FitJson::new(Path::new(path), serde_json::from_value(json).expect("a fit.json"))
+    }
 
     /// Hoffmann et al. 2022's published fit (E = 1.69, A = 406.4, B = 410.7, alpha = 0.34,
     /// beta = 0.28): a = 0.4516, b = 0.5484 by eq. 4; at C = 5.76e23, by hand,
@@ -353,7 +421,7 @@ mod tests {
                       "isoflop": { "a": 0.5, "b": 0.5, "minima": [ { "flops": 1e12, "N_opt": 1e5, "D_opt": 1e6 }, { "flops": "x" } ] },
                       "holdout": { "held_out": [] } },
             "skipped": { "frontier": "needs 2+ sizes" } });
-        let fit = FitJson { path: "fit.json".into(), json };
+        let fit = fit_at("fit.json", json);
         assert_eq!(fit.chinchilla(), None);
         assert_eq!(fit.exponents("isoflop"), Some((0.5, 0.5)));
         assert_eq!(fit.minima().len(), 1);
@@ -365,6 +433,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_counting_name_is_a_warning_naming_the_file_and_the_name() {
+        let json = serde_json::json!({ "param_count": "as given", "flop_count": "chinchilla", "fits": {} });
+        let fit = fit_at("dir/fit.json", json);
+        assert_eq!(fit.counting().params_column(), "params_nonembedding");
+        assert_eq!(fit.counting().flops_column(), "flops_chinchilla");
+        assert_eq!(fit.reading_warnings.len(), 1, "{:?}", fit.reading_warnings);
+        let warning = &fit.reading_warnings[0];
+        assert!(warning.starts_with("dir/fit.json: ") && warning.contains("'as given'"), "{warning}");
+        assert!(warning.contains("the default nonembedding"), "{warning}");
+        let fit = fit_at("fit.json", serde_json::json!({ "flop_count": "7n" }));
+        assert!(
+            fit.reading_warnings[0].contains("'7n'") && fit.reading_warnings[0].contains("6n, matmul_attn, chinchilla")
+        );
+        assert!(fit_at("fit.json", serde_json::json!({})).reading_warnings.is_empty());
+    }
+
+    #[test]
     fn verdicts_read_from_each_law_and_default_to_identified() {
         let json = serde_json::json!({ "fits": {
             "chinchilla": { "a": 0.5, "verdict": "not identified", "reasons": ["E ran to its bound 0"],
@@ -373,7 +458,7 @@ mod tests {
             "frontier": { "a": 0.5 },
             "kaplan_c": { "verdict": "splendid" },
             "holdout": { "held_out": [] } } });
-        let fit = FitJson { path: "fit.json".into(), json };
+        let fit = fit_at("fit.json", json);
         let three = fit.assessment("chinchilla");
         assert_eq!(three.verdict, Verdict::NotIdentified);
         assert_eq!(three.fixes, vec!["add a FLOP budget above 1e12".to_string()]);
@@ -387,7 +472,7 @@ mod tests {
 
     fn holdout_of(held_out: Value, max: Value) -> Option<Holdout> {
         let json = serde_json::json!({ "fits": { "holdout": { "held_out": held_out, "max_rel_error": max } } });
-        FitJson { path: "fit.json".into(), json }.holdout()
+        fit_at("fit.json", json).holdout()
     }
 
     #[test]

@@ -20,7 +20,6 @@
 //! for figure in &output.figures { println!("{}", figure.png.display()); }
 //! ```
 
-mod analysis;
 mod chart;
 mod error;
 mod figures;
@@ -132,7 +131,10 @@ pub(crate) fn write_figure(
 /// fit.json when present and readable; a warning when it does not parse.
 fn read_fit(sweep_dir: &Path, warnings: &mut Vec<String>) -> Option<FitJson> {
     match FitJson::read(&sweep_dir.join("fit.json")) {
-        Ok(fit) => fit,
+        Ok(fit) => {
+            warnings.extend(fit.iter().flat_map(|fit| fit.reading_warnings.iter().cloned()));
+            fit
+        }
         Err(message) => {
             warnings.push(format!("{message}; figures that need the fit are skipped"));
             None

@@ -288,3 +288,23 @@ fn figures_mark_a_law_that_is_not_identified_and_the_budgets_approach_2_left_out
     assert!(figure.title.ends_with("Dₒₚₜ ∝ Cᵇ"), "{}", figure.title);
     assert!(matches!(layer(&figure, 0, "approach 3 fit").kind, LayerKind::Line { dashed: false, width: 3 }));
 }
+
+#[test]
+fn approach_lines_go_through_the_intercepts_fit_json_records() {
+    let (dir, _) = isoflop_sweep("intercepts");
+    edit_fit(&dir.0, |json| {
+        json["fits"]["frontier"]["intercepts"] = serde_json::json!([0.0, 1.0]);
+        json["fits"]["isoflop"]["intercepts"] = serde_json::json!([2.0, 0.5]);
+    });
+    let figure = build(&dir.0, fit_figures::optimal_allocation).expect("allocation figure");
+    let fit = FitJson::read(&dir.0.join("fit.json")).expect("fit.json parses").expect("fit.json");
+    for (law, label, (n0, d0)) in
+        [("frontier", "approach 1 fit", (0.0, 1.0)), ("isoflop", "approach 2 fit", (2.0, 0.5))]
+    {
+        let (a, b) = fit.exponents(law).expect("exponents");
+        for (panel, (slope, intercept)) in [(0, (a, n0)), (1, (b, d0))] {
+            let &(c, y) = layer(&figure, panel, label).points.first().expect("a line");
+            assert!((y.ln() - (intercept + slope * c.ln())).abs() < 1e-9, "{law} panel {panel}: {y} at C = {c}");
+        }
+    }
+}

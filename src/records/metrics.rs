@@ -16,7 +16,8 @@ pub const METRICS_HEADER: &str = "step,tokens,flops,lr,train_loss,val_loss,grad_
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricsRow {
     pub step: u64,
-    pub tokens: u64,
+    /// Tokens trained so far (read as f64: a hand-made or converted file may hold 3.2e6).
+    pub tokens: f64,
     pub flops: f64,
     pub lr: f64,
     pub train_loss: f64,
@@ -70,8 +71,12 @@ impl MetricsWriter {
     }
 }
 
-/// Reads metrics.csv. Lines that do not parse (a row cut short by a kill, garbage) are
-/// skipped, each with a warning naming the file and line.
+/// Corrupt lines listed per file before the rest are only counted.
+const WARNINGS_PER_FILE: usize = 3;
+
+/// Reads metrics.csv: the one reader of the file (the runner's resume, `sweeplaw status`, the
+/// fit's curves and the figures). Lines that do not parse (a row cut short by a kill, garbage)
+/// are skipped, each with a warning naming the file and line; blank lines are passed over.
 pub fn read_metrics(path: &Path) -> Result<(Vec<MetricsRow>, Vec<String>)> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_metrics(path, &bytes)
@@ -79,39 +84,106 @@ pub fn read_metrics(path: &Path) -> Result<(Vec<MetricsRow>, Vec<String>)> {
 
 /// Parses the bytes of a metrics.csv (see `read_metrics`); bytes that are not UTF-8 are
 /// replaced, so their line is skipped as malformed. `path` only names the file in messages.
+/// A header other than [`METRICS_HEADER`] is an error. A val_loss that parses but is not a
+/// positive finite number keeps its row (it is what training logged) with a warning; the
+/// row's [`MetricsRow::evaluation`] is then `None`.
 pub fn parse_metrics(path: &Path, bytes: &[u8]) -> Result<(Vec<MetricsRow>, Vec<String>)> {
     let text = String::from_utf8_lossy(bytes);
     let mut rows = Vec::new();
-    let mut warnings = Vec::new();
+    let mut problems = Vec::new();
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, header)) if header.trim() == METRICS_HEADER => {}
         _ => return Err(Error::record(path, format!("line 1: expected the header {METRICS_HEADER}"))),
     }
-    for (index, line) in lines {
-        match parse_metrics_line(line) {
-            Some(row) => rows.push(row),
-            None => warnings.push(format!("{}:{}: skipped a malformed metrics row", path.display(), index + 1)),
+    for (index, line) in lines.filter(|(_, line)| !line.trim().is_empty()) {
+        match parse_metrics_line(index as u64 + 1, line) {
+            Ok(row) => {
+                if let Some(loss) = row.val_loss.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                    problems.push(format!(
+                        "line {}: val_loss {loss} is not a positive finite number; not an evaluation",
+                        index + 1
+                    ));
+                }
+                rows.push(row);
+            }
+            Err(message) => problems.push(format!("{message}; skipped")),
         }
+    }
+    let mut warnings: Vec<String> =
+        problems.iter().take(WARNINGS_PER_FILE).map(|message| format!("{}: {message}", path.display())).collect();
+    if problems.len() > WARNINGS_PER_FILE {
+        warnings.push(format!("{}: {} more corrupt lines skipped", path.display(), problems.len() - WARNINGS_PER_FILE));
     }
     Ok((rows, warnings))
 }
 
-fn parse_metrics_line(line: &str) -> Option<MetricsRow> {
-    let cols: Vec<&str> = line.split(',').collect();
-    if cols.len() != 9 {
-        return None;
+impl MetricsRow {
+    /// (tokens, val_loss) of a row that evaluated, when the loss is a positive finite number.
+    pub fn evaluation(&self) -> Option<(f64, f64)> {
+        self.val_loss.filter(|v| v.is_finite() && *v > 0.0).map(|loss| (self.tokens, loss))
     }
-    let f = |i: usize| cols[i].trim().parse::<f64>().ok();
-    Some(MetricsRow {
-        step: cols[0].trim().parse().ok()?,
-        tokens: cols[1].trim().parse().ok()?,
-        flops: f(2)?,
-        lr: f(3)?,
-        train_loss: f(4)?,
-        val_loss: if cols[5].trim().is_empty() { None } else { Some(f(5)?) },
-        grad_norm: f(6)?,
-        elapsed_s: f(7)?,
-        tokens_per_s: f(8)?,
+}
+
+/// One row, or why it does not parse (naming its line).
+fn parse_metrics_line(line: u64, text: &str) -> std::result::Result<MetricsRow, String> {
+    let cols: Vec<&str> = text.split(',').map(str::trim).collect();
+    let fields = METRICS_HEADER.split(',').count();
+    if cols.len() != fields {
+        return Err(format!("line {line} has {} fields, the header {fields}", cols.len()));
+    }
+    let names: Vec<&str> = METRICS_HEADER.split(',').collect();
+    let number = |i: usize| -> std::result::Result<f64, String> {
+        cols[i].parse::<f64>().map_err(|_| format!("line {line}: {} '{}' is not a number", names[i], cols[i]))
+    };
+    let step = cols[0].parse().map_err(|_| format!("line {line}: step '{}' is not a whole number", cols[0]))?;
+    let tokens = number(1)?;
+    if !(tokens.is_finite() && tokens >= 0.0) {
+        return Err(format!("line {line}: tokens '{}' is not a finite number", cols[1]));
+    }
+    let val_loss = match cols[5] {
+        "" => None,
+        text => {
+            Some(text.parse::<f64>().map_err(|_| format!("line {line}: val_loss '{text}' is not a finite number"))?)
+        }
+    };
+    Ok(MetricsRow {
+        step,
+        tokens,
+        flops: number(2)?,
+        lr: number(3)?,
+        train_loss: number(4)?,
+        val_loss,
+        grad_norm: number(6)?,
+        elapsed_s: number(7)?,
+        tokens_per_s: number(8)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupt_lines_are_skipped_naming_the_file_and_line_and_counted_past_three() {
+        let text = format!(
+            "{METRICS_HEADER}\n1,32,1e3,1e-3,5.5,,1,0.1,100\n2,64.5,2e3,1e-3,5.4,5.3,1,0.2,100\n\n3,96,6\n\
+             4,abc,1,1,1,1,1,1,1\n5,128,1,1,1,notanumber,1,1,1\n6,160,1,1,1,NaN,1,1,1\n7,1\n"
+        );
+        let (rows, warnings) = parse_metrics(Path::new("m.csv"), text.as_bytes()).expect("header");
+        assert_eq!(rows.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 6]);
+        assert_eq!(rows[1].evaluation(), Some((64.5, 5.3)));
+        assert_eq!(rows[0].evaluation(), None);
+        assert_eq!(rows[2].evaluation(), None);
+        assert_eq!(
+            warnings,
+            vec![
+                "m.csv: line 5 has 3 fields, the header 9; skipped",
+                "m.csv: line 6: tokens 'abc' is not a number; skipped",
+                "m.csv: line 7: val_loss 'notanumber' is not a finite number; skipped",
+                "m.csv: 2 more corrupt lines skipped",
+            ]
+        );
+        assert!(parse_metrics(Path::new("m.csv"), b"step,tokens\n1,2\n").is_err());
+    }
 }

@@ -5,6 +5,7 @@
 //! written through `crate::fs::write_atomic` (temporary file + rename, so a kill at any instant
 //! leaves the previous good version). Commands read records through here only.
 
+pub mod fit;
 pub mod metrics;
 pub mod plan;
 pub mod run;
@@ -12,8 +13,10 @@ pub mod summary;
 
 pub use metrics::{parse_metrics, read_metrics, MetricsRow, MetricsWriter, METRICS_HEADER};
 pub use plan::{check_component, parse_plan, read_plan};
-pub use run::{Counts, DataInfo, RunRecord, RunResult, RunStatus, Versions, FORMAT_VERSION};
-pub use summary::{check_header, find_column, rebuild_hint, write_summary, SUMMARY_HEADER};
+pub use run::{Counts, DataInfo, RunInfo, RunRecord, RunResult, RunStatus, Versions, FORMAT_VERSION};
+pub use summary::{
+    check_header, find_column, parse_summary, read_summary, rebuild_hint, write_summary, SummaryRow, SUMMARY_HEADER,
+};
 
 /// The atomic write lives in the filesystem layer (`crate::fs`); these paths are kept for callers.
 pub use crate::fs::{commit_temp, temp_sibling, unix_now, write_atomic};

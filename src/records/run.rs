@@ -26,6 +26,10 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status, in summary.csv's order of life.
+    pub const ALL: &'static [RunStatus] =
+        &[RunStatus::Done, RunStatus::Diverged, RunStatus::Failed, RunStatus::Running, RunStatus::Pending];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Done => "done",
@@ -113,6 +117,83 @@ pub struct RunRecord {
     /// hash): a results directory's identity does not rest on plan.json alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+}
+
+/// The parts of a run.json the figures and the report use, read leniently: any of them may be
+/// missing (records written by older versions, hand-made fixtures), so a run.json that
+/// [`RunRecord::parse`] rejects still gives what it holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunInfo {
+    pub flop_budget: Option<f64>,
+    pub data_source: Option<String>,
+    pub device: Option<String>,
+    /// "fused" or "composite" (absent in older records).
+    pub ops: Option<String>,
+    pub true_entropy: Option<f64>,
+    pub batch_size: Option<f64>,
+    pub lr: Option<f64>,
+}
+
+/// run.json's shape as [`RunInfo`] reads it: every part optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LenientRecord {
+    spec: Option<LenientSpec>,
+    data: Option<LenientData>,
+    device: Option<String>,
+    ops: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LenientSpec {
+    flop_budget: Option<f64>,
+    batch_size: Option<f64>,
+    lr: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LenientData {
+    source: Option<String>,
+    true_entropy: Option<f64>,
+}
+
+impl RunInfo {
+    /// Reads run.json leniently; an unreadable file is a warning and an empty `RunInfo`.
+    pub fn read(path: &Path, warnings: &mut Vec<String>) -> RunInfo {
+        match fs::read(path) {
+            Ok(bytes) => RunInfo::parse(path, &bytes, warnings),
+            Err(error) => {
+                warnings.push(format!("{}: {error}", path.display()));
+                RunInfo::default()
+            }
+        }
+    }
+
+    /// The parts of a run.json's bytes the figures use; `path` only names the file in messages
+    /// (with the line serde stopped at). Bytes that are not JSON, or JSON whose parts have the
+    /// wrong types, are a warning and an empty `RunInfo`.
+    pub fn parse(path: &Path, bytes: &[u8], warnings: &mut Vec<String>) -> RunInfo {
+        let record: LenientRecord = match serde_json::from_slice(bytes) {
+            Ok(record) => record,
+            Err(error) => {
+                let what = if error.is_data() { "not a run.json" } else { "not valid JSON" };
+                warnings.push(format!("{} line {}: {what} ({error}); ignored", path.display(), error.line()));
+                return RunInfo::default();
+            }
+        };
+        let (spec, data) = (record.spec.unwrap_or_default(), record.data.unwrap_or_default());
+        RunInfo {
+            flop_budget: spec.flop_budget.filter(|v| v.is_finite() && *v > 0.0),
+            data_source: data.source,
+            device: record.device,
+            ops: record.ops.filter(|ops| !ops.is_empty()),
+            true_entropy: data.true_entropy.filter(|v| v.is_finite()),
+            batch_size: spec.batch_size.filter(|v| v.is_finite()),
+            lr: spec.lr.filter(|v| v.is_finite()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,11 +1,17 @@
 //! summary.csv: one row per run of a sweep, rebuilt from the run records (docs/DESIGN.md
-//! "Results: the stable contract"), and the header checks every CSV reader shares.
+//! "Results: the stable contract"), its one reader (rows into [`SummaryRow`], corrupt rows
+//! skipped with a warning naming the file and line), and the header checks every CSV reader
+//! shares.
 
+use std::io::Read;
 use std::path::Path;
 
+use csv::StringRecord;
+
+use crate::counting::{FlopConvention, ParamCount};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
-use crate::records::run::RunRecord;
+use crate::records::run::{RunRecord, RunStatus};
 
 /// The columns of summary.csv, in order (docs/DESIGN.md), then the extra columns sweeplaw adds.
 pub const SUMMARY_HEADER: &str = "run_id,status,n_layers,d_model,n_heads,seq_len,vocab_size,params_nonembedding,params_total,params_matmul,tokens,unique_tokens,flops,val_loss,train_loss,wall_s,seed,flops_6n,flops_matmul_attn,flops_chinchilla,true_entropy";
@@ -66,6 +72,177 @@ pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// One summary.csv row as read: the run, its status and line, and every numeric column of
+/// [`SUMMARY_HEADER`] (absent when the cell is empty or not a number: unknown, never zero).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryRow {
+    pub run_id: String,
+    pub status: RunStatus,
+    /// Line of summary.csv.
+    pub line: u64,
+    pub n_layers: Option<f64>,
+    pub d_model: Option<f64>,
+    pub n_heads: Option<f64>,
+    pub seq_len: Option<f64>,
+    pub vocab_size: Option<f64>,
+    pub params_nonembedding: Option<f64>,
+    pub params_total: Option<f64>,
+    pub params_matmul: Option<f64>,
+    pub tokens: Option<f64>,
+    pub unique_tokens: Option<f64>,
+    /// 6n compute (the column the contract names `flops`).
+    pub flops: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub train_loss: Option<f64>,
+    pub wall_s: Option<f64>,
+    pub seed: Option<f64>,
+    pub flops_6n: Option<f64>,
+    pub flops_matmul_attn: Option<f64>,
+    pub flops_chinchilla: Option<f64>,
+    pub true_entropy: Option<f64>,
+}
+
+impl SummaryRow {
+    fn new(run_id: String, status: RunStatus, line: u64) -> SummaryRow {
+        SummaryRow {
+            run_id,
+            status,
+            line,
+            n_layers: None,
+            d_model: None,
+            n_heads: None,
+            seq_len: None,
+            vocab_size: None,
+            params_nonembedding: None,
+            params_total: None,
+            params_matmul: None,
+            tokens: None,
+            unique_tokens: None,
+            flops: None,
+            val_loss: None,
+            train_loss: None,
+            wall_s: None,
+            seed: None,
+            flops_6n: None,
+            flops_matmul_attn: None,
+            flops_chinchilla: None,
+            true_entropy: None,
+        }
+    }
+
+    /// The field of the numeric column `name` (lowercase), if it is one of the known columns.
+    fn column_mut(&mut self, name: &str) -> Option<&mut Option<f64>> {
+        Some(match name {
+            "n_layers" => &mut self.n_layers,
+            "d_model" => &mut self.d_model,
+            "n_heads" => &mut self.n_heads,
+            "seq_len" => &mut self.seq_len,
+            "vocab_size" => &mut self.vocab_size,
+            "params_nonembedding" => &mut self.params_nonembedding,
+            "params_total" => &mut self.params_total,
+            "params_matmul" => &mut self.params_matmul,
+            "tokens" => &mut self.tokens,
+            "unique_tokens" => &mut self.unique_tokens,
+            "flops" => &mut self.flops,
+            "val_loss" => &mut self.val_loss,
+            "train_loss" => &mut self.train_loss,
+            "wall_s" => &mut self.wall_s,
+            "seed" => &mut self.seed,
+            "flops_6n" => &mut self.flops_6n,
+            "flops_matmul_attn" => &mut self.flops_matmul_attn,
+            "flops_chinchilla" => &mut self.flops_chinchilla,
+            "true_entropy" => &mut self.true_entropy,
+            _ => return None,
+        })
+    }
+
+    /// N under `count`.
+    pub fn params(&self, count: ParamCount) -> Option<f64> {
+        match count {
+            ParamCount::Nonembedding => self.params_nonembedding,
+            ParamCount::Total => self.params_total,
+            ParamCount::Matmul => self.params_matmul,
+        }
+    }
+
+    /// C under `convention` (its own column; the 6n count falls back to `flops`).
+    pub fn compute(&self, convention: FlopConvention) -> Option<f64> {
+        match convention {
+            FlopConvention::SixN => self.flops_6n.or(self.flops),
+            FlopConvention::MatmulAttn => self.flops_matmul_attn,
+            FlopConvention::Chinchilla => self.flops_chinchilla,
+        }
+    }
+}
+
+/// Reads summary.csv (see `parse_summary`).
+pub fn read_summary(path: &Path) -> Result<(Vec<SummaryRow>, Vec<String>)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    parse_summary(path, file)
+}
+
+/// summary.csv rows read from `input`, in file order; `path` only names the file in messages.
+/// A header without run_id and status, or naming a column twice, is an error saying how to
+/// rebuild the file; a row with the wrong field count, no run id, an unknown status, or (in a
+/// done run) an N, tokens or val_loss that is not a number is skipped with a warning naming
+/// the file and line. Names are compared case-insensitively, cells trimmed.
+pub fn parse_summary<R: Read>(path: &Path, input: R) -> Result<(Vec<SummaryRow>, Vec<String>)> {
+    let hint = || rebuild_hint(path.parent().unwrap_or(Path::new(".")));
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(input);
+    let header =
+        reader.headers().map_err(|e| Error::record(path, format!("header does not parse: {e}; {}", hint())))?;
+    check_header(header.iter()).map_err(|e| Error::record(path, format!("{e}; {}", hint())))?;
+    let header: Vec<String> = header.iter().map(|name| name.to_ascii_lowercase()).collect();
+    for column in ["run_id", "status"] {
+        if !header.iter().any(|name| name == column) {
+            return Err(Error::record(path, format!("no column {column} in the header; {}", hint())));
+        }
+    }
+    let mut rows = Vec::new();
+    let mut warnings = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(row) => match summary_row(&header, &row) {
+                Ok(parsed) => rows.push(parsed),
+                Err(message) => warnings.push(format!("{} line {}: {message}; skipped", path.display(), line_of(&row))),
+            },
+            Err(error) => warnings.push(format!("{}: {error}; skipped", path.display())),
+        }
+    }
+    Ok((rows, warnings))
+}
+
+fn line_of(row: &StringRecord) -> u64 {
+    row.position().map_or(0, |p| p.line())
+}
+
+/// One row, or why it is not a run row.
+fn summary_row(header: &[String], row: &StringRecord) -> std::result::Result<SummaryRow, String> {
+    if row.len() != header.len() {
+        return Err(format!("has {} fields, the header {}", row.len(), header.len()));
+    }
+    let text = |name: &str| header.iter().position(|h| h == name).and_then(|i| row.get(i)).unwrap_or("");
+    let (id, status_text) = (text("run_id").to_string(), text("status"));
+    let status = RunStatus::ALL.iter().copied().find(|s| s.as_str() == status_text);
+    let Some(status) = status.filter(|_| !id.is_empty()) else {
+        return Err(format!("run_id '{id}' / status '{status_text}' is not a run row"));
+    };
+    let mut parsed = SummaryRow::new(id, status, line_of(row));
+    for (name, value) in header.iter().zip(row.iter()) {
+        if let (Some(slot), Ok(number)) = (parsed.column_mut(name), value.parse::<f64>()) {
+            *slot = Some(number);
+        }
+    }
+    for name in ["params_nonembedding", "tokens", "val_loss"] {
+        let value = text(name);
+        let missing = parsed.column_mut(name).is_some_and(|slot| slot.is_none());
+        if status == RunStatus::Done && !value.is_empty() && missing {
+            return Err(format!("{name} '{value}' is not a number"));
+        }
+    }
+    Ok(parsed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +259,20 @@ mod tests {
         assert!(e.contains("\"n\" (column 1)") && e.contains("\"params\" (column 2)"), "{e}");
         assert_eq!(find_column(&header, &["d", "tokens"]), Ok(Some(2)));
         assert_eq!(find_column(&header, &["val_loss"]), Ok(None));
+    }
+
+    #[test]
+    fn summary_rows_read_typed_and_bad_rows_are_skipped_naming_the_line() {
+        let text = "run_id,status,params_nonembedding,tokens,val_loss,flops\n\
+                    a,done,1e6,2e7,3.1,\nb,done,ten,2e7,3.1,1\nc,walking,1,2,3,4\nd,pending,,,,\ne,done,1\n";
+        let (rows, warnings) = parse_summary(Path::new("s/summary.csv"), text.as_bytes()).expect("header");
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].params(ParamCount::Nonembedding), rows[0].tokens, rows[0].line), (Some(1e6), Some(2e7), 2));
+        assert_eq!((rows[0].compute(FlopConvention::SixN), rows[1].status), (None, RunStatus::Pending));
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].starts_with("s/summary.csv line 3: params_nonembedding 'ten'"), "{warnings:?}");
+        assert!(warnings[2].starts_with("s/summary.csv line 6: has 3 fields"), "{warnings:?}");
+        let error = parse_summary(Path::new("s/summary.csv"), "run_id,x\n".as_bytes()).err().map(|e| e.to_string());
+        assert!(error.is_some_and(|e| e.contains("no column status") && e.contains("sweeplaw summary s")));
     }
 }

@@ -40,7 +40,10 @@ pub fn write_report(sweep_dir: &Path, figures: &PlotOutput) -> Result<ReportOutp
     let sweep = Sweep::read(sweep_dir)?;
     let mut warnings = sweep.warnings.clone();
     let fit = match FitJson::read(&sweep_dir.join("fit.json")) {
-        Ok(fit) => fit,
+        Ok(fit) => {
+            warnings.extend(fit.iter().flat_map(|fit| fit.reading_warnings.iter().cloned()));
+            fit
+        }
         Err(message) => {
             warnings.push(format!("{message}; the report has no fit results"));
             None

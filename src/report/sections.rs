@@ -3,11 +3,10 @@
 //! a and b from every approach beside the published values, the compute-optimal
 //! recommendation, the holdout error, the counting conventions, and what was skipped.
 
-use serde_json::Value;
-
+use crate::counting::{FlopConvention, ParamCount};
 use crate::fit::verdict::{Assessment, Verdict};
 use crate::plot::fitjson::{law_name, FitJson, Prediction};
-use crate::plot::records::{Counting, FlopCount, ParamCount, Sweep};
+use crate::plot::records::{positive, Counting, Sweep};
 use crate::plot::style::{compact, table_number};
 use crate::plot::PlotOutput;
 use crate::report::document::Block;
@@ -49,7 +48,7 @@ pub(crate) fn sweep_name(dir: &std::path::Path) -> String {
 /// The headline: what was fitted, in one list.
 pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {}", sweep_name(&sweep.dir)))];
-    let done = sweep.runs.iter().filter(|r| r.status == "done").count();
+    let done = sweep.runs.iter().filter(|r| r.is_done()).count();
     let mut items = vec![format!(
         "{done} of {} done; regenerate with `sweeplaw report {}`",
         crate::human::plural(sweep.runs.len(), "run"),
@@ -137,9 +136,9 @@ fn param_name(counting: &Counting) -> &'static str {
 
 fn flop_name(counting: &Counting) -> &'static str {
     match counting.flops {
-        FlopCount::SixN => "6ND",
-        FlopCount::MatmulAttn => "(6 N_matmul + 6 L T d) D",
-        FlopCount::Chinchilla => "3 × the Hoffmann et al. 2022 App. F forward count",
+        FlopConvention::SixN => "6ND",
+        FlopConvention::MatmulAttn => "(6 N_matmul + 6 L T d) D",
+        FlopConvention::Chinchilla => "3 × the Hoffmann et al. 2022 App. F forward count",
     }
 }
 
@@ -148,9 +147,10 @@ pub(crate) fn plan(sweep: &Sweep, counting: &Counting) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(2, "The sweep".into())];
     let mut statuses: Vec<(String, usize)> = Vec::new();
     for run in &sweep.runs {
-        match statuses.iter_mut().find(|(s, _)| *s == run.status) {
+        let status = run.row.status.as_str();
+        match statuses.iter_mut().find(|(s, _)| *s == status) {
             Some(entry) => entry.1 += 1,
-            None => statuses.push((run.status.clone(), 1)),
+            None => statuses.push((status.to_string(), 1)),
         }
     }
     let status_text: Vec<String> = statuses.iter().map(|(s, n)| format!("{n} {s}")).collect();
@@ -168,12 +168,12 @@ pub(crate) fn plan(sweep: &Sweep, counting: &Counting) -> Vec<Block> {
         }
     }
     let total_compute: f64 = done.iter().map(|(_, p)| p.flops).sum();
-    let wall: f64 = done.iter().filter_map(|(r, _)| r.cells.get("wall_s")).sum();
+    let wall: f64 = done.iter().filter_map(|(r, _)| r.row.wall_s).sum();
     items.push(format!("total compute {} FLOPs, {} of training", count(total_compute), crate::human::duration(wall)));
     items.extend(distinct_line("data source", done.iter().filter_map(|(r, _)| r.info.data_source.clone())));
     items.extend(distinct_line("device", done.iter().filter_map(|(r, _)| r.info.device.clone())));
     items.extend(distinct_line("ops", done.iter().filter_map(|(r, _)| r.info.ops.clone())));
-    items.extend(distinct_line("seed", sweep.runs.iter().filter_map(|r| r.cells.get("seed").map(|s| format!("{s}")))));
+    items.extend(distinct_line("seed", sweep.runs.iter().filter_map(|r| r.row.seed.map(|s| format!("{s}")))));
     blocks.push(Block::List(items));
     blocks.push(sizes_table(sweep, counting));
     if let Some(config) = &sweep.config {
@@ -197,7 +197,7 @@ fn distinct_line(what: &str, values: impl Iterator<Item = String>) -> Option<Str
 fn budget_line(sweep: &Sweep) -> Option<String> {
     let mut flops: Vec<f64> = sweep.runs.iter().filter_map(|r| r.info.flop_budget).collect();
     let (what, mut values) = if flops.is_empty() {
-        ("token budgets", sweep.runs.iter().filter_map(|r| r.cell("tokens")).collect::<Vec<f64>>())
+        ("token budgets", sweep.runs.iter().filter_map(|r| positive(r.row.tokens)).collect::<Vec<f64>>())
     } else {
         flops.sort_by(f64::total_cmp);
         ("FLOP budgets", flops)
@@ -222,10 +222,10 @@ fn budget_line(sweep: &Sweep) -> Option<String> {
 fn sizes_table(sweep: &Sweep, counting: &Counting) -> Block {
     let mut rows: Vec<(Vec<String>, usize, usize)> = Vec::new();
     for run in &sweep.runs {
-        let cell = |name: &str| run.cell(name).map(|v| format!("{v}")).unwrap_or_default();
-        let n = run.cell(counting.params_column()).map(count).unwrap_or_default();
-        let key = vec![cell("n_layers"), cell("d_model"), cell("n_heads"), n];
-        let done = usize::from(run.status == "done");
+        let cell = |value: Option<f64>| positive(value).map(|v| format!("{v}")).unwrap_or_default();
+        let n = positive(run.row.params(counting.params)).map(count).unwrap_or_default();
+        let key = vec![cell(run.row.n_layers), cell(run.row.d_model), cell(run.row.n_heads), n];
+        let done = usize::from(run.is_done());
         match rows.iter_mut().find(|(k, _, _)| *k == key) {
             Some(row) => {
                 row.1 += 1;
@@ -267,20 +267,13 @@ pub(crate) fn figures(output: &PlotOutput) -> Vec<Block> {
 /// Rows "parameter | value | 95% interval" of one law's params object, then the values of
 /// its form with an irreducible term E (Kaplan laws) when fitted.
 fn parameter_rows(fit: &FitJson, law: &str) -> Vec<Vec<String>> {
-    let object = |key: &str| fit.law(law).and_then(|v| v.get(key)).and_then(Value::as_object);
-    let Some(params) = object("params") else { return Vec::new() };
+    let Some((params, irreducible)) = fit.parameters(law) else { return Vec::new() };
     let mut rows: Vec<Vec<String>> = params
         .iter()
-        .filter_map(|(name, value)| {
-            let value = value.as_f64()?;
-            Some(vec![name.clone(), table_number(value), interval(fit.interval(law, name))])
-        })
+        .map(|(name, value)| vec![name.clone(), table_number(*value), interval(fit.interval(law, name))])
         .collect();
-    if let Some(irreducible) = object("irreducible") {
-        let with_e = irreducible.iter().filter_map(|(name, value)| {
-            Some(vec![format!("{name} (form with E)"), table_number(value.as_f64()?), String::new()])
-        });
-        rows.extend(with_e);
+    for (name, value) in irreducible.iter().flatten() {
+        rows.push(vec![format!("{name} (form with E)"), table_number(*value), String::new()]);
     }
     rows
 }
@@ -305,8 +298,7 @@ pub(crate) fn fit_tables(fit: &FitJson) -> Vec<Block> {
         blocks.push(Block::Heading(3, title.to_string()));
         blocks.push(Block::Table { header: header.clone(), rows });
     }
-    if let Some(resamples) = fit.law_number("chinchilla", "/bootstrap/resamples") {
-        let failed = fit.law_number("chinchilla", "/bootstrap/failed").unwrap_or(0.0);
+    if let Some((resamples, failed)) = fit.bootstrap() {
         blocks.push(Block::Paragraph(format!(
             "Intervals: {resamples} bootstrap resamples over runs ({failed} refits failed)."
         )));
@@ -471,9 +463,13 @@ pub(crate) fn counting(fit: Option<&FitJson>, counting: &Counting) -> Vec<Block>
         ParamCount::Matmul => "`matmul`: non-embedding plus the lm_head",
     };
     let flops = match counting.flops {
-        FlopCount::SixN => "`6n`: C = 6·N_nonembedding·D (Kaplan et al. 2020, C ≈ 6NBS)",
-        FlopCount::MatmulAttn => "`matmul_attn`: C = (6·N_matmul + 6·L·T·d)·D, the head and attention scores included",
-        FlopCount::Chinchilla => "`chinchilla`: C = 3 × the forward count of Hoffmann et al. 2022, Appendix F, times D",
+        FlopConvention::SixN => "`6n`: C = 6·N_nonembedding·D (Kaplan et al. 2020, C ≈ 6NBS)",
+        FlopConvention::MatmulAttn => {
+            "`matmul_attn`: C = (6·N_matmul + 6·L·T·d)·D, the head and attention scores included"
+        }
+        FlopConvention::Chinchilla => {
+            "`chinchilla`: C = 3 × the forward count of Hoffmann et al. 2022, Appendix F, times D"
+        }
     };
     let mut items = vec![
         format!("N: {params}"),
@@ -481,7 +477,7 @@ pub(crate) fn counting(fit: Option<&FitJson>, counting: &Counting) -> Vec<Block>
         "D: tokens trained; loss: final validation cross-entropy in nats per token".into(),
     ];
     if let Some(fit) = fit {
-        let points = fit.json.get("points").and_then(Value::as_u64).unwrap_or(0);
+        let points = fit.report.points;
         items.push(format!("the fit used {points} runs and left out {}", fit.excluded().len()));
     }
     vec![Block::Heading(2, "Counting conventions".into()), Block::List(items)]

@@ -100,7 +100,7 @@ pub struct OverallObserver {
 
 impl RunObserver for OverallObserver {
     fn on_step(&mut self, step: &StepRecord) -> Result<Verdict> {
-        let flops = self.flops_before + self.per_token * step.tokens as f64;
+        let flops = self.flops_before + self.per_token * step.tokens;
         self.bar.set_position((flops / 1e9) as u64);
         self.bar.set_message(format!("runs {}/{}  {:.3e} FLOPs done", self.finished, self.total_runs, flops));
         Ok(Verdict::Continue)

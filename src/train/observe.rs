@@ -178,7 +178,7 @@ impl ProgressObserver {
 impl RunObserver for ProgressObserver {
     fn on_start(&mut self, _record: &RunRecord, history: &[StepRecord]) -> Result<()> {
         if let Some(last) = history.last() {
-            self.bar.set_position(last.tokens);
+            self.bar.set_position(last.tokens as u64);
             self.bar.reset_eta();
         }
         Ok(())
@@ -189,7 +189,7 @@ impl RunObserver for ProgressObserver {
             self.last_val = step.val_loss;
         }
         let val = self.last_val.map(|v| format!(" val {v:.4}")).unwrap_or_default();
-        self.bar.set_position(step.tokens);
+        self.bar.set_position(step.tokens as u64);
         self.bar.set_message(format!("loss {:.4}{val}  {:.0} tok/s", step.train_loss, step.tokens_per_s));
         Ok(Verdict::Continue)
     }
@@ -207,7 +207,7 @@ mod tests {
     fn step(step: u64, train_loss: f64) -> StepRecord {
         StepRecord {
             step,
-            tokens: 0,
+            tokens: 0.0,
             flops: 0.0,
             lr: 0.0,
             train_loss,

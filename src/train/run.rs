@@ -117,7 +117,7 @@ impl Trainer<'_> {
         };
         Ok(StepRecord {
             step: step + 1,
-            tokens,
+            tokens: tokens as f64,
             flops: self.flops_per_token.six_n * tokens as f64,
             lr,
             train_loss,
@@ -358,14 +358,15 @@ fn finish(
 ) -> RunEnd {
     let result = last.map(|r| RunResult {
         steps: r.step,
-        tokens: r.tokens,
-        flops_6n: flops_per_token.six_n * r.tokens as f64,
-        flops_matmul_attn: flops_per_token.matmul_attn * r.tokens as f64,
-        flops_chinchilla: flops_per_token.chinchilla * r.tokens as f64,
+        // The runner's rows count whole tokens, below 2^53: the cast is exact.
+        tokens: r.tokens as u64,
+        flops_6n: flops_per_token.six_n * r.tokens,
+        flops_matmul_attn: flops_per_token.matmul_attn * r.tokens,
+        flops_chinchilla: flops_per_token.chinchilla * r.tokens,
         val_loss: last_val,
         train_loss: Some(r.train_loss),
         wall_s,
-        tokens_per_s: (r.tokens as f64) / wall_s.max(1e-9),
+        tokens_per_s: r.tokens / wall_s.max(1e-9),
         epochs: None,
     });
     let status = if stop.is_some() { RunStatus::Diverged } else { RunStatus::Done };

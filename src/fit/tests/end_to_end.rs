@@ -184,6 +184,11 @@ fn fit_json_has_the_documented_keys() -> TestResult {
     assert!(json["skipped"]["data_constrained"].is_string());
     assert_eq!(json["param_count"], "nonembedding");
     assert_eq!(json["points"], 42);
+    // fit.json reads back into the types it was written from, every key and value kept (the
+    // text parsed both ways: serde_json's float parsing may differ from the value in the last bit).
+    let text = json.to_string();
+    let back = crate::records::fit::parse_fit(&dir.join("fit.json"), text.as_bytes())?;
+    assert_eq!(serde_json::to_value(&back)?, serde_json::from_str::<serde_json::Value>(&text)?);
     Ok(())
 }
 
