@@ -293,9 +293,13 @@ fn a_huge_loss_in_the_records_does_not_hang_plot_or_report() {
     let metrics = sweep_dir.join("runs/L1-d32-D10240-s0/metrics.csv");
     let text = std::fs::read_to_string(&metrics).unwrap();
     let mut rows: Vec<String> = text.lines().map(String::from).collect();
-    let mut cells: Vec<String> = rows[5].split(',').map(String::from).collect();
+    // An evaluation row (one with a val_loss: the curve the figures draw), train_loss and
+    // val_loss both huge.
+    let row = (1..rows.len()).find(|&i| rows[i].split(',').nth(5).is_some_and(|v| !v.is_empty())).unwrap();
+    let mut cells: Vec<String> = rows[row].split(',').map(String::from).collect();
     cells[4] = "1e300".into(); // train_loss
-    rows[5] = cells.join(",");
+    cells[5] = "1e300".into(); // val_loss
+    rows[row] = cells.join(",");
     std::fs::write(&metrics, rows.join("\n") + "\n").unwrap();
     for command in ["plot", "report"] {
         let child = crate::sweep_cli::spawn(&[command, sweep_dir.to_str().unwrap()]);

@@ -312,15 +312,15 @@ impl FitReport {
             .map_err(|error| FitError::Output { path: "fit.json".into(), message: error.to_string() })
     }
 
-    /// Writes fit.json (pretty-printed) to `path`.
+    /// Writes fit.json (pretty-printed) to `path`, atomically: a kill mid-write leaves the
+    /// previous fit.json, never half of one.
     pub fn write_json(&self, path: &Path) -> Result<(), FitError> {
         let output = |message: String| FitError::Output { path: path.to_path_buf(), message };
         let text = serde_json::to_string_pretty(self).map_err(|e| output(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|e| output(e.to_string()))
-    }
-
-    /// The readable table for stdout.
-    pub fn table(&self) -> String {
-        crate::fit::table::render(self)
+        crate::fs::write_atomic(path, (text + "\n").as_bytes()).map_err(|e| match e {
+            // The path is the Output error's own; keep the OS error's text alone.
+            crate::error::Error::Io { source, .. } => output(source.to_string()),
+            other => output(other.to_string()),
+        })
     }
 }

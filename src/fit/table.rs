@@ -67,6 +67,14 @@ fn values_rows(out: &mut String, params: &Values, ci95: &Intervals) {
     parameter_rows(out, &rows, ci95);
 }
 
+impl FitReport {
+    /// The readable table for stdout (defined here, beside the rendering, so that the
+    /// fit.json types do not depend on how they are printed).
+    pub fn table(&self) -> String {
+        render(self)
+    }
+}
+
 /// Renders the whole report.
 pub(crate) fn render(report: &FitReport) -> String {
     let mut out = String::new();

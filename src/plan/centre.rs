@@ -38,25 +38,31 @@ pub struct CentreLaw {
 impl CentreLaw {
     /// Reads fit.json; the error names what is missing or why the law cannot place an optimum.
     pub fn read(path: &Path) -> Result<CentreLaw, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-        let params = &json["fits"]["chinchilla"]["params"];
-        let get = |key: &str| {
-            params[key].as_f64().ok_or_else(|| {
-                format!(
-                    "{}: fits.chinchilla.params.{key} is missing (fit the sweep with approach 3 first)",
+        let report = crate::records::fit::read_fit(path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{}: no such file (fit the earlier sweep first)", path.display()))?;
+        let fit = report.fits.chinchilla.as_ref().ok_or_else(|| {
+            format!("{}: fits.chinchilla is missing (fit the sweep with approach 3 first)", path.display())
+        })?;
+        let p = &fit.params;
+        let given = |name: &str, value: f64| {
+            if value.is_nan() {
+                Err(format!(
+                    "{}: fits.chinchilla.params.{name} is missing (fit the sweep with approach 3 first)",
                     path.display()
-                )
-            })
+                ))
+            } else {
+                Ok(value)
+            }
         };
-        let param_count = json["param_count"].as_str().unwrap_or("nonembedding").to_string();
+        let param_count =
+            if report.param_count.is_empty() { "nonembedding".to_string() } else { report.param_count.clone() };
         let law = CentreLaw {
-            e: get("E")?,
-            a: get("A")?,
-            b: get("B")?,
-            alpha: get("alpha")?,
-            beta: get("beta")?,
+            e: given("E", p.e)?,
+            a: given("A", p.a)?,
+            b: given("B", p.b)?,
+            alpha: given("alpha", p.alpha)?,
+            beta: given("beta", p.beta)?,
             param_count,
         };
         let positive = law.a > 0.0 && law.b > 0.0 && law.alpha > 0.0 && law.beta > 0.0;
