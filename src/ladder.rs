@@ -204,7 +204,6 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         if rung > 1 && record.rungs[index].predictions.is_empty() {
             let earlier = cumulative(&dir, rung - 1, &fit_options)?;
             record.rungs[index].predictions = predict(&earlier, &budgets, rung - 1, &fit_options)?;
-            write_record(&record_path, &record)?;
         }
         write_record(&record_path, &record)?;
         let config_path = dir.join(format!("rung{rung}.toml"));
@@ -237,7 +236,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         }
         // The law through this rung: it centres the next rung and is measured against this one.
         let through = cumulative(&dir, rung, &fit_options)?;
-        let law = fit(&through, &fit_options).map_err(|e| Error::record(dir.join(&report.sweep_dir), e.to_string()))?;
+        let law = fit(&through, &fit_options).map_err(|e| Error::record(&report.sweep_dir, e.to_string()))?;
         let law_path = dir.join(format!("law-rung{rung}.json"));
         law.write_json(&law_path).map_err(|e| Error::record(&law_path, e.to_string()))?;
         let this_rung = load_rung(&dir, rung, &fit_options)?;

@@ -123,6 +123,32 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     signal.and_then(|s| u8::try_from(128 + s).ok()).unwrap_or(1)
 }
 
+/// The error of a sweep (or a ladder's rung) that `signal` stopped: where each run stopped and
+/// the command, `sweeplaw <command>` with the same arguments, that resumes it.
+fn stopped_by_signal(command: &str, subject: String, signal: i32, report: &sweeplaw::sweep::SweepReport) -> Stopped {
+    let runs: Vec<String> = report
+        .stopped
+        .iter()
+        .map(|r| match &r.checkpoint {
+            Some(c) => format!("{} after step {} (checkpoint {})", r.run_id, r.step, c.display()),
+            None => format!("{} after step {} (no checkpoint: it starts again)", r.run_id, r.step),
+        })
+        .collect();
+    let stopped = if runs.is_empty() { "no run was training".to_string() } else { runs.join("; ") };
+    let resume = std::iter::once(format!("sweeplaw {command}"))
+        .chain(std::env::args().skip(2).map(|a| shell_quote(&a)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Stopped {
+        signal,
+        message: format!(
+            "{subject} stopped by {} ({} trained, claims released): {stopped}; resume with: {resume}",
+            sweeplaw::train::stop::signal_name(signal),
+            sweeplaw::human::plural(report.trained.len(), "run"),
+        ),
+    }
+}
+
 /// A sweep that a signal stopped after its runs' current steps: where each stopped, and how
 /// to resume.
 #[derive(Debug)]
@@ -267,29 +293,7 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
     };
     let report = sweeplaw::sweep::run_sweep(&options)?;
     if let Some(signal) = report.signal {
-        let runs: Vec<String> = report
-            .stopped
-            .iter()
-            .map(|r| match &r.checkpoint {
-                Some(c) => format!("{} after step {} (checkpoint {})", r.run_id, r.step, c.display()),
-                None => format!("{} after step {} (no checkpoint: it starts again)", r.run_id, r.step),
-            })
-            .collect();
-        let stopped = if runs.is_empty() { "no run was training".to_string() } else { runs.join("; ") };
-        let resume = std::iter::once("sweeplaw sweep".to_string())
-            .chain(std::env::args().skip(2).map(|a| shell_quote(&a)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Err(Stopped {
-            signal,
-            message: format!(
-                "sweep {} stopped by {} ({} trained, claims released): {stopped}; resume with: {resume}",
-                report.sweep_dir.display(),
-                sweeplaw::train::stop::signal_name(signal),
-                sweeplaw::human::plural(report.trained.len(), "run"),
-            ),
-        }
-        .into());
+        return Err(stopped_by_signal("sweep", format!("sweep {}", report.sweep_dir.display()), signal, &report).into());
     }
     println!(
         "sweep {}: trained {}, already done {}, diverged {}, failed {} in {:.1} s ({:.3e} model FLOP/s, matmul_attn, {} run(s) at a time)",
@@ -341,22 +345,9 @@ fn cmd_ladder(args: LadderArgs) -> anyhow::Result<()> {
     };
     let outcome = sweeplaw::ladder::run_ladder(&options)?;
     print!("{}", sweeplaw::ladder::render(&outcome.record));
-    if let Some(report) = outcome.stopped {
-        let signal = report.signal.unwrap_or(libc::SIGINT);
-        let resume = std::iter::once("sweeplaw ladder".to_string())
-            .chain(std::env::args().skip(2).map(|a| shell_quote(&a)))
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Err(Stopped {
-            signal,
-            message: format!(
-                "ladder {} stopped by {} in {} (claims released); resume with: {resume}",
-                outcome.dir.display(),
-                sweeplaw::train::stop::signal_name(signal),
-                report.sweep_dir.display()
-            ),
-        }
-        .into());
+    if let Some((signal, report)) = outcome.stopped.as_ref().and_then(|r| Some((r.signal?, r))) {
+        let subject = format!("ladder {} (in {})", outcome.dir.display(), report.sweep_dir.display());
+        return Err(stopped_by_signal("ladder", subject, signal, report).into());
     }
     println!("ladder {}: {} rung(s); the record is ladder.json", outcome.dir.display(), outcome.record.rungs.len());
     Ok(())
