@@ -45,7 +45,7 @@ pub enum Error {
     ClaimLost { run: String, reason: String },
     /// A run stopped by SIGINT or SIGTERM after its current step; `checkpoint` is where it
     /// resumes from (None when it had no checkpoint to write).
-    #[error("run {run}: stopped by {} after step {step}", crate::train::stop::signal_name(*signal))]
+    #[error("run {run}: stopped by {} after step {step}", signal_name(*signal))]
     Interrupted { run: String, signal: i32, step: u64, checkpoint: Option<PathBuf> },
     /// Bad arguments to a command.
     #[error("{0}")]
@@ -79,4 +79,13 @@ impl Error {
 pub fn is_storage_full(error: &std::io::Error) -> bool {
     matches!(error.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
         || matches!(error.raw_os_error(), Some(28) | Some(122))
+}
+
+/// "SIGINT", "SIGTERM" or "signal N".
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "SIGINT".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        other => format!("signal {other}"),
+    }
 }

@@ -143,7 +143,7 @@ fn stopped_by_signal(command: &str, subject: String, signal: i32, report: &sweep
         signal,
         message: format!(
             "{subject} stopped by {} ({} trained, claims released): {stopped}; resume with: {resume}",
-            sweeplaw::train::stop::signal_name(signal),
+            sweeplaw::error::signal_name(signal),
             sweeplaw::human::plural(report.trained.len(), "run"),
         ),
     }

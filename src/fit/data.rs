@@ -1,6 +1,8 @@
 //! Loading the records a fit reads: a sweep directory (summary.csv plus each run's
-//! metrics.csv) or any CSV whose header names N|params, D|tokens, loss|val_loss and,
-//! optionally, C|flops and U|unique_tokens (docs/DESIGN.md "Results").
+//! metrics.csv, both read through `crate::records`) or any CSV whose header names N|params,
+//! D|tokens, loss|val_loss and, optionally, C|flops and U|unique_tokens (docs/DESIGN.md
+//! "Results"). The plain CSV is the one format read here: it is the user's table, not a
+//! sweeplaw record.
 //!
 //! Rows that cannot be used (status other than `done`, empty or unparsable cells, NaN or
 //! non-positive values) are skipped with a warning naming the file and line; nothing panics.
@@ -14,6 +16,7 @@ use crate::fit::counting::{run_flops, RunShape};
 use crate::fit::error::FitError;
 use crate::fit::options::FitOptions;
 use crate::fit::reduce::{reduce, RowConfig, HYPERPARAMETERS};
+use crate::records::{RejectedRow, RunStatus, SummaryFile, SummaryRow};
 
 /// One finished run (or one row of a plain CSV): its final figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,18 +152,25 @@ pub fn default_flop_convention(path: &Path) -> Result<crate::counting::FlopConve
 /// Reads a sweep directory or a CSV; returns the dataset and the warnings raised.
 pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<String>), FitError> {
     let summary = if path.is_dir() { path.join("summary.csv") } else { path.to_path_buf() };
-    let table = CsvTable::read(&summary).map_err(|error| match error {
-        // A sweep's summary.csv is derived from its run folders, so it can always be rebuilt.
+    // A sweep's summary.csv is derived from its run folders, so it can always be rebuilt.
+    let rebuildable = |error: FitError| match error {
         FitError::Csv { path: csv, message } if path.is_dir() && path.join("runs").is_dir() => {
             FitError::Csv { path: csv, message: format!("{message}; {}", crate::records::rebuild_hint(path)) }
         }
         other => other,
-    })?;
-    let (mut dataset, configs) = if table.is_summary() {
+    };
+    let bytes = std::fs::read(&summary).map_err(|source| FitError::Io { path: summary.clone(), source })?;
+    let columns = csv_header(&summary, &bytes).map_err(rebuildable)?;
+    let (mut dataset, configs) = if crate::records::is_summary_header(&columns) {
+        let file = crate::records::parse_summary_file(&summary, bytes.as_slice()).map_err(|error| match error {
+            crate::error::Error::Io { path, source } => FitError::Io { path, source },
+            crate::error::Error::Record { path, message } => FitError::Csv { path, message },
+            other => FitError::Csv { path: summary.clone(), message: other.to_string() },
+        })?;
         let run_dir = summary.parent().unwrap_or(Path::new(".")).join("runs");
-        load_summary(&table, &run_dir, opts)?
+        load_summary(&summary, &file, &run_dir, opts)?
     } else {
-        load_plain(&table)?
+        load_plain(&CsvTable::parse(&summary, &bytes).map_err(rebuildable)?)?
     };
     reduce(&mut dataset, &configs, opts.reduce);
     dataset.source = path.display().to_string();
@@ -174,7 +184,19 @@ pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<Strin
     Ok((dataset, warnings))
 }
 
-/// A CSV file read into memory: header positions and the rows that parsed.
+/// The header of the CSV `bytes` (lowercase names), checked to name each column once.
+fn csv_header(path: &Path, bytes: &[u8]) -> Result<Vec<String>, FitError> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
+    let header = reader.headers().map_err(|error| FitError::Csv {
+        path: path.to_path_buf(),
+        message: format!("header does not parse: {error}"),
+    })?;
+    crate::records::check_header(header.iter())
+        .map_err(|message| FitError::Csv { path: path.to_path_buf(), message })?;
+    Ok(header.iter().map(|name| name.to_ascii_lowercase()).collect())
+}
+
+/// A plain CSV read into memory: header positions and the rows that parsed.
 pub(crate) struct CsvTable {
     pub path: PathBuf,
     columns: HashMap<String, usize>,
@@ -186,17 +208,12 @@ pub(crate) struct CsvTable {
 }
 
 impl CsvTable {
-    /// Reads `path`; rows that do not parse are listed in `rejected` with their line.
-    pub fn read(path: &Path) -> Result<CsvTable, FitError> {
-        let file = std::fs::File::open(path).map_err(|source| FitError::Io { path: path.to_path_buf(), source })?;
-        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
-        let header = reader.headers().map_err(|error| FitError::Csv {
-            path: path.to_path_buf(),
-            message: format!("header does not parse: {error}"),
-        })?;
-        crate::records::check_header(header.iter())
-            .map_err(|message| FitError::Csv { path: path.to_path_buf(), message })?;
-        let columns = header.iter().enumerate().map(|(i, name)| (name.to_ascii_lowercase(), i)).collect();
+    /// Parses the CSV `bytes` of `path` (which only names it in messages); rows that do not
+    /// parse are listed in `rejected` with their line.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<CsvTable, FitError> {
+        let header = csv_header(path, bytes)?;
+        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
+        let columns = header.into_iter().enumerate().map(|(i, name)| (name, i)).collect();
         let mut table = CsvTable {
             path: path.to_path_buf(),
             columns,
@@ -238,10 +255,6 @@ impl CsvTable {
         self.column(names)
             .ok_or_else(|| FitError::MissingColumn { path: self.path.clone(), column: names.join(" or ") })
     }
-
-    fn is_summary(&self) -> bool {
-        ["run_id", "status", "params_nonembedding"].iter().all(|name| self.columns.contains_key(*name))
-    }
 }
 
 fn error_line(error: &csv::Error) -> u64 {
@@ -268,100 +281,92 @@ pub(crate) fn positive(row: &StringRecord, column: Option<usize>, name: &str) ->
     }
 }
 
-/// Column positions of summary.csv for the chosen counting conventions.
-struct SummaryColumns {
-    run_id: usize,
-    status: usize,
-    params: usize,
-    params_nonembedding: usize,
-    params_matmul: Option<usize>,
-    tokens: usize,
-    unique_tokens: Option<usize>,
-    flops_convention: Option<usize>,
-    flops_6n: Option<usize>,
-    loss: usize,
-    shape: [Option<usize>; 5],
-}
-
-impl SummaryColumns {
-    fn find(table: &CsvTable, opts: &FitOptions) -> Result<SummaryColumns, FitError> {
-        Ok(SummaryColumns {
-            run_id: table.require(&["run_id"])?,
-            status: table.require(&["status"])?,
-            params: table.require(&[opts.params.column()])?,
-            params_nonembedding: table.require(&["params_nonembedding"])?,
-            params_matmul: table.column(&["params_matmul"]),
-            tokens: table.require(&["tokens"])?,
-            unique_tokens: table.column(&["unique_tokens"]),
-            flops_convention: table.column(&[opts.flops.column()]),
-            flops_6n: table.column(&["flops_6n", "flops"]),
-            loss: table.require(&["val_loss"])?,
-            shape: ["n_layers", "d_model", "n_heads", "seq_len", "vocab_size"].map(|name| table.column(&[name])),
-        })
+/// A finite positive figure, or why the row cannot be used.
+fn positive_value(value: Option<f64>, name: &str) -> Result<f64, String> {
+    match value {
+        None => Err(format!("{name} is empty")),
+        Some(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Some(value) => Err(format!("{name} is {value}, not a positive number")),
     }
 }
 
-fn load_summary(table: &CsvTable, run_dir: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<RowConfig>), FitError> {
-    let columns = SummaryColumns::find(table, opts)?;
+/// A summary.csv line in file order: a run row, or a row the reader rejected.
+enum SummaryLine<'a> {
+    Row(&'a SummaryRow),
+    Rejected(&'a RejectedRow),
+}
+
+fn load_summary(
+    path: &Path,
+    file: &SummaryFile,
+    run_dir: &Path,
+    opts: &FitOptions,
+) -> Result<(Dataset, Vec<RowConfig>), FitError> {
+    for column in [opts.params.column(), "params_nonembedding", "tokens", "val_loss"] {
+        if !file.has_column(column) {
+            return Err(FitError::MissingColumn { path: path.to_path_buf(), column: column.to_string() });
+        }
+    }
     let mut dataset = Dataset {
         param_count: opts.params.as_str().to_string(),
         flop_count: opts.flops.as_str().to_string(),
-        warnings: table.warnings.clone(),
         ..Dataset::default()
     };
+    let mut lines: Vec<(u64, SummaryLine)> = file.rows.iter().map(|row| (row.line, SummaryLine::Row(row))).collect();
+    lines.extend(file.rejected.iter().map(|row| (row.line, SummaryLine::Rejected(row))));
+    lines.sort_by_key(|(line, _)| *line);
     let mut derived_note = None;
     let mut vocabularies = Vec::new();
     let mut configs = Vec::new();
-    for (line, row) in table.lines() {
-        let row = match row {
-            Ok(row) => row,
-            Err(reason) => {
-                skip(&mut dataset, table, line, "", reason);
+    for (line, entry) in lines {
+        let row = match entry {
+            SummaryLine::Row(row) => row,
+            SummaryLine::Rejected(rejected) => {
+                skip(&mut dataset, path, line, &rejected.run_id, &rejected.reason);
                 continue;
             }
         };
-        let run_id = row.get(columns.run_id).unwrap_or("").to_string();
-        let status = row.get(columns.status).unwrap_or("");
-        if status != "done" {
-            skip(&mut dataset, table, line, &run_id, &format!("status '{status}', not done"));
+        if row.status != RunStatus::Done {
+            skip(&mut dataset, path, line, &row.run_id, &format!("status '{}', not done", row.status.as_str()));
             continue;
         }
-        match summary_point(row, &columns, opts, &run_id) {
+        match summary_point(row, opts) {
             Ok((point, note)) => {
                 derived_note = derived_note.or(note);
-                if let Ok(Some(vocab)) = cell(row, columns.shape[4], "vocab_size") {
-                    vocabularies.push((run_id.clone(), vocab));
+                if let Some(vocab) = row.vocab_size {
+                    vocabularies.push((row.run_id.clone(), vocab));
                 }
                 dataset.points.push(point);
-                configs.push(row_config(table, row));
+                configs.push(summary_row_config(row));
             }
-            Err(reason) => skip(&mut dataset, table, line, &run_id, &reason),
+            Err(reason) => skip(&mut dataset, path, line, &row.run_id, &reason),
         }
     }
     if let Some(note) = derived_note {
-        dataset.warnings.push(format!("{}: {note}", table.path.display()));
+        dataset.warnings.push(format!("{}: {note}", path.display()));
     }
     note_implausible_losses(&mut dataset, &vocabularies);
     crate::fit::curves::attach_curves(&mut dataset, run_dir);
-    note_unlisted_runs(&mut dataset, table, run_dir);
+    note_unlisted_runs(&mut dataset, path, file, run_dir);
     Ok((dataset, configs))
 }
 
 /// A summary.csv that lists fewer runs than runs/ holds finished (truncated, or written before
 /// the last runs ended) is named, with the command that rebuilds it from the run folders.
-fn note_unlisted_runs(dataset: &mut Dataset, table: &CsvTable, run_dir: &Path) {
+fn note_unlisted_runs(dataset: &mut Dataset, path: &Path, file: &SummaryFile, run_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(run_dir) else { return };
-    let listed: std::collections::HashSet<String> = table
-        .column(&["run_id"])
-        .map(|i| table.rows.iter().filter_map(|(_, row)| row.get(i).map(str::to_string)).collect())
-        .unwrap_or_default();
+    let listed: std::collections::HashSet<&str> = file
+        .rows
+        .iter()
+        .map(|row| row.run_id.as_str())
+        .chain(file.rejected.iter().map(|row| row.run_id.as_str()))
+        .collect();
     let mut unlisted: Vec<String> = entries
         .flatten()
         .filter(|entry| {
-            let record = std::fs::read_to_string(entry.path().join("run.json")).unwrap_or_default();
-            let done = serde_json::from_str::<serde_json::Value>(&record)
-                .is_ok_and(|json| json.get("status").and_then(|s| s.as_str()) == Some("done"));
-            done && !listed.contains(&entry.file_name().to_string_lossy().into_owned())
+            // An unreadable run.json is the sweep's business, not this note's.
+            let info = crate::records::RunInfo::read(&entry.path().join("run.json"), &mut Vec::new());
+            info.status == Some(RunStatus::Done) && !listed.contains(entry.file_name().to_string_lossy().as_ref())
         })
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
@@ -372,8 +377,8 @@ fn note_unlisted_runs(dataset: &mut Dataset, table: &CsvTable, run_dir: &Path) {
     let sweep_dir = run_dir.parent().unwrap_or(Path::new("."));
     dataset.warnings.push(format!(
         "{}: lists {} run(s), but {} holds {} more finished run(s) ({}): rebuild it with `sweeplaw summary {}`",
-        table.path.display(),
-        table.rows.len() + table.rejected.len(),
+        path.display(),
+        file.rows.len() + file.rejected.len(),
         run_dir.display(),
         unlisted.len(),
         unlisted.iter().take(5).cloned().collect::<Vec<_>>().join(", ") + if unlisted.len() > 5 { ", ..." } else { "" },
@@ -401,31 +406,22 @@ pub(crate) fn note_implausible_losses(dataset: &mut Dataset, vocab: &[(String, f
     }
 }
 
-fn skip(dataset: &mut Dataset, table: &CsvTable, line: u64, run: &str, reason: &str) {
+fn skip(dataset: &mut Dataset, path: &Path, line: u64, run: &str, reason: &str) {
     let who = if run.is_empty() { format!("line {line}") } else { run.to_string() };
-    dataset.warnings.push(format!("{} line {line}: run {who} skipped: {reason}", table.path.display()));
+    dataset.warnings.push(format!("{} line {line}: run {who} skipped: {reason}", path.display()));
     dataset.excluded.push(Excluded { run: who, reason: reason.to_string() });
 }
 
 /// One summary row as a point; the note says when C had to be derived from the counts.
-fn summary_point(
-    row: &StringRecord,
-    columns: &SummaryColumns,
-    opts: &FitOptions,
-    run_id: &str,
-) -> Result<(Point, Option<String>), String> {
-    let params = positive(row, Some(columns.params), opts.params.column())?;
-    let tokens = positive(row, Some(columns.tokens), "tokens")?;
-    let loss = positive(row, Some(columns.loss), "val_loss")?;
-    let unique_tokens = match cell(row, columns.unique_tokens, "unique_tokens")? {
-        Some(u) if u.is_finite() && u > 0.0 => Some(u),
-        _ => None,
-    };
-    let (flops, note) = match cell(row, columns.flops_convention, opts.flops.column())? {
+fn summary_point(row: &SummaryRow, opts: &FitOptions) -> Result<(Point, Option<String>), String> {
+    let params = positive_value(row.params(opts.params), opts.params.column())?;
+    let tokens = positive_value(row.tokens, "tokens")?;
+    let loss = positive_value(row.val_loss, "val_loss")?;
+    let unique_tokens = row.unique_tokens.filter(|u| u.is_finite() && *u > 0.0);
+    let (flops, note) = match row.compute(opts.flops) {
         Some(c) if c.is_finite() && c > 0.0 => (c, None),
         _ => {
-            let shape = run_shape(row, columns)?;
-            let flops = run_flops(opts.flops, &shape, tokens, cell(row, columns.flops_6n, "flops")?);
+            let flops = run_flops(opts.flops, &run_shape(row)?, tokens, row.flops_6n.or(row.flops));
             if !(flops.is_finite() && flops > 0.0) {
                 return Err(format!("no {} and the counts to derive it are missing", opts.flops.column()));
             }
@@ -437,25 +433,30 @@ fn summary_point(
             (flops, Some(note))
         }
     };
-    let point = Point { run_id: run_id.to_string(), params, tokens, flops, unique_tokens, loss };
+    let point = Point { run_id: row.run_id.clone(), params, tokens, flops, unique_tokens, loss };
     Ok((point, note))
 }
 
-fn run_shape(row: &StringRecord, columns: &SummaryColumns) -> Result<RunShape, String> {
-    let names = ["n_layers", "d_model", "n_heads", "seq_len", "vocab_size"];
-    let mut values = [0.0; 5];
-    for (k, name) in names.iter().enumerate() {
-        values[k] = cell(row, columns.shape[k], name)?.unwrap_or(f64::NAN);
-    }
+fn run_shape(row: &SummaryRow) -> Result<RunShape, String> {
+    let known = |value: Option<f64>| value.unwrap_or(f64::NAN);
     Ok(RunShape {
-        params_nonembedding: positive(row, Some(columns.params_nonembedding), "params_nonembedding")?,
-        params_matmul: cell(row, columns.params_matmul, "params_matmul")?.unwrap_or(f64::NAN),
-        n_layers: values[0],
-        d_model: values[1],
-        n_heads: values[2],
-        seq_len: values[3],
-        vocab_size: values[4],
+        params_nonembedding: positive_value(row.params_nonembedding, "params_nonembedding")?,
+        params_matmul: known(row.params_matmul),
+        n_layers: known(row.n_layers),
+        d_model: known(row.d_model),
+        n_heads: known(row.n_heads),
+        seq_len: known(row.seq_len),
+        vocab_size: known(row.vocab_size),
     })
+}
+
+/// A summary row's hyperparameter cells (columns a user added) and seed, for `--reduce`.
+fn summary_row_config(row: &SummaryRow) -> RowConfig {
+    let cells: Vec<String> = HYPERPARAMETERS
+        .iter()
+        .filter_map(|name| row.extra.iter().find(|(column, _)| column == name).map(|(_, v)| format!("{name}={v}")))
+        .collect();
+    RowConfig { hyperparameters: cells.join(","), seed: row.seed.map(|seed| seed.to_string()) }
 }
 
 /// Column positions of a plain CSV.
@@ -505,13 +506,13 @@ fn load_plain(table: &CsvTable) -> Result<(Dataset, Vec<RowConfig>), FitError> {
         let row = match row {
             Ok(row) => row,
             Err(reason) => {
-                skip(&mut dataset, table, line, &run, reason);
+                skip(&mut dataset, &table.path, line, &run, reason);
                 continue;
             }
         };
         let status = columns.status.and_then(|i| row.get(i)).unwrap_or("done");
         if status != "done" {
-            skip(&mut dataset, table, line, &run, &format!("status '{status}', not done"));
+            skip(&mut dataset, &table.path, line, &run, &format!("status '{status}', not done"));
             continue;
         }
         match plain_point(row, &columns, run.clone()) {
@@ -519,7 +520,7 @@ fn load_plain(table: &CsvTable) -> Result<(Dataset, Vec<RowConfig>), FitError> {
                 dataset.points.push(point);
                 configs.push(row_config(table, row));
             }
-            Err(reason) => skip(&mut dataset, table, line, &run, &reason),
+            Err(reason) => skip(&mut dataset, &table.path, line, &run, &reason),
         }
     }
     note_plain_derivations(&mut dataset, table, &columns);

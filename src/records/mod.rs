@@ -15,7 +15,8 @@ pub use metrics::{parse_metrics, read_metrics, MetricsRow, MetricsWriter, METRIC
 pub use plan::{check_component, parse_plan, read_plan};
 pub use run::{Counts, DataInfo, RunInfo, RunRecord, RunResult, RunStatus, Versions, FORMAT_VERSION};
 pub use summary::{
-    check_header, find_column, parse_summary, read_summary, rebuild_hint, write_summary, SummaryRow, SUMMARY_HEADER,
+    check_header, find_column, is_summary_header, parse_summary, parse_summary_file, read_summary, read_summary_file,
+    rebuild_hint, write_summary, RejectedRow, SummaryFile, SummaryRow, SUMMARY_HEADER,
 };
 
 /// The atomic write lives in the filesystem layer (`crate::fs`); these paths are kept for callers.

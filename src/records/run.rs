@@ -124,6 +124,8 @@ pub struct RunRecord {
 /// [`RunRecord::parse`] rejects still gives what it holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunInfo {
+    /// The run's status (absent when the record has none, or one sweeplaw does not write).
+    pub status: Option<RunStatus>,
     pub flop_budget: Option<f64>,
     pub data_source: Option<String>,
     pub device: Option<String>,
@@ -138,6 +140,7 @@ pub struct RunInfo {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct LenientRecord {
+    status: Option<String>,
     spec: Option<LenientSpec>,
     data: Option<LenientData>,
     device: Option<String>,
@@ -185,6 +188,7 @@ impl RunInfo {
         };
         let (spec, data) = (record.spec.unwrap_or_default(), record.data.unwrap_or_default());
         RunInfo {
+            status: record.status.and_then(|status| RunStatus::ALL.iter().copied().find(|s| s.as_str() == status)),
             flop_budget: spec.flop_budget.filter(|v| v.is_finite() && *v > 0.0),
             data_source: data.source,
             device: record.device,

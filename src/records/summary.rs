@@ -1,7 +1,7 @@
 //! summary.csv: one row per run of a sweep, rebuilt from the run records (docs/DESIGN.md
 //! "Results: the stable contract"), its one reader (rows into [`SummaryRow`], corrupt rows
-//! skipped with a warning naming the file and line), and the header checks every CSV reader
-//! shares.
+//! set aside as [`RejectedRow`]s that callers report naming the file and line), and the header
+//! checks every CSV reader shares. `fit`, `plot` and `report` all read summary.csv through here.
 
 use std::io::Read;
 use std::path::Path;
@@ -100,6 +100,9 @@ pub struct SummaryRow {
     pub flops_matmul_attn: Option<f64>,
     pub flops_chinchilla: Option<f64>,
     pub true_entropy: Option<f64>,
+    /// The cells of columns outside [`SUMMARY_HEADER`] (a column a user added, such as `lr`),
+    /// by lowercase column name, in header order.
+    pub extra: Vec<(String, String)>,
 }
 
 impl SummaryRow {
@@ -127,6 +130,7 @@ impl SummaryRow {
             flops_matmul_attn: None,
             flops_chinchilla: None,
             true_entropy: None,
+            extra: Vec::new(),
         }
     }
 
@@ -175,41 +179,100 @@ impl SummaryRow {
     }
 }
 
-/// Reads summary.csv (see `parse_summary`).
-pub fn read_summary(path: &Path) -> Result<(Vec<SummaryRow>, Vec<String>)> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    parse_summary(path, file)
+/// A summary.csv row that cannot be used as a run row, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    /// Line of summary.csv.
+    pub line: u64,
+    /// The row's run id, where it has one.
+    pub run_id: String,
+    pub reason: String,
 }
 
-/// summary.csv rows read from `input`, in file order; `path` only names the file in messages.
-/// A header without run_id and status, or naming a column twice, is an error saying how to
-/// rebuild the file; a row with the wrong field count, no run id, an unknown status, or (in a
-/// done run) an N, tokens or val_loss that is not a number is skipped with a warning naming
-/// the file and line. Names are compared case-insensitively, cells trimmed.
+/// summary.csv as read: its header (lowercase), the rows that parsed and the rows that did not,
+/// each in file order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SummaryFile {
+    pub columns: Vec<String>,
+    pub rows: Vec<SummaryRow>,
+    pub rejected: Vec<RejectedRow>,
+}
+
+impl SummaryFile {
+    /// Whether the header has the column `name` (lowercase).
+    pub fn has_column(&self, name: &str) -> bool {
+        self.columns.iter().any(|column| column == name)
+    }
+
+    /// One warning per rejected row, naming `path` and the line.
+    pub fn warnings(&self, path: &Path) -> Vec<String> {
+        self.rejected.iter().map(|r| format!("{} line {}: {}; skipped", path.display(), r.line, r.reason)).collect()
+    }
+}
+
+/// Whether a CSV header (lowercase names) is summary.csv's: it names run_id, status and
+/// params_nonembedding. Any other CSV is a plain table of points.
+pub fn is_summary_header(columns: &[String]) -> bool {
+    ["run_id", "status", "params_nonembedding"].iter().all(|name| columns.iter().any(|c| c == name))
+}
+
+/// Reads summary.csv (see `parse_summary`).
+pub fn read_summary(path: &Path) -> Result<(Vec<SummaryRow>, Vec<String>)> {
+    let file = read_summary_file(path)?;
+    let warnings = file.warnings(path);
+    Ok((file.rows, warnings))
+}
+
+/// Reads summary.csv with its header and rejected rows (see `parse_summary_file`).
+pub fn read_summary_file(path: &Path) -> Result<SummaryFile> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    parse_summary_file(path, file)
+}
+
+/// summary.csv rows read from `input`, in file order, and a warning per row skipped (see
+/// `parse_summary_file`); `path` only names the file in messages.
 pub fn parse_summary<R: Read>(path: &Path, input: R) -> Result<(Vec<SummaryRow>, Vec<String>)> {
+    let file = parse_summary_file(path, input)?;
+    let warnings = file.warnings(path);
+    Ok((file.rows, warnings))
+}
+
+/// summary.csv read from `input`. A header without run_id and status, or naming a column
+/// twice, is an error saying how to rebuild the file; a row that does not parse, has the wrong
+/// field count, no run id, an unknown status, or (in a done run) a numeric column that is not a
+/// number is rejected with its line. Names are compared case-insensitively, cells trimmed; an
+/// empty cell is unknown, never zero.
+pub fn parse_summary_file<R: Read>(path: &Path, input: R) -> Result<SummaryFile> {
     let hint = || rebuild_hint(path.parent().unwrap_or(Path::new(".")));
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(input);
     let header =
         reader.headers().map_err(|e| Error::record(path, format!("header does not parse: {e}; {}", hint())))?;
     check_header(header.iter()).map_err(|e| Error::record(path, format!("{e}; {}", hint())))?;
-    let header: Vec<String> = header.iter().map(|name| name.to_ascii_lowercase()).collect();
+    let columns: Vec<String> = header.iter().map(|name| name.to_ascii_lowercase()).collect();
     for column in ["run_id", "status"] {
-        if !header.iter().any(|name| name == column) {
+        if !columns.iter().any(|name| name == column) {
             return Err(Error::record(path, format!("no column {column} in the header; {}", hint())));
         }
     }
-    let mut rows = Vec::new();
-    let mut warnings = Vec::new();
+    let run_id_column = columns.iter().position(|name| name == "run_id");
+    let mut file = SummaryFile { columns, ..SummaryFile::default() };
     for record in reader.records() {
         match record {
-            Ok(row) => match summary_row(&header, &row) {
-                Ok(parsed) => rows.push(parsed),
-                Err(message) => warnings.push(format!("{} line {}: {message}; skipped", path.display(), line_of(&row))),
+            Ok(row) => match summary_row(&file.columns, &row) {
+                Ok(parsed) => file.rows.push(parsed),
+                Err(reason) => {
+                    let run_id = run_id_column.and_then(|i| row.get(i)).unwrap_or("").to_string();
+                    file.rejected.push(RejectedRow { line: line_of(&row), run_id, reason });
+                }
             },
-            Err(error) => warnings.push(format!("{}: {error}; skipped", path.display())),
+            Err(error) => file.rejected.push(RejectedRow {
+                line: error.position().map_or(0, |p| p.line()),
+                run_id: String::new(),
+                reason: format!("does not parse ({error})"),
+            }),
         }
     }
-    Ok((rows, warnings))
+    Ok(file)
 }
 
 fn line_of(row: &StringRecord) -> u64 {
@@ -219,7 +282,7 @@ fn line_of(row: &StringRecord) -> u64 {
 /// One row, or why it is not a run row.
 fn summary_row(header: &[String], row: &StringRecord) -> std::result::Result<SummaryRow, String> {
     if row.len() != header.len() {
-        return Err(format!("has {} fields, the header {}", row.len(), header.len()));
+        return Err(format!("has {} fields, the header {}: the row does not parse", row.len(), header.len()));
     }
     let text = |name: &str| header.iter().position(|h| h == name).and_then(|i| row.get(i)).unwrap_or("");
     let (id, status_text) = (text("run_id").to_string(), text("status"));
@@ -229,15 +292,19 @@ fn summary_row(header: &[String], row: &StringRecord) -> std::result::Result<Sum
     };
     let mut parsed = SummaryRow::new(id, status, line_of(row));
     for (name, value) in header.iter().zip(row.iter()) {
-        if let (Some(slot), Ok(number)) = (parsed.column_mut(name), value.parse::<f64>()) {
-            *slot = Some(number);
+        if matches!(name.as_str(), "run_id" | "status") {
+            continue;
         }
-    }
-    for name in ["params_nonembedding", "tokens", "val_loss"] {
-        let value = text(name);
-        let missing = parsed.column_mut(name).is_some_and(|slot| slot.is_none());
-        if status == RunStatus::Done && !value.is_empty() && missing {
-            return Err(format!("{name} '{value}' is not a number"));
+        match parsed.column_mut(name) {
+            Some(slot) => match value.parse::<f64>() {
+                Ok(number) => *slot = Some(number),
+                // A damaged number in a finished run would silently become "unknown".
+                Err(_) if status == RunStatus::Done && !value.is_empty() => {
+                    return Err(format!("{name} '{value}' is not a number"));
+                }
+                Err(_) => {}
+            },
+            None => parsed.extra.push((name.clone(), value.to_string())),
         }
     }
     Ok(parsed)
@@ -274,5 +341,23 @@ mod tests {
         assert!(warnings[2].starts_with("s/summary.csv line 6: has 3 fields"), "{warnings:?}");
         let error = parse_summary(Path::new("s/summary.csv"), "run_id,x\n".as_bytes()).err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("no column status") && e.contains("sweeplaw summary s")));
+    }
+
+    #[test]
+    fn extra_columns_are_kept_and_a_damaged_number_in_a_done_run_rejects_the_row() {
+        let text = "run_id,status,params_nonembedding,tokens,val_loss,wall_s,lr\n\
+                    a,done,1e6,2e7,3.1,12,3e-3\nb,done,1e6,2e7,3.1,12s,3e-3\nc,failed,1e6,,,12s,\n";
+        let file = parse_summary_file(Path::new("s/summary.csv"), text.as_bytes()).expect("header");
+        assert!(is_summary_header(&file.columns) && file.has_column("lr"));
+        assert_eq!(file.rows.len(), 2, "{file:?}");
+        assert_eq!(file.rows[0].extra, vec![("lr".to_string(), "3e-3".to_string())]);
+        assert_eq!((file.rows[1].run_id.as_str(), file.rows[1].wall_s), ("c", None));
+        let rejected = &file.rejected;
+        assert_eq!((rejected.len(), rejected[0].line, rejected[0].run_id.as_str()), (1, 3, "b"));
+        assert!(rejected[0].reason.contains("wall_s '12s' is not a number"), "{rejected:?}");
+        assert_eq!(
+            file.warnings(Path::new("s/summary.csv"))[0],
+            format!("s/summary.csv line 3: {}; skipped", rejected[0].reason)
+        );
     }
 }

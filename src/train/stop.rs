@@ -41,12 +41,3 @@ pub fn requested() -> Option<i32> {
         signal => Some(signal),
     }
 }
-
-/// "SIGINT", "SIGTERM" or "signal N".
-pub fn signal_name(signal: i32) -> String {
-    match signal {
-        libc::SIGINT => "SIGINT".to_string(),
-        libc::SIGTERM => "SIGTERM".to_string(),
-        other => format!("signal {other}"),
-    }
-}
