@@ -170,7 +170,7 @@ pub fn load_points(path: &Path, opts: &FitOptions) -> Result<(Dataset, Vec<Strin
         let run_dir = summary.parent().unwrap_or(Path::new(".")).join("runs");
         load_summary(&summary, &file, &run_dir, opts)?
     } else {
-        load_plain(&CsvTable::parse(&summary, &bytes).map_err(rebuildable)?)?
+        load_plain(&CsvTable::parse(&summary, columns, &bytes))?
     };
     reduce(&mut dataset, &configs, opts.reduce);
     dataset.source = path.display().to_string();
@@ -208,10 +208,9 @@ pub(crate) struct CsvTable {
 }
 
 impl CsvTable {
-    /// Parses the CSV `bytes` of `path` (which only names it in messages); rows that do not
-    /// parse are listed in `rejected` with their line.
-    pub fn parse(path: &Path, bytes: &[u8]) -> Result<CsvTable, FitError> {
-        let header = csv_header(path, bytes)?;
+    /// Parses the CSV `bytes` of `path` (which only names it in messages) under its `header`
+    /// (as `csv_header` read it); rows that do not parse are listed in `rejected` with their line.
+    fn parse(path: &Path, header: Vec<String>, bytes: &[u8]) -> CsvTable {
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(bytes);
         let columns = header.into_iter().enumerate().map(|(i, name)| (name, i)).collect();
         let mut table = CsvTable {
@@ -227,7 +226,7 @@ impl CsvTable {
                 Err(error) => table.rejected.push((error_line(&error), format!("does not parse ({error})"))),
             }
         }
-        Ok(table)
+        table
     }
 
     /// Every row in file order: the record, or why it does not parse.
@@ -274,11 +273,7 @@ pub(crate) fn cell(row: &StringRecord, column: Option<usize>, name: &str) -> Res
 
 /// A cell that must hold a positive finite number.
 pub(crate) fn positive(row: &StringRecord, column: Option<usize>, name: &str) -> Result<f64, String> {
-    match cell(row, column, name)? {
-        None => Err(format!("{name} is empty")),
-        Some(value) if value.is_finite() && value > 0.0 => Ok(value),
-        Some(value) => Err(format!("{name} is {value}, not a positive number")),
-    }
+    positive_value(cell(row, column, name)?, name)
 }
 
 /// A finite positive figure, or why the row cannot be used.

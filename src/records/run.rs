@@ -30,6 +30,11 @@ impl RunStatus {
     pub const ALL: &'static [RunStatus] =
         &[RunStatus::Done, RunStatus::Diverged, RunStatus::Failed, RunStatus::Running, RunStatus::Pending];
 
+    /// The status named `name` as records write it ("done", ...), if it is one.
+    pub fn parse(name: &str) -> Option<RunStatus> {
+        RunStatus::ALL.iter().copied().find(|status| status.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Done => "done",
@@ -188,7 +193,7 @@ impl RunInfo {
         };
         let (spec, data) = (record.spec.unwrap_or_default(), record.data.unwrap_or_default());
         RunInfo {
-            status: record.status.and_then(|status| RunStatus::ALL.iter().copied().find(|s| s.as_str() == status)),
+            status: record.status.as_deref().and_then(RunStatus::parse),
             flop_budget: spec.flop_budget.filter(|v| v.is_finite() && *v > 0.0),
             data_source: data.source,
             device: record.device,

@@ -286,7 +286,7 @@ fn summary_row(header: &[String], row: &StringRecord) -> std::result::Result<Sum
     }
     let text = |name: &str| header.iter().position(|h| h == name).and_then(|i| row.get(i)).unwrap_or("");
     let (id, status_text) = (text("run_id").to_string(), text("status"));
-    let status = RunStatus::ALL.iter().copied().find(|s| s.as_str() == status_text);
+    let status = RunStatus::parse(status_text);
     let Some(status) = status.filter(|_| !id.is_empty()) else {
         return Err(format!("run_id '{id}' / status '{status_text}' is not a run row"));
     };
