@@ -27,15 +27,6 @@ pub enum Error {
     /// The data source failed.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
-    /// Fitting the laws failed.
-    #[error(transparent)]
-    Fit(#[from] crate::fit::FitError),
-    /// Drawing the figures failed.
-    #[error(transparent)]
-    Plot(#[from] crate::plot::PlotError),
-    /// Writing the report failed.
-    #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
     /// A run's state is inconsistent (for example a checkpoint for another model).
     #[error("run {run}: {message}")]
     Run { run: String, message: String },
@@ -50,6 +41,12 @@ pub enum Error {
     /// Bad arguments to a command.
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<crate::fs::FsError> for Error {
+    fn from(error: crate::fs::FsError) -> Self {
+        Error::Io { path: error.path, source: error.source }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

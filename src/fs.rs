@@ -1,22 +1,38 @@
 //! The filesystem layer every written file goes through: the atomic write (a temporary file
 //! beside the target, flushed to disk, then renamed over it), so a kill or a power loss at any
 //! instant leaves the previous good version or the whole new one. Records, checkpoints, data
-//! caches and job scripts depend on this module; it depends on nothing but `error`.
+//! caches and job scripts depend on this module; it depends on nothing else in the crate, so it
+//! returns its own error (the path and the OS error), which the library's `Error::Io` takes in.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+/// A filesystem operation that failed: the path it was about and the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct FsError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FsError {
+    fn new(path: &Path, source: std::io::Error) -> Self {
+        FsError { path: path.to_path_buf(), source }
+    }
+}
+
+type Result<T, E = FsError> = std::result::Result<T, E>;
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    fs::create_dir_all(dir).map_err(|e| FsError::new(dir, e))?;
     let tmp = temp_sibling(path);
     if let Err(e) = File::create(&tmp).and_then(|mut f| f.write_all(bytes)) {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
+        return Err(FsError::new(path, e));
     }
     commit_temp(&tmp, path)
 }
@@ -36,7 +52,7 @@ pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
     let result = File::open(tmp).and_then(|f| f.sync_all()).and_then(|()| fs::rename(tmp, path));
     if let Err(e) = result {
         let _ = fs::remove_file(tmp);
-        return Err(Error::io(path, e));
+        return Err(FsError::new(path, e));
     }
     Ok(())
 }

@@ -360,7 +360,8 @@ fn read_record(path: &Path) -> Result<Option<LadderRecord>> {
 
 fn write_record(path: &Path, record: &LadderRecord) -> Result<()> {
     let json = serde_json::to_string_pretty(record).map_err(|e| Error::record(path, e.to_string()))?;
-    crate::fs::write_atomic(path, json.as_bytes())
+    crate::fs::write_atomic(path, json.as_bytes())?;
+    Ok(())
 }
 
 /// The ladder as a table: per budget of each rung, the forecast and what was measured.

@@ -4,10 +4,26 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
-use crate::fit::{fit, load_points, FitOptions};
-use crate::plot::{plot_sweep, PlotOutput};
-use crate::report::{write_report, ReportOutput};
+use crate::error::Error;
+use crate::fit::{fit, load_points, FitError, FitOptions};
+use crate::plot::{plot_sweep, PlotError, PlotOutput};
+use crate::report::{write_report, ReportError, ReportOutput};
+
+/// Why regenerating failed: the stage that failed keeps its own error, so the records layer's
+/// error type need not know about the stages built on it.
+#[derive(Debug, thiserror::Error)]
+pub enum RegenerateError {
+    #[error(transparent)]
+    Records(#[from] Error),
+    #[error(transparent)]
+    Fit(#[from] FitError),
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+type Result<T, E = RegenerateError> = std::result::Result<T, E>;
 
 /// What regenerating did, for the command to print.
 pub struct Regenerated {
@@ -42,7 +58,7 @@ impl Regenerated {
 /// Fits (when needed) and draws the figures; with `report`, also writes report.md and report.html.
 pub fn regenerate(sweep_dir: &Path, report: bool) -> Result<Regenerated> {
     if !sweep_dir.join("summary.csv").is_file() {
-        return Err(Error::record(sweep_dir, "not a sweep directory: it has no summary.csv"));
+        return Err(Error::record(sweep_dir, "not a sweep directory: it has no summary.csv").into());
     }
     let mut warnings = Vec::new();
     let refitted = fit_if_stale(sweep_dir, &mut warnings)?;

@@ -317,10 +317,7 @@ impl FitReport {
     pub fn write_json(&self, path: &Path) -> Result<(), FitError> {
         let output = |message: String| FitError::Output { path: path.to_path_buf(), message };
         let text = serde_json::to_string_pretty(self).map_err(|e| output(e.to_string()))?;
-        crate::fs::write_atomic(path, (text + "\n").as_bytes()).map_err(|e| match e {
-            // The path is the Output error's own; keep the OS error's text alone.
-            crate::error::Error::Io { source, .. } => output(source.to_string()),
-            other => output(other.to_string()),
-        })
+        // The path is the Output error's own; keep the OS error's text alone.
+        crate::fs::write_atomic(path, (text + "\n").as_bytes()).map_err(|e| output(e.source.to_string()))
     }
 }

@@ -220,7 +220,8 @@ impl Default for Versions {
 impl RunRecord {
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).map_err(|e| Error::record(path, e.to_string()))?;
-        write_atomic(path, json.as_bytes())
+        write_atomic(path, json.as_bytes())?;
+        Ok(())
     }
 
     pub fn read(path: &Path) -> Result<RunRecord> {

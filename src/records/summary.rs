@@ -69,7 +69,8 @@ pub fn write_summary(path: &Path, records: &[RunRecord]) -> Result<()> {
         out.write_record(r.summary_row()).map_err(|e| Error::record(path, e.to_string()))?;
     }
     let bytes = out.into_inner().map_err(|e| Error::record(path, e.to_string()))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &bytes)?;
+    Ok(())
 }
 
 /// One summary.csv row as read: the run, its status and line, and every numeric column of

@@ -120,7 +120,8 @@ pub fn save(dir: &Path, model: &Model, optimizer: &AdamW, state: &CheckpointStat
         ..state.clone()
     };
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::record(dir, e.to_string()))?;
-    write_atomic(&state_path, &json)
+    write_atomic(&state_path, &json)?;
+    Ok(())
 }
 
 /// Reads and checks state.json and the tensor files' checksums and step, without loading
