@@ -9,14 +9,14 @@
 //! runs limited by the other variable, and the three Chinchilla approaches must agree on a.
 //! Each finding names the fix: what to add to the sweep.
 
-use crate::fit::chinchilla::ChinchillaParams;
 use crate::fit::data::Dataset;
 use crate::fit::data_constrained::largest_repeats;
 use crate::fit::kaplan::Variable;
 use crate::fit::options::FitOptions;
-use crate::fit::report::{ChinchillaFit, FitReport, FrontierFit, Intervals, LawFit, Values};
 use crate::fit::table::number;
-use crate::fit::verdict::{Assessment, Verdict};
+use crate::records::fit::ChinchillaParams;
+use crate::records::fit::{ChinchillaFit, FitReport, FrontierFit, Intervals, LawFit, Values};
+use crate::records::verdict::{Assessment, Verdict};
 
 /// An exponent's 95% interval wider than this is `weak`.
 pub(crate) const EXPONENT_WIDTH_WEAK: f64 = 0.2;

@@ -11,7 +11,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use crate::fit::report::{Intervals, Values};
+use crate::records::fit::{Intervals, Values};
 use crate::rng::SplitMix64;
 
 /// A law's refit on resample weights: the values to put intervals on, `None` if it failed.

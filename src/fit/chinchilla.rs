@@ -3,9 +3,6 @@
 //! E = e^e) by the Huber loss (delta = 1e-3, summed over points) with L-BFGS from the
 //! published grid of 4,500 starting points, and the compute-optimal allocation of eq. 4.
 
-use serde::{Deserialize, Serialize};
-
-use crate::fit::compute::ComputeModel;
 use crate::fit::constraints::{Constrained, Mapping};
 use crate::fit::data::Point;
 use crate::fit::error::FitError;
@@ -13,36 +10,11 @@ use crate::fit::fastmath;
 use crate::fit::optim::{
     distinct_ends, huber, huber_slope, lowest, minimize_each, minimize_sequential, Minimum, Objective, Settings,
 };
-use crate::records::fit::lenient;
+use crate::records::fit::ChinchillaParams;
+use crate::records::fit::ComputeModel;
 
 /// The Huber threshold of Hoffmann et al. 2022, section 3.3.
 pub(crate) const HUBER_DELTA: f64 = 1e-3;
-
-/// Fitted parameters of L = E + A/N^alpha + B/D^beta.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ChinchillaParams {
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "E")]
-    pub e: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "A")]
-    pub a: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "B")]
-    pub b: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
-    pub alpha: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
-    pub beta: f64,
-    /// How the fitted runs' compute grows with N (C = 6·N·D unless the count says otherwise).
-    #[serde(default)]
-    pub compute: ComputeModel,
-}
-
-impl Default for ChinchillaParams {
-    /// Every parameter NaN (unknown): what a fit.json without them reads as.
-    fn default() -> Self {
-        let nan = f64::NAN;
-        ChinchillaParams { e: nan, a: nan, b: nan, alpha: nan, beta: nan, compute: ComputeModel::default() }
-    }
-}
 
 impl ChinchillaParams {
     /// From the optimiser's vector (a, b, e, alpha, beta) = (log A, log B, log E, alpha, beta).

@@ -7,26 +7,8 @@
 //!   a = β/(α+βc),  b = 1 − c·a,
 //! which is eq. 4 when k = 6 and c = 1.
 
-use serde::{Deserialize, Serialize};
-
 use crate::fit::data::Point;
-use crate::records::fit::lenient;
-
-/// C = coefficient · N^params_exponent · D (a fit.json without one read C = 6·N·D).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ComputeModel {
-    #[serde(default = "lenient::six")]
-    pub coefficient: f64,
-    #[serde(default = "lenient::one")]
-    pub params_exponent: f64,
-}
-
-impl Default for ComputeModel {
-    /// C = 6·N·D (Kaplan et al. 2020, eq. 2.1).
-    fn default() -> Self {
-        ComputeModel { coefficient: 6.0, params_exponent: 1.0 }
-    }
-}
+use crate::records::fit::ComputeModel;
 
 /// Points whose C is within this relative distance of 6·N·D keep the default model exactly.
 const SIX_ND_TOLERANCE: f64 = 1e-3;

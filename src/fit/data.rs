@@ -16,6 +16,7 @@ use crate::fit::counting::{run_flops, RunShape};
 use crate::fit::error::FitError;
 use crate::fit::options::FitOptions;
 use crate::fit::reduce::{reduce, RowConfig, HYPERPARAMETERS};
+use crate::records::fit::Excluded;
 use crate::records::{RejectedRow, RunStatus, SummaryFile, SummaryRow};
 
 /// One finished run (or one row of a plain CSV): its final figures.
@@ -48,15 +49,6 @@ pub struct CurvePoint {
 pub struct Curve {
     pub point: usize,
     pub evals: Vec<CurvePoint>,
-}
-
-/// A row or run left out of the fit, and why.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Excluded {
-    #[serde(default)]
-    pub run: String,
-    #[serde(default)]
-    pub reason: String,
 }
 
 /// Everything a fit reads.

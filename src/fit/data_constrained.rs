@@ -10,13 +10,14 @@
 //! on every run, single-epoch runs with excess parameters included. R*_D and R*_N (as their
 //! logarithms) are fitted by L-BFGS on the Huber loss of log L.
 
-use crate::fit::chinchilla::{ChinchillaParams, HUBER_DELTA};
+use crate::fit::chinchilla::HUBER_DELTA;
 use crate::fit::constraints::{Constrained, Mapping};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
 use crate::fit::model::{LogFit, LogModel, Penalty};
 use crate::fit::optim::{distinct_ends, lowest, minimize_each, minimize_sequential, Settings};
-use crate::fit::report::{LawFit, Values};
+use crate::records::fit::ChinchillaParams;
+use crate::records::fit::{LawFit, Values};
 
 /// A run repeats data when D exceeds U by more than this fraction.
 const REPEATS: f64 = 1e-6;

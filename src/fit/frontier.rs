@@ -9,7 +9,7 @@
 use crate::fit::data::{CurvePoint, Dataset, Point};
 use crate::fit::error::FitError;
 use crate::fit::regress::{fit_line, Line};
-use crate::fit::report::FrontierFit;
+use crate::records::fit::FrontierFit;
 
 /// Compute values at which approach 1 compares runs (Hoffmann et al. 2022: 1,500).
 const GRID: usize = 1500;
@@ -147,8 +147,9 @@ pub(crate) fn approach1_frontier(data: &Dataset, weights: &[f64]) -> (Vec<Fronti
     (without_edge_sizes(data, weights, frontier), method)
 }
 
-/// Fits N_opt ∝ C^a and D_opt ∝ C^b on the frontier.
-pub(crate) fn fit_approach1(data: &Dataset, weights: &[f64]) -> Result<FrontierFit, FitError> {
+/// Fits N_opt ∝ C^a and D_opt ∝ C^b on the frontier; with log L against log C along it (for
+/// the loss of the predicted allocation), when it has one.
+pub(crate) fn fit_approach1(data: &Dataset, weights: &[f64]) -> Result<(FrontierFit, Option<Line>), FitError> {
     let (frontier, method) = approach1_frontier(data, weights);
     let sizes = distinct_sizes(&frontier);
     let too_few = || FitError::TooFewPoints {
@@ -163,11 +164,11 @@ pub(crate) fn fit_approach1(data: &Dataset, weights: &[f64]) -> Result<FrontierF
     let fit = |values: Vec<f64>| fit_line(&ln_c, &values, &ones);
     let n_line = fit(frontier.iter().map(|p| p.params.ln()).collect()).ok_or_else(too_few)?;
     let d_line = fit(frontier.iter().map(|p| p.tokens.ln()).collect()).ok_or_else(too_few)?;
-    let mut fit_result = FrontierFit::new(n_line, d_line, frontier.len(), sizes, method);
+    let fit_result = FrontierFit::new(n_line, d_line, frontier.len(), sizes, method);
     // The frontier's loss as a power law of compute, L = (C_c/C)^alpha_C (Kaplan et al. 2020
     // eq. 1.3), for the loss of the predicted allocation.
-    fit_result.loss_line = fit(frontier.iter().map(|p| p.loss.ln()).collect());
-    Ok(fit_result)
+    let loss_line = fit(frontier.iter().map(|p| p.loss.ln()).collect());
+    Ok((fit_result, loss_line))
 }
 
 fn distinct_sizes(frontier: &[FrontierPoint]) -> usize {

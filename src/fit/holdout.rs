@@ -8,7 +8,7 @@ use crate::fit::data::{Dataset, Point};
 use crate::fit::error::FitError;
 use crate::fit::kaplan::{fit_joint_mapped, Joint};
 use crate::fit::options::{FitOptions, Law};
-use crate::fit::report::{HeldOut, HoldoutReport, Values};
+use crate::records::fit::{HeldOut, HoldoutReport, Values};
 
 /// A refitted law's loss prediction for a run.
 type Predictor = Box<dyn Fn(&Point) -> f64>;

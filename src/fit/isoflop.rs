@@ -6,20 +6,19 @@
 //! lies outside the sizes the parabola was fitted to is left out with a warning naming the
 //! sizes to add; N_opt ∝ C^a and D_opt ∝ C^b are straight lines through the remaining minima
 //! in log-log space. The 95% intervals come from a bootstrap over the runs within each budget
-//! (every budget keeps its number of runs), and the fit carries a verdict (`fit::verdict`).
+//! (every budget keeps its number of runs), and the fit carries a verdict (`records::verdict`).
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::fit::bootstrap::{intervals, Draws};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
 use crate::fit::frontier::power_at;
 use crate::fit::options::FitOptions;
-use crate::fit::regress::{fit_line, fit_parabola, Line, Parabola};
-use crate::fit::report::{BootstrapSummary, Intervals, Prediction, Values};
-use crate::fit::verdict::Assessment;
-use crate::records::fit::lenient;
+use crate::fit::regress::{fit_line, fit_parabola, Parabola};
+use crate::records::fit::{BootstrapSummary, Intervals, Prediction, Values};
+use crate::records::fit::{IsoFlopFit, IsoFlopMinimum};
+use crate::records::verdict::Assessment;
 use crate::rng::SplitMix64;
 
 /// Runs whose log compute differ by less than this (about 10%) share a budget.
@@ -33,65 +32,6 @@ pub(crate) const MIN_BUDGETS: usize = 3;
 pub(crate) const WIDE_EXPONENT: f64 = 0.2;
 /// The largest share of bootstrap resamples that may fail before the interval is weak.
 const MAX_FAILED_SHARE: f64 = 0.1;
-
-/// The parabola minimum of one FLOP budget (approach 2).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IsoFlopMinimum {
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
-    pub flops: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "N_opt")]
-    pub n_opt: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number", rename = "D_opt")]
-    pub d_opt: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
-    pub loss: f64,
-    /// Runs of the budget.
-    #[serde(default)]
-    pub runs: usize,
-    /// Whether N_opt lies within the sizes the parabola was fitted to; a budget whose minimum
-    /// is outside them is left out of the exponents' fit.
-    #[serde(default = "lenient::yes")]
-    pub inside: bool,
-    /// The smallest and largest size the parabola was fitted to.
-    #[serde(default = "lenient::nan_pair", deserialize_with = "lenient::pair")]
-    pub sizes: [f64; 2],
-}
-
-/// Chinchilla approach 2.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IsoFlopFit {
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
-    pub a: f64,
-    #[serde(default = "lenient::nan", deserialize_with = "lenient::number")]
-    pub b: f64,
-    /// Every budget with a parabola minimum, those left out (`inside: false`) included.
-    #[serde(default, deserialize_with = "lenient::entries")]
-    pub minima: Vec<IsoFlopMinimum>,
-    /// ln N_opt = intercept + a ln C and ln D_opt = intercept + b ln C: the intercepts of the
-    /// fitted lines (N's, D's), which the figures draw.
-    #[serde(default = "lenient::nan_pair", deserialize_with = "lenient::pair")]
-    pub intercepts: [f64; 2],
-    /// The budgets the exponents were fitted on.
-    #[serde(default)]
-    pub budgets: usize,
-    /// Each budget's parabola is fitted to the runs at this many sizes nearest its lowest loss.
-    #[serde(default)]
-    pub window: usize,
-    #[serde(default, deserialize_with = "lenient::intervals")]
-    pub ci95: Intervals,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prediction: Option<Prediction>,
-    /// Resamples of the runs within each budget behind `ci95`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bootstrap: Option<BootstrapSummary>,
-    #[serde(flatten)]
-    pub assessment: Assessment,
-    /// Budgets left out and why (`fit` copies them into the report's warnings).
-    #[serde(skip)]
-    pub(crate) warnings: Vec<String>,
-    #[serde(skip)]
-    pub(crate) lines: (Line, Line),
-}
 
 /// A number in a message: 3 significant digits, trailing zeros dropped ("3e11", "1.25e16").
 fn short(value: f64) -> String {
@@ -264,8 +204,13 @@ fn budgets_fix(usable: &[f64]) -> Option<String> {
 
 /// Fits approach 2 on the runs of positive weight; `window` sizes per parabola. Needs 2+
 /// budgets with a bracketed minimum; with fewer than MIN_BUDGETS the verdict is
-/// `not identified`.
-pub(crate) fn fit_approach2(data: &Dataset, weights: &[f64], window: usize) -> Result<IsoFlopFit, FitError> {
+/// `not identified`. Returns the fit and the warnings about budgets left out (which `fit`
+/// copies into the report's warnings).
+pub(crate) fn fit_approach2(
+    data: &Dataset,
+    weights: &[f64],
+    window: usize,
+) -> Result<(IsoFlopFit, Vec<String>), FitError> {
     let groups = budgets(data, weights);
     let mut minima = Vec::new();
     let mut warnings = Vec::new();
@@ -341,7 +286,7 @@ pub(crate) fn fit_approach2(data: &Dataset, weights: &[f64], window: usize) -> R
         }
     }
     let budgets = used.len();
-    Ok(IsoFlopFit {
+    let fit = IsoFlopFit {
         a: n_line.slope,
         b: d_line.slope,
         minima,
@@ -352,9 +297,8 @@ pub(crate) fn fit_approach2(data: &Dataset, weights: &[f64], window: usize) -> R
         prediction: None,
         bootstrap: None,
         assessment,
-        warnings,
-        lines: (n_line, d_line),
-    })
+    };
+    Ok((fit, warnings))
 }
 
 /// How often each run is drawn in resample `index`: within every budget, as many runs as
@@ -374,8 +318,8 @@ fn resample_within_budgets(groups: &[Vec<usize>], n: usize, seed: u64, index: us
 fn values(fit: &IsoFlopFit, target: Option<f64>) -> Values {
     let mut values = Values::from([("a".to_string(), fit.a), ("b".to_string(), fit.b)]);
     if let Some(flops) = target {
-        values.insert("N_opt".to_string(), power_at(&fit.lines.0, flops));
-        values.insert("D_opt".to_string(), power_at(&fit.lines.1, flops));
+        values.insert("N_opt".to_string(), power_at(&fit.lines().0, flops));
+        values.insert("D_opt".to_string(), power_at(&fit.lines().1, flops));
     }
     values
 }
@@ -388,7 +332,7 @@ fn bootstrap(data: &Dataset, window: usize, resamples: usize, seed: u64, target:
         .into_par_iter()
         .map(|index| {
             let weights = resample_within_budgets(&groups, data.points.len(), seed, index);
-            fit_approach2(data, &weights, window).ok().map(|fit| values(&fit, target))
+            fit_approach2(data, &weights, window).ok().map(|(fit, _)| values(&fit, target))
         })
         .collect();
     let mut draws = Draws::default();
@@ -402,19 +346,20 @@ fn bootstrap(data: &Dataset, window: usize, resamples: usize, seed: u64, target:
 }
 
 /// Approach 2 with everything `fit` reports: the prediction at `--target-flops`, the
-/// bootstrap intervals (`--bootstrap` resamples within budgets) and the verdict.
-pub(crate) fn fit(data: &Dataset, opts: &FitOptions) -> Result<IsoFlopFit, FitError> {
+/// bootstrap intervals (`--bootstrap` resamples within budgets) and the verdict; with the
+/// warnings about budgets left out.
+pub(crate) fn fit(data: &Dataset, opts: &FitOptions) -> Result<(IsoFlopFit, Vec<String>), FitError> {
     let ones = vec![1.0; data.points.len()];
-    let mut fit = fit_approach2(data, &ones, opts.isoflop_window)?;
+    let (mut fit, warnings) = fit_approach2(data, &ones, opts.isoflop_window)?;
     fit.prediction = opts.target_flops.map(|flops| Prediction {
         flops,
-        n_opt: power_at(&fit.lines.0, flops),
-        d_opt: power_at(&fit.lines.1, flops),
+        n_opt: power_at(&fit.lines().0, flops),
+        d_opt: power_at(&fit.lines().1, flops),
         loss: None,
         ci95: Intervals::new(),
     });
     if opts.bootstrap == 0 {
-        return Ok(fit);
+        return Ok((fit, warnings));
     }
     let draws = bootstrap(data, opts.isoflop_window, opts.bootstrap, opts.seed, opts.target_flops);
     let mut ci95 = intervals(&draws);
@@ -424,7 +369,7 @@ pub(crate) fn fit(data: &Dataset, opts: &FitOptions) -> Result<IsoFlopFit, FitEr
     fit.ci95 = ci95;
     fit.bootstrap = Some(BootstrapSummary { resamples: opts.bootstrap, failed: draws.failed });
     assess_intervals(&mut fit, opts.bootstrap, draws.failed);
-    Ok(fit)
+    Ok((fit, warnings))
 }
 
 /// The verdict's interval criteria: a bootstrap that mostly fails, or an exponent whose 95%

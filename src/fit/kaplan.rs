@@ -12,7 +12,7 @@ use crate::fit::frontier::envelope;
 use crate::fit::model::{log_sum_exp2, LogFit, LogModel, Penalty};
 use crate::fit::optim::{distinct_ends, lowest, minimize_each, minimize_from_starts, minimize_sequential, Settings};
 use crate::fit::regress::fit_line;
-use crate::fit::report::{LawFit, Values};
+use crate::records::fit::{LawFit, Values};
 
 /// Which single variable a law is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

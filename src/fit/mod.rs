@@ -39,16 +39,14 @@ mod report;
 mod table;
 #[cfg(test)]
 mod tests;
-pub mod verdict;
 
-pub use chinchilla::ChinchillaParams;
-pub use compute::ComputeModel;
+/// The fit.json types the fitter builds; they live with their reader and writer in `records`.
+pub use crate::records::fit::{
+    BootstrapSummary, ChinchillaFit, ChinchillaParams, ComputeModel, Excluded, FitReport, Fits, FrontierFit, HeldOut,
+    HoldoutReport, Intervals, IsoFlopFit, IsoFlopMinimum, LawFit, Prediction, Values,
+};
 pub use constraints::Constraints;
-pub use data::{default_flop_convention, load_points, Curve, CurvePoint, Dataset, Excluded, Point};
+pub use data::{default_flop_convention, load_points, Curve, CurvePoint, Dataset, Point};
 pub use error::FitError;
 pub use options::{FitOptions, FlopCount, Law, Overfit, ParamCount, Reduce};
 pub use pipeline::fit;
-pub use report::{
-    BootstrapSummary, ChinchillaFit, FitReport, Fits, FrontierFit, HeldOut, HoldoutReport, Intervals, IsoFlopFit,
-    IsoFlopMinimum, LawFit, Prediction, Values,
-};

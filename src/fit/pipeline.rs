@@ -3,7 +3,7 @@
 
 use crate::fit::assess;
 use crate::fit::bootstrap::{self, Draws, Refit};
-use crate::fit::chinchilla::{self, ChinchillaParams, LogPoints};
+use crate::fit::chinchilla::{self, LogPoints};
 use crate::fit::constraints::{
     Constraints, Mapping, ParamSpec, CHINCHILLA, DATA_CONSTRAINED, KAPLAN_JOINT, REPETITION,
 };
@@ -16,7 +16,8 @@ use crate::fit::isoflop;
 use crate::fit::kaplan::{fit_joint_mapped, fit_single, SingleMappings, Variable};
 use crate::fit::options::{FitOptions, Law, Overfit};
 use crate::fit::regress::Line;
-use crate::fit::report::{BootstrapSummary, ChinchillaFit, FitReport, Fits, LawFit, Prediction, Values};
+use crate::records::fit::ChinchillaParams;
+use crate::records::fit::{BootstrapSummary, ChinchillaFit, FitReport, Fits, LawFit, Prediction, Values};
 
 /// The fewest single-epoch runs the data-constrained base law is fitted on alone.
 const MIN_SINGLE_EPOCH: usize = 10;
@@ -174,16 +175,16 @@ fn fit_family(family: Law, context: &Context<'_>, report: &mut FitReport, warm: 
         },
         // Approach 2 resamples within budgets, so it runs its own bootstrap.
         Law::IsoFlop => match isoflop::fit(data, context.opts) {
-            Ok(fit) => {
-                report.warnings.extend(fit.warnings.iter().map(|w| format!("isoflop: {w}")));
+            Ok((fit, warnings)) => {
+                report.warnings.extend(warnings.iter().map(|w| format!("isoflop: {w}")));
                 report.fits.isoflop = Some(fit);
             }
             Err(error) => skip(report, "isoflop", &error),
         },
         Law::Frontier => match fit_approach1(data, ones) {
-            Ok(mut fit) => {
-                fit.prediction = line_prediction(context.opts, &fit.lines);
-                if let (Some(prediction), Some(line)) = (fit.prediction.as_mut(), fit.loss_line.as_ref()) {
+            Ok((mut fit, loss_line)) => {
+                fit.prediction = line_prediction(context.opts, &fit.lines());
+                if let (Some(prediction), Some(line)) = (fit.prediction.as_mut(), loss_line.as_ref()) {
                     prediction.loss = Some(power_at(line, prediction.flops));
                 }
                 report.fits.frontier = Some(fit);
@@ -424,9 +425,9 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
     if report.fits.frontier.is_some() {
         slots.push(Slot::Frontier);
         refits.push(Box::new(move |w| {
-            let fit = fit_approach1(data, w).ok()?;
-            let mut values = line_values(fit.a, fit.b, &fit.lines, target);
-            if let (Some(flops), Some(line)) = (target, fit.loss_line.as_ref()) {
+            let (fit, loss_line) = fit_approach1(data, w).ok()?;
+            let mut values = line_values(fit.a, fit.b, &fit.lines(), target);
+            if let (Some(flops), Some(line)) = (target, loss_line.as_ref()) {
                 values.insert("loss".to_string(), power_at(line, flops));
             }
             Some(values)

@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use crate::fit::bootstrap::is_scale;
 use crate::fit::chinchilla;
-use crate::fit::report::{FitReport, Intervals, LawFit, Prediction, Values};
-use crate::fit::verdict::Assessment;
+use crate::records::fit::{FitReport, Intervals, LawFit, Prediction, Values};
+use crate::records::verdict::Assessment;
 
 /// A number with 4 significant digits, in scientific notation when very large or small.
 pub(crate) fn number(value: f64) -> String {

@@ -8,8 +8,8 @@ mod verdicts;
 pub(crate) mod synth {
     //! Points and curves drawn from planted laws, with optional log-normal noise.
 
-    use crate::fit::chinchilla::ChinchillaParams;
     use crate::fit::data::{Curve, CurvePoint, Dataset, Point};
+    use crate::records::fit::ChinchillaParams;
     use crate::rng::SplitMix64;
 
     /// Hoffmann et al. 2022's fitted law (eq. 10): E 1.69, A 406.4, B 410.7, alpha 0.34, beta 0.28.

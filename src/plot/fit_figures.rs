@@ -5,11 +5,11 @@
 
 use crate::fit::frontier::{approach1_frontier, FrontierPoint};
 use crate::fit::regress::fit_line;
-use crate::fit::verdict::Verdict;
 use crate::plot::chart::{Axis, FigureSpec, Layer, LayerKind, Marker, Panel};
 use crate::plot::figures::{approach_colour, every_run, log_space, Built, Inputs, LOSS_LABEL, TOKENS_LABEL};
 use crate::plot::fitjson::{law_name, Chinchilla, FitJson};
 use crate::plot::style::{self, compact};
+use crate::records::verdict::Verdict;
 
 /// Published compute-optimal exponents drawn for reference: N_opt ∝ C^0.73 (Kaplan et al.
 /// 2020, section 6.1) and C^0.50 (Hoffmann et al. 2022, Table 2); D_opt takes 1 - a.

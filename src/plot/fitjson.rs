@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::fit::verdict::Assessment;
 use crate::plot::records::Counting;
 use crate::records::fit::{FitReport, Intervals, LawFit, Values};
+use crate::records::verdict::Assessment;
 
 /// Approach 3 of Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta (eq. 2), the
 /// fitter's own parameter type (prediction and compute-optimal allocation included).
@@ -291,7 +291,7 @@ impl FitJson {
 
     /// fits.<law>'s verdict with its reasons and fixes. A law without a verdict (fit.json
     /// written before verdicts existed) reads as identified; an unknown verdict as not
-    /// identified, saying so (`fit::verdict`'s reader).
+    /// identified, saying so (`records::verdict`'s reader).
     pub fn assessment(&self, law: &str) -> Assessment {
         self.stored_assessment(law).cloned().unwrap_or_else(Assessment::identified)
     }
@@ -392,8 +392,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::fit::verdict::Verdict;
     use crate::fit::ComputeModel;
+    use crate::records::verdict::Verdict;
 
     /// fit.json at `path` holding `json`.
     fn fit_at(path: &str, json: Value) -> FitJson {

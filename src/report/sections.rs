@@ -4,11 +4,11 @@
 //! recommendation, the holdout error, the counting conventions, and what was skipped.
 
 use crate::counting::{FlopConvention, ParamCount};
-use crate::fit::verdict::{Assessment, Verdict};
 use crate::plot::fitjson::{law_name, FitJson, Prediction};
 use crate::plot::records::{positive, Counting, Sweep};
 use crate::plot::style::{compact, table_number};
 use crate::plot::PlotOutput;
+use crate::records::verdict::{Assessment, Verdict};
 use crate::report::document::Block;
 
 /// Published compute-optimal exponents (a, b): Kaplan et al. 2020 (section 6.1, N_opt ∝

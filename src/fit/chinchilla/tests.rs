@@ -9,8 +9,8 @@ use crate::fit::bootstrap::{self, Refit};
 use crate::fit::data::load_points;
 use crate::fit::optim::tests::numeric_gradient;
 use crate::fit::options::FitOptions;
-use crate::fit::report::Values;
 use crate::fit::tests::synth::{hoffmann, isoflop_points};
+use crate::records::fit::Values;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 

@@ -177,7 +177,7 @@ fn with_the_base_fixed_the_papers_r_star_are_recovered_from_all_runs() -> TestRe
     assert_eq!(p["E"], 1.87);
     assert_eq!(fit.fixed.len(), 5);
     assert!(!fit.ci95.contains_key("E") && fit.ci95.contains_key("R_N_star"));
-    assert_ne!(fit.assessment.verdict, crate::fit::verdict::Verdict::NotIdentified, "{:?}", fit.assessment);
+    assert_ne!(fit.assessment.verdict, crate::records::verdict::Verdict::NotIdentified, "{:?}", fit.assessment);
     Ok(())
 }
 
@@ -187,7 +187,7 @@ fn an_r_n_star_running_to_infinity_is_not_identified() -> TestResult {
     let data = Dataset::from_points("runaway", muennighoff_points(1e9, 0.002));
     let report = crate::fit::fit(&data, &fixed_base_options(100))?;
     let fit = report.fits.data_constrained.ok_or("not fitted")?;
-    assert_eq!(fit.assessment.verdict, crate::fit::verdict::Verdict::NotIdentified, "{:?}", fit.params);
+    assert_eq!(fit.assessment.verdict, crate::records::verdict::Verdict::NotIdentified, "{:?}", fit.params);
     assert!(fit.assessment.reasons.iter().any(|r| r.contains("R*_N")), "{:?}", fit.assessment);
     Ok(())
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::fit::options::FitOptions;
 use crate::fit::tests::synth::{hoffmann, isoflop_points};
-use crate::fit::verdict::Verdict;
+use crate::records::verdict::Verdict;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -13,7 +13,7 @@ fn budget_list() -> Vec<f64> {
 fn approach2_recovers_the_planted_exponents_without_noise() -> TestResult {
     let law = hoffmann();
     let data = Dataset::from_points("planted", isoflop_points(&law, &budget_list(), 9, 0.0, 1));
-    let fit = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
+    let (fit, _) = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
     assert_eq!(fit.minima.len(), 9);
     assert!(fit.minima.iter().all(|m| m.inside));
     // Same grid shape at every budget, so the parabola's offset cancels in the slope.
@@ -26,7 +26,7 @@ fn approach2_recovers_the_planted_exponents_without_noise() -> TestResult {
 fn approach2_recovers_the_planted_exponents_with_noise() -> TestResult {
     let law = hoffmann();
     let data = Dataset::from_points("planted", isoflop_points(&law, &budget_list(), 9, 0.005, 2));
-    let fit = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
+    let (fit, _) = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
     assert!((fit.a - law.exponent_a()).abs() < 0.03, "a = {}", fit.a);
     assert!((fit.b - law.exponent_b()).abs() < 0.03, "b = {}", fit.b);
     Ok(())
@@ -88,7 +88,7 @@ fn approach2_reproduces_porian_et_al_on_all_fifteen_configurations() -> TestResu
     for row in &rows {
         let Some(path) = crate::reference_data::file(&format!("porian2024/{}", row.file)) else { return Ok(()) };
         let (data, _) = crate::fit::data::load_points(&path, &options)?;
-        let fit = fit(&data, &options)?;
+        let (fit, _) = fit(&data, &options)?;
         let [low, high] = *fit.ci95.get("a").ok_or("no interval for a")?;
         assert!((fit.a - row.a).abs() < 0.03, "{}: a = {} vs published {}", row.file, fit.a, row.a);
         assert!(low <= row.high && high >= row.low, "{}: [{low}, {high}] vs [{}, {}]", row.file, row.low, row.high);
@@ -115,7 +115,7 @@ fn with_unbracketed_budget() -> Dataset {
 #[test]
 fn a_budget_whose_sizes_miss_the_minimum_is_left_out_and_named() -> TestResult {
     let data = with_unbracketed_budget();
-    let fit = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
+    let (fit, warnings) = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
     assert_eq!(fit.minima.len(), 5);
     assert_eq!(fit.budgets, 4);
     let outside: Vec<&IsoFlopMinimum> = fit.minima.iter().filter(|m| !m.inside).collect();
@@ -123,10 +123,10 @@ fn a_budget_whose_sizes_miss_the_minimum_is_left_out_and_named() -> TestResult {
     assert!((outside[0].flops - 3e22).abs() < 1e18);
     // The four bracketed budgets still give the planted exponent.
     assert!((fit.a - hoffmann().exponent_a()).abs() < 2e-3, "a = {}", fit.a);
-    assert_eq!(fit.warnings.len(), 1, "{:?}", fit.warnings);
+    assert_eq!(warnings.len(), 1, "{:?}", warnings);
     let largest = short(outside[0].sizes[1]);
-    assert!(fit.warnings[0].starts_with("sizes do not bracket the minimum at C = 3e22"), "{}", fit.warnings[0]);
-    assert!(fit.warnings[0].contains(&format!("add sizes above {largest} at C = 3e22")), "{}", fit.warnings[0]);
+    assert!(warnings[0].starts_with("sizes do not bracket the minimum at C = 3e22"), "{}", warnings[0]);
+    assert!(warnings[0].contains(&format!("add sizes above {largest} at C = 3e22")), "{}", warnings[0]);
     assert!(fit.assessment.is_identified(), "{:?}", fit.assessment);
     Ok(())
 }
@@ -135,7 +135,7 @@ fn a_budget_whose_sizes_miss_the_minimum_is_left_out_and_named() -> TestResult {
 fn two_budgets_are_not_identified_and_the_fix_says_where_to_add() -> TestResult {
     let law = hoffmann();
     let data = Dataset::from_points("p", isoflop_points(&law, &[1e19, 1e20], 7, 0.0, 6));
-    let fit = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
+    let (fit, _) = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
     assert_eq!(fit.assessment.verdict, Verdict::NotIdentified);
     assert!(fit.assessment.reasons[0].starts_with("only 2 of 2 FLOP budgets"), "{:?}", fit.assessment);
     assert_eq!(
@@ -187,7 +187,7 @@ fn the_interval_covers_the_planted_exponent_and_a_noisy_grid_is_weak() -> TestRe
     let mut covered = 0;
     for seed in 0..20 {
         let data = Dataset::from_points("p", isoflop_points(&law, &budget_list(), 9, 0.005, 100 + seed));
-        let fit = fit(&data, &options)?;
+        let (fit, _) = fit(&data, &options)?;
         let [low, high] = fit.ci95["a"];
         covered += usize::from(low < law.exponent_a() && law.exponent_a() < high);
         assert!(fit.prediction.as_ref().is_some_and(|p| p.ci95.contains_key("N_opt")));
@@ -196,7 +196,7 @@ fn the_interval_covers_the_planted_exponent_and_a_noisy_grid_is_weak() -> TestRe
     // A 95% interval: 19 of 20 expected; 16 or fewer would happen by chance 1.6% of the time.
     assert!(covered >= 17, "the planted a is inside {covered} of 20 intervals");
     let noisy = Dataset::from_points("p", isoflop_points(&law, &[1e19, 1e20, 1e21], 5, 0.05, 9));
-    let fit = crate::fit::isoflop::fit(&noisy, &options)?;
+    let (fit, _) = crate::fit::isoflop::fit(&noisy, &options)?;
     assert_ne!(fit.assessment.verdict, Verdict::Identified, "{:?} {:?}", fit.ci95, fit.assessment);
     Ok(())
 }

@@ -4,7 +4,7 @@
 use crate::fit::data::{Dataset, Point};
 use crate::fit::options::{FitOptions, Law};
 use crate::fit::tests::synth::{hoffmann, isoflop_points, noisy, point};
-use crate::fit::verdict::Verdict;
+use crate::records::verdict::Verdict;
 use crate::rng::SplitMix64;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;

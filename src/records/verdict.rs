@@ -4,7 +4,7 @@
 //!
 //! fit.json carries the verdict inside each law's object (`fits.<law>.verdict`, `.reasons`,
 //! `.fixes`); the table, the report and the figures show it. The criteria per law live beside
-//! the law's fitter; this module holds the shared vocabulary and the rule that the worst finding
+//! the law's fitter (`crate::fit`); this module holds the shared vocabulary and the rule that the worst finding
 //! wins.
 
 use serde::{Deserialize, Serialize};
