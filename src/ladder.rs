@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::CentreLaw;
 use crate::config::SweepConfig;
 use crate::error::{Error, Result};
 use crate::fit::{fit, load_points, Dataset, FitOptions, FitReport, Law, ParamCount};
-use crate::plan::centre::CentreLaw;
 use crate::plan::expand;
 use crate::sweep::{run_plan, SweepOptions, SweepReport};
 
@@ -143,7 +143,7 @@ fn check(options: &LadderOptions, base: &SweepConfig) -> Result<Vec<f64>> {
 
 /// Climbs the ladder of `options.config`: trains each rung in turn, predicting it first.
 pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
-    let base = SweepConfig::load(&options.config)?;
+    let base = crate::plan::load_sweep_config(&options.config)?;
     let base_budgets = check(options, &base)?;
     let dir = ladder_dir(&options.results, &base);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

@@ -11,166 +11,17 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::{HyperRule, SweepConfig};
+use crate::config::{HyperRule, LrRule, SweepConfig};
 use crate::error::{Error, Result};
 use crate::fit::regress::{fit_line, fit_parabola};
 use crate::model::ModelShape;
 use crate::plan::{config_hash, expand, params_of, run_flops, Plan, PLAN_VERSION};
 use crate::plan::{RunIdentity, RunSpec};
+use crate::records::tuned::{TuneCost, TunedSize, TunedTable, TUNED_VERSION};
 use crate::records::{RunRecord, RunStatus};
-
-/// Version of tuned.json.
-pub const TUNED_VERSION: u32 = 1;
-
-/// `[tune]`: how `sweeplaw tune` scans the learning rate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TuneSection {
-    /// Sizes tuned, log-spaced across the sweep's sizes (smallest and largest included).
-    #[serde(default = "default_sizes")]
-    pub sizes: usize,
-    /// Learning rates per size.
-    #[serde(default = "default_lrs")]
-    pub lrs: usize,
-    /// Ratio of neighbouring learning rates.
-    #[serde(default = "default_lr_step")]
-    pub lr_step: f64,
-    /// Geometric middle of the scan (default: train.lr).
-    #[serde(default)]
-    pub lr_centre: Option<f64>,
-    /// Training tokens of a tuning run per parameter (under budget.param_count), at least
-    /// checks.min_steps steps: the length of the sweep's runs near their optimum.
-    #[serde(default = "default_tokens_per_param")]
-    pub tokens_per_param: f64,
-    /// Tuning may cost at most this share of the sweep's FLOPs.
-    #[serde(default = "default_max_cost_fraction")]
-    pub max_cost_fraction: f64,
-}
-
-fn default_sizes() -> usize {
-    3
-}
-fn default_lrs() -> usize {
-    6
-}
-fn default_lr_step() -> f64 {
-    std::f64::consts::SQRT_2
-}
-fn default_tokens_per_param() -> f64 {
-    20.0
-}
-fn default_max_cost_fraction() -> f64 {
-    0.2
-}
-
-impl Default for TuneSection {
-    fn default() -> Self {
-        TuneSection {
-            sizes: default_sizes(),
-            lrs: default_lrs(),
-            lr_step: default_lr_step(),
-            lr_centre: None,
-            tokens_per_param: default_tokens_per_param(),
-            max_cost_fraction: default_max_cost_fraction(),
-        }
-    }
-}
-
-impl TuneSection {
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.sizes == 0 {
-            return Err("tune.sizes must be positive".into());
-        }
-        if self.lrs < 3 {
-            return Err(format!("tune.lrs = {} must be at least 3 (a parabola needs three points)", self.lrs));
-        }
-        if !(self.lr_step > 1.0 && self.lr_step.is_finite()) {
-            return Err(format!("tune.lr_step = {} must be above 1", self.lr_step));
-        }
-        if self.lr_centre.is_some_and(|lr| !(lr > 0.0 && lr.is_finite())) {
-            return Err("tune.lr_centre must be a positive learning rate".into());
-        }
-        if !(self.tokens_per_param > 0.0 && self.tokens_per_param.is_finite()) {
-            return Err(format!("tune.tokens_per_param = {} must be positive", self.tokens_per_param));
-        }
-        if !(self.max_cost_fraction > 0.0) {
-            return Err(format!("tune.max_cost_fraction = {} must be positive", self.max_cost_fraction));
-        }
-        Ok(())
-    }
-}
-
-/// lr*(N) = coefficient · N^exponent, N in `param_count`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LrRule {
-    pub coefficient: f64,
-    pub exponent: f64,
-    pub param_count: String,
-}
-
-impl LrRule {
-    pub fn lr_for(&self, shape: &ModelShape) -> std::result::Result<f64, String> {
-        let n = params_of(shape, &self.param_count)? as f64;
-        Ok(self.coefficient * n.powf(self.exponent))
-    }
-}
-
-/// One tuned size: the scan and its optimum.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TunedSize {
-    pub d_model: usize,
-    pub n_layers: usize,
-    /// N under the rule's parameter count.
-    pub params: u64,
-    pub tokens: u64,
-    pub lrs: Vec<f64>,
-    /// Final validation loss at each lr; None where the run diverged or failed.
-    pub val_losses: Vec<Option<f64>>,
-    pub lr_opt: f64,
-    /// The best lr was the smallest or largest scanned: the optimum may lie outside the scan.
-    pub at_edge: bool,
-}
-
-/// What tuning cost against the sweep it tunes (FLOPs under budget.flop_convention).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TuneCost {
-    pub tune_flops: f64,
-    pub sweep_flops: f64,
-    pub fraction: f64,
-}
 
 /// One tuned size: its shape, its N, its tokens, and its runs' ids by learning rate.
 pub type SizeRuns = (ModelShape, u64, u64, Vec<(f64, String)>);
-
-/// tuned.json.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TunedTable {
-    pub format_version: u32,
-    pub sweep: String,
-    pub rule: LrRule,
-    pub sizes: Vec<TunedSize>,
-    pub cost: TuneCost,
-    pub warnings: Vec<String>,
-}
-
-impl TunedTable {
-    pub fn read(path: &Path) -> std::result::Result<TunedTable, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let table: TunedTable = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let r = &table.rule;
-        if !(r.coefficient > 0.0 && r.coefficient.is_finite() && r.exponent.is_finite()) {
-            return Err(format!(
-                "{}: rule lr = {} N^{} is not a learning-rate rule",
-                path.display(),
-                r.coefficient,
-                r.exponent
-            ));
-        }
-        Ok(table)
-    }
-}
 
 /// Options of `sweeplaw tune`.
 pub struct TuneOptions {
@@ -192,7 +43,7 @@ pub struct TunePlan {
 /// Plans the tuning runs of the sweep at `config_path`; refuses (naming the figures) when they
 /// would cost more than tune.max_cost_fraction of the sweep.
 pub fn plan_tuning(config_path: &Path, results: &Path) -> Result<TunePlan> {
-    let config = SweepConfig::load(config_path)?;
+    let config = crate::plan::load_sweep_config(config_path)?;
     let bad = |m: String| Error::config(config_path, m);
     let settings = config.tune.clone().unwrap_or_default();
     let centre = settings
@@ -407,13 +258,8 @@ pub fn run_tune(options: &TuneOptions) -> Result<TuneReport> {
     };
     let report = crate::sweep::run_plan(&sweep_options, tune.config.clone(), tune.plan.clone())?;
     let table = fit_table(&tune, &report.sweep_dir)?;
-    let json = serde_json::to_string_pretty(&table).map_err(|e| Error::record(&tune.table_path, e.to_string()))?;
-    let copy = report.sweep_dir.join("tuned.json");
-    for path in [&copy, &tune.table_path] {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        crate::fs::write_atomic(path, json.as_bytes())?;
+    for path in [&report.sweep_dir.join("tuned.json"), &tune.table_path] {
+        crate::records::tuned::write_tuned(path, &table)?;
     }
     Ok(TuneReport { table, table_path: tune.table_path, sweep: report })
 }

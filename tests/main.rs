@@ -10,6 +10,7 @@ mod fit_cli;
 #[cfg(feature = "hub")]
 mod hub_cli;
 mod ladder_cli;
+mod layers;
 mod plan_cli;
 mod reliability;
 mod slurm_cli;

@@ -13,8 +13,10 @@ use crate::model::MlpKind;
 
 mod sweep;
 mod train;
-pub use sweep::{BudgetSection, ChecksSection, FamilySection, GridSection, SweepConfig};
+mod tune;
+pub use sweep::{BudgetSection, CentreLaw, ChecksSection, FamilySection, GridSection, SweepConfig};
 pub use train::{AdamWConfig, ScheduleConfig};
+pub use tune::{LrRule, TuneSection};
 
 /// A single-run config file (`sweeplaw train CONFIG`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -147,7 +149,7 @@ pub struct TrainSection {
     pub tuned_table: Option<String>,
     /// The rule read from `tuned_table` (part of the config's identity); None until tuned.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
-    pub tuned: Option<crate::tune::LrRule>,
+    pub tuned: Option<LrRule>,
 }
 
 /// Per-size hyperparameter rules.
@@ -242,20 +244,6 @@ impl TrainSection {
         }
         if self.unique_tokens == Some(0) {
             return Err("train.unique_tokens must be positive".into());
-        }
-        Ok(())
-    }
-
-    /// Reads `tuned_table` for `hyperparameters = "tuned"` when it exists (relative to the
-    /// config file); a missing table is left for `hyper_for` to report, so `sweeplaw tune` can
-    /// read the config that will use it.
-    pub fn load_tuned(&mut self, config_path: &Path) -> std::result::Result<(), String> {
-        let (HyperRule::Tuned, Some(file)) = (self.hyperparameters, &self.tuned_table) else { return Ok(()) };
-        let path = config_path.parent().unwrap_or(Path::new(".")).join(file);
-        if path.exists() {
-            let table =
-                crate::tune::TunedTable::read(&path).map_err(|e| format!("train.tuned_table = {file:?}: {e}"))?;
-            self.tuned = Some(table.rule);
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ pub struct SweepConfig {
     pub checks: Option<ChecksSection>,
     /// `sweeplaw tune` settings; defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tune: Option<crate::tune::TuneSection>,
+    pub tune: Option<super::TuneSection>,
 }
 
 /// `[checks]`: when `plan` and `sweep` warn about a run or a budget (errors under `--strict`).
@@ -140,7 +140,19 @@ pub struct GridSection {
     pub sizes: Option<usize>,
     /// The law read from `centre`'s fit.json when it names one (part of the config's identity).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
-    pub centre_law: Option<crate::plan::centre::CentreLaw>,
+    pub centre_law: Option<CentreLaw>,
+}
+
+/// The approach-3 law of an earlier sweep (its fit.json's `fits.chinchilla.params`) and the
+/// parameter count its N is in; the plan reads it from the file `centre` names.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CentreLaw {
+    pub e: f64,
+    pub a: f64,
+    pub b: f64,
+    pub alpha: f64,
+    pub beta: f64,
+    pub param_count: String,
 }
 
 /// `[budget]`: exactly one of `tokens`, `tokens_per_param` or `flops`.
@@ -177,13 +189,13 @@ fn default_param_count() -> String {
 
 impl SweepConfig {
     /// Reads a sweep config; structural errors name the key and line, value errors the key.
-    pub fn load(path: &Path) -> Result<SweepConfig> {
+    /// The files it names (`grid.centre`'s fit.json, `train.tuned_table`) are not read here:
+    /// `plan::load_sweep_config` reads them, and is what commands call.
+    pub fn parse_file(path: &Path) -> Result<SweepConfig> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut config: SweepConfig = parse_toml(path, &text)?;
         config.data.set_config_path(path);
         config.validate().map_err(|m| Error::config(path, m))?;
-        config.grid.load_centre(path).map_err(|m| Error::config(path, m))?;
-        config.train.load_tuned(path).map_err(|m| Error::config(path, m))?;
         Ok(config)
     }
 
@@ -265,28 +277,6 @@ impl GridSection {
             (Some(d), None) if d.is_empty() || d.contains(&0) => Err("grid.d_model must list positive widths".into()),
             (None, Some(0)) => Err("grid.aspect_ratio must be positive".into()),
             _ => Ok(()),
-        }
-    }
-}
-
-impl GridSection {
-    /// `load_centre` for tests that build a config without a file.
-    #[cfg(test)]
-    pub(crate) fn load_centre_for_test(&mut self, config_path: &Path) -> std::result::Result<(), String> {
-        self.load_centre(config_path)
-    }
-
-    /// Reads the law of `centre` when it names a fit.json (relative to the config file).
-    fn load_centre(&mut self, config_path: &Path) -> std::result::Result<(), String> {
-        match self.centre.as_deref() {
-            None | Some("chinchilla") => Ok(()),
-            Some(file) => {
-                let base = config_path.parent().unwrap_or(Path::new("."));
-                let law = crate::plan::centre::CentreLaw::read(&base.join(file))
-                    .map_err(|e| format!("grid.centre = {file:?}: {e}"))?;
-                self.centre_law = Some(law);
-                Ok(())
-            }
         }
     }
 }

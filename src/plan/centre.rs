@@ -10,9 +10,7 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::SweepConfig;
+use crate::config::{CentreLaw, SweepConfig};
 use crate::model::ModelShape;
 use crate::plan::params_of;
 
@@ -22,18 +20,6 @@ pub const CHINCHILLA_TOKENS_PER_PARAM: f64 = 20.0;
 pub const DEFAULT_SPAN: f64 = 8.0;
 /// Default sizes per budget.
 pub const DEFAULT_SIZES: usize = 7;
-
-/// The approach-3 law of an earlier sweep (its fit.json's `fits.chinchilla.params`) and the
-/// parameter count its N is in.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CentreLaw {
-    pub e: f64,
-    pub a: f64,
-    pub b: f64,
-    pub alpha: f64,
-    pub beta: f64,
-    pub param_count: String,
-}
 
 impl CentreLaw {
     /// Reads fit.json; the error names what is missing or why the law cannot place an optimum.

@@ -2,8 +2,6 @@
 //! tokens per parameter, or IsoFLOP: D = C / flops_per_token), per-size hyperparameters, seeds,
 //! stable run ids, and optionally WSD trunks with their cooldown branches (Hägele et al. 2024).
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::SweepConfig;
 use crate::counting::ParamCount;
 use crate::model::{FlopConvention, ModelShape};
@@ -25,24 +23,13 @@ pub(crate) fn family_shape(config: &SweepConfig, vocab_size: usize, d_model: usi
 pub mod centre;
 pub mod checks;
 pub mod memory;
+pub mod resolve;
 pub mod spec;
 
-pub use spec::{RunIdentity, RunRole, RunSpec};
-
-/// Version of plan.json.
-pub const PLAN_VERSION: u32 = 1;
-
-/// plan.json: every run of the sweep in the order workers take them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    pub format_version: u32,
-    pub sweep: String,
-    /// SHA-256 of the config as parsed: a results directory belongs to one config.
-    pub config_hash: String,
-    pub runs: Vec<RunSpec>,
-    /// Things the user should know (skipped sizes, budgets that do not bracket the optimum).
-    pub warnings: Vec<String>,
-}
+/// The planned runs and plan.json are stored types: they live with their reader in `records`.
+pub use crate::records::plan::{Plan, RunRole, RunSpec, PLAN_VERSION};
+pub use resolve::load_sweep_config;
+pub use spec::RunIdentity;
 
 impl Plan {
     /// Compute (6n convention unless the sweep says otherwise) of every run as planned.

@@ -1,69 +1,31 @@
-//! `RunSpec`: one run as the training loop executes it and run.json records it, made from a
+//! `RunSpec` (`records::plan`): one run as the training loop executes it and run.json records it, made from a
 //! config. A single-run config gives one (`RunConfig::load`); a sweep's plan gives one per grid
 //! point through `TrainSection::spec_for`, which applies the per-size hyperparameter rule
 //! (`TrainSection::hyper_for`) and turns a token budget into whole steps.
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use crate::config::AdamWConfig;
-use crate::config::ScheduleConfig;
-use crate::config::{check_run_id, parse_toml, DataConfig, DivergenceConfig, HyperRule, RunConfig, TrainSection};
+use crate::config::{check_run_id, parse_toml, DataConfig, HyperRule, LrRule, RunConfig, TrainSection};
 use crate::error::{Error, Result};
 use crate::model::ModelShape;
+use crate::plan::params_of;
+use crate::records::plan::{RunRole, RunSpec};
 
-/// A validated run: what the training loop executes and what run.json records.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunSpec {
-    pub run_id: String,
-    pub shape: ModelShape,
-    pub seed: u64,
-    pub device: String,
-    pub precision: String,
-    pub data: DataConfig,
-    pub batch_size: usize,
-    pub steps: u64,
-    /// Tokens actually trained: steps × batch_size × seq_len.
-    pub tokens: u64,
-    pub lr: f64,
-    pub schedule: ScheduleConfig,
-    pub optimizer: AdamWConfig,
-    pub eval_every_steps: u64,
-    pub eval_sequences: usize,
-    /// Steps between checkpoints (0 = none).
-    pub checkpoint_every_steps: u64,
-    pub divergence: DivergenceConfig,
-    /// The IsoFLOP budget this run belongs to, for FLOP-budget sweeps.
-    #[serde(default)]
-    pub flop_budget: Option<f64>,
-    #[serde(default)]
-    pub role: RunRole,
-    /// Trains on the first U unique tokens of the data, repeated (Muennighoff et al. 2023);
-    /// None = all of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unique_tokens: Option<u64>,
-}
-
-/// A run's part in WSD branching (Hägele et al. 2024): independent, a trunk, or a branch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum RunRole {
-    #[default]
-    Independent,
-    /// Warmup then the peak lr up to its last step, keeping a checkpoint at each branch point.
-    Trunk { warmup_steps: u64, branch_points: Vec<u64> },
-    /// Loads the trunk's checkpoint at `from_step`, then cools down (1−sqrt) to its own last step.
-    Branch { trunk: String, from_step: u64, warmup_steps: u64 },
+impl LrRule {
+    /// The learning rate the tuned rule gives a model of this shape (N under the rule's count).
+    pub fn lr_for(&self, shape: &ModelShape) -> std::result::Result<f64, String> {
+        let n = params_of(shape, &self.param_count)? as f64;
+        Ok(self.coefficient * n.powf(self.exponent))
+    }
 }
 
 impl RunConfig {
-    /// Reads and validates a single-run config file.
+    /// Reads and validates a single-run config file, with the tuned table it names.
     pub fn load(path: &Path) -> Result<(RunConfig, RunSpec)> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut config: RunConfig = parse_toml(path, &text)?;
         config.data.set_config_path(path);
-        config.train.load_tuned(path).map_err(|m| Error::config(path, m))?;
+        crate::plan::resolve::resolve_tuned(&mut config.train, path).map_err(|m| Error::config(path, m))?;
         let spec = config.to_spec().map_err(|m| Error::config(path, m))?;
         Ok((config, spec))
     }

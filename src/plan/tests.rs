@@ -206,7 +206,7 @@ fn a_fit_json_centre_places_the_optimum_of_its_law() {
     )
     .unwrap();
     let mut config = centred(8, "centre = \"fit.json\"\naspect_ratio = 32", "[1e13]");
-    config.grid.load_centre_for_test(&dir.join("sweep.toml")).unwrap();
+    crate::plan::resolve::resolve_centre(&mut config.grid, &dir.join("sweep.toml")).unwrap();
     let n_opt = centre::predicted_optimum(&config, 1e13).unwrap();
     let shape = centre::shape_for(&config, n_opt).unwrap();
     let k = shape.flops_per_token_for(FlopConvention::SixN) / shape.params_nonembedding() as f64;
@@ -218,7 +218,7 @@ fn a_fit_json_centre_places_the_optimum_of_its_law() {
         r#"{"param_count": "nonembedding", "fits": {"chinchilla": {"params": {"E": 0.0, "A": 1e-4, "B": 16.0, "alpha": -0.55, "beta": 0.1}}}}"#,
     )
     .unwrap();
-    let e = centre::CentreLaw::read(&fit).unwrap_err();
+    let e = crate::config::CentreLaw::read(&fit).unwrap_err();
     assert!(e.contains("fit.json") && e.contains("alpha = -0.55"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -239,4 +239,22 @@ fn chinchilla_optimum_is_about_twenty_tokens_per_parameter() {
     let d = c / (6.0 * n);
     assert!((n / 1e9 - 70.0).abs() < 25.0, "N_opt {n:.3e}");
     assert!((15.0..35.0).contains(&(d / n)), "D/N = {}", d / n);
+}
+
+/// The committed sweeps were planned by an earlier build; loading their configs now (with the
+/// tuned table each names, read by the plan) gives the config hash their plan.json holds, so
+/// their results directories still accept their configs.
+#[test]
+fn committed_sweeps_keep_the_config_hash_their_records_hold() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (config_file, results) in [
+        ("configs/synthetic-isoflop.toml", "results/synthetic-isoflop"),
+        ("configs/data-constrained.toml", "results/data-constrained"),
+    ] {
+        let config = load_sweep_config(&root.join(config_file)).unwrap();
+        let stored = crate::records::read_plan(&root.join(results).join("plan.json")).unwrap();
+        assert_eq!(config_hash(&config), stored.config_hash, "{config_file} against {results}/plan.json");
+    }
+    let tuned = load_sweep_config(&root.join("configs/synthetic-isoflop.toml")).unwrap();
+    assert!(tuned.train.tuned.is_some(), "the plan reads the tuned table the config names");
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::plot::chart::{Axis, FigureSpec, Layer, Marker, Panel};
 use crate::plot::style::{self, compact};
 use crate::plot::{PlotError, PlotOutput};
-use crate::tune::TunedTable;
+use crate::records::tuned::TunedTable;
 
 /// File stem of the figure.
 pub(crate) const NAME: &str = "tune_lr";

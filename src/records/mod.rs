@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod plan;
 pub mod run;
 pub mod summary;
+pub mod tuned;
 pub mod verdict;
 
 pub use metrics::{parse_metrics, read_metrics, MetricsRow, MetricsWriter, METRICS_HEADER};

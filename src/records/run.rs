@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::model::FlopsPerToken;
-use crate::plan::RunSpec;
+use crate::records::plan::RunSpec;
 
 /// Version of the record format; bumped on any incompatible change.
 pub const FORMAT_VERSION: u32 = 1;

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use crate::plot::style::compact;
+use crate::records::tuned::TunedTable;
 use crate::report::document::Block;
-use crate::tune::TunedTable;
 
 /// The section's blocks, or none when neither the directory nor a sibling `-tune` holds tuned.json.
 pub(crate) fn section(sweep_dir: &Path) -> Vec<Block> {

@@ -147,7 +147,7 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
 
 /// Reads a sweep config and expands it; errors name the file.
 pub fn load_plan(path: &Path) -> Result<(SweepConfig, Plan)> {
-    let config = SweepConfig::load(path)?;
+    let config = crate::plan::load_sweep_config(path)?;
     let plan = expand(&config).map_err(|m| Error::config(path, m))?;
     Ok((config, plan))
 }
