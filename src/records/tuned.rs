@@ -65,12 +65,9 @@ impl TunedTable {
     }
 }
 
-/// Writes tuned.json atomically, creating its directory.
+/// Writes tuned.json atomically (`write_atomic` creates its directory).
 pub fn write_tuned(path: &Path, table: &TunedTable) -> Result<()> {
     let json = serde_json::to_string_pretty(table).map_err(|e| Error::record(path, e.to_string()))?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
     crate::fs::write_atomic(path, json.as_bytes())?;
     Ok(())
 }
