@@ -274,7 +274,10 @@ fn a_results_directory_of_another_config_is_refused() {
         write(&dir, "second.toml", &sweep_config("same", "").replace("tokens = [10240, 20480]", "tokens = [5120]"));
     let out = run(&sweep_args(&second, &results));
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("belongs to another config"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("belongs to another config"), "{err}");
+    assert!(err.contains("differs from this config at budget.tokens ([2560] there, [5120] here)"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(std::fs::read_to_string(results.join("same/sweep.toml")).unwrap().contains("tokens = [2560]"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,6 +5,7 @@
 
 pub mod claim;
 pub mod estimate;
+mod identity;
 mod progress;
 pub mod store;
 

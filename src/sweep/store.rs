@@ -43,12 +43,12 @@ impl SweepStore {
         let plan_path = dir.join("plan.json");
         let existing = if plan_path.exists() { Some(read_plan(&plan_path)?) } else { None };
         match &existing {
-            Some(existing) => check_same_config(&dir, existing, plan)?,
-            None => check_identity_without_plan(&dir, plan)?,
+            Some(existing) => check_same_config(&dir, existing, plan, config_text)?,
+            None => check_identity_without_plan(&dir, plan, config_text)?,
         }
         std::fs::create_dir_all(dir.join("runs")).map_err(|e| Error::io(&dir, e))?;
         if existing.is_none() {
-            publish_plan(&dir, plan)?;
+            publish_plan(&dir, plan, config_text)?;
         }
         let sweep_toml = dir.join("sweep.toml");
         if !sweep_toml.exists() {
@@ -153,11 +153,11 @@ pub const HASH_LINE: &str = "# sweeplaw config hash ";
 
 /// Without plan.json, the directory's sweep.toml and run records still say whose it is: a hash
 /// in any of them that is not this config's is refused, naming the file.
-fn check_identity_without_plan(dir: &Path, plan: &Plan) -> Result<()> {
+fn check_identity_without_plan(dir: &Path, plan: &Plan, config_text: &[u8]) -> Result<()> {
     let sweep_toml = dir.join("sweep.toml");
     if let Ok(text) = std::fs::read_to_string(&sweep_toml) {
         if let Some(hash) = text.lines().next().and_then(|line| line.strip_prefix(HASH_LINE)) {
-            refuse_other_hash(&sweep_toml, hash.trim(), &plan.config_hash)?;
+            refuse_other_hash(&sweep_toml, hash.trim(), &plan.config_hash, || why_other(dir, config_text))?;
         }
     }
     let Ok(entries) = std::fs::read_dir(dir.join("runs")) else { return Ok(()) };
@@ -165,25 +165,38 @@ fn check_identity_without_plan(dir: &Path, plan: &Plan) -> Result<()> {
     run_jsons.sort();
     for path in run_jsons {
         if let Ok(RunRecord { config_hash: Some(hash), .. }) = RunRecord::read(&path) {
-            refuse_other_hash(&path, &hash, &plan.config_hash)?;
+            refuse_other_hash(&path, &hash, &plan.config_hash, || why_other(dir, config_text))?;
         }
     }
     Ok(())
 }
 
-fn refuse_other_hash(path: &Path, recorded: &str, config: &str) -> Result<()> {
+/// `recorded` is the hash a file of the directory holds, `config` this config's; `why` says in
+/// the config's own keys how they differ (empty when nothing more can be said), asked only on a
+/// refusal.
+fn refuse_other_hash(path: &Path, recorded: &str, config: &str, why: impl FnOnce() -> String) -> Result<()> {
     if recorded == config {
         return Ok(());
     }
+    let why = why();
+    let why = if why.is_empty() { String::new() } else { format!(": {why}") };
     Err(Error::config(
         path,
         format!(
-            "this results directory belongs to another config (hash {}…, this config {}…); \
+            "this results directory belongs to another config (hash {}…, this config {}…){why}; \
              use another --results directory or sweep name",
             short_hash(recorded),
             short_hash(config)
         ),
     ))
+}
+
+/// How the directory's sweep.toml (the config it was planned from) differs from `config_text`;
+/// empty when there is no sweep.toml to compare, or either is not TOML.
+fn why_other(dir: &Path, config_text: &[u8]) -> String {
+    let Ok(planned) = std::fs::read_to_string(dir.join("sweep.toml")) else { return String::new() };
+    let Ok(given) = std::str::from_utf8(config_text) else { return String::new() };
+    super::identity::explain(&planned, given).unwrap_or_default()
 }
 
 fn short_hash(hash: &str) -> String {
@@ -259,7 +272,7 @@ fn records_in(runs: &Path, warnings: &mut Vec<String>) -> Result<Vec<RunRecord>>
 /// hard-linked into place (`link` fails rather than replace), so of two different configs started
 /// at once on one directory exactly one wins and the other is refused. Filesystems without hard
 /// links fall back to a rename.
-fn publish_plan(dir: &Path, plan: &Plan) -> Result<()> {
+fn publish_plan(dir: &Path, plan: &Plan, config_text: &[u8]) -> Result<()> {
     let plan_path = dir.join("plan.json");
     let json = serde_json::to_vec_pretty(plan).map_err(|e| Error::record(&plan_path, e.to_string()))?;
     let temp = dir.join(format!(".plan.json.new{}", std::process::id()));
@@ -268,7 +281,7 @@ fn publish_plan(dir: &Path, plan: &Plan) -> Result<()> {
     let result = match linked {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            read_plan(&plan_path).and_then(|existing| check_same_config(dir, &existing, plan))
+            read_plan(&plan_path).and_then(|existing| check_same_config(dir, &existing, plan, config_text))
         }
         Err(_) => std::fs::rename(&temp, &plan_path).map_err(|e| Error::io(&plan_path, e)),
     };
@@ -276,8 +289,8 @@ fn publish_plan(dir: &Path, plan: &Plan) -> Result<()> {
     result
 }
 
-fn check_same_config(dir: &Path, existing: &Plan, plan: &Plan) -> Result<()> {
-    refuse_other_hash(dir, &existing.config_hash, &plan.config_hash)
+fn check_same_config(dir: &Path, existing: &Plan, plan: &Plan, config_text: &[u8]) -> Result<()> {
+    refuse_other_hash(dir, &existing.config_hash, &plan.config_hash, || why_other(dir, config_text))
 }
 
 /// A record for a run that has not started: spec and counts, nothing measured.
@@ -346,9 +359,9 @@ mod tests {
     fn publishing_a_plan_never_replaces_another_configs() {
         let dir = scratch("publish");
         std::fs::create_dir_all(&dir).unwrap();
-        publish_plan(&dir, &empty_plan("first")).unwrap();
-        publish_plan(&dir, &empty_plan("first")).unwrap();
-        let e = publish_plan(&dir, &empty_plan("second")).err().unwrap().to_string();
+        publish_plan(&dir, &empty_plan("first"), b"").unwrap();
+        publish_plan(&dir, &empty_plan("first"), b"").unwrap();
+        let e = publish_plan(&dir, &empty_plan("second"), b"").err().unwrap().to_string();
         assert!(e.contains("belongs to another config"), "{e}");
         assert_eq!(read_plan(&dir.join("plan.json")).unwrap().config_hash, "first");
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -1,0 +1,167 @@
+//! Why a results directory refuses a config, in the user's own terms. A directory belongs to the
+//! config whose hash its plan.json holds; a hash alone tells the user nothing they can act on.
+//! The directory keeps a copy of the config it was planned from (sweep.toml), so the refusal
+//! compares that copy with the config given now, key by key as written, and says either which
+//! keys differ (the user edited the config, or gave another one), or that the text is the same,
+//! in which case what changed is a file the config names or the sweeplaw that planned it. The
+//! second case is refused too: a run trained now might not measure what the finished runs did,
+//! and one fit must not mix the two.
+
+use toml::{Table, Value};
+
+/// At most this many differing keys are named; the rest are counted.
+const MAX_NAMED: usize = 4;
+
+/// One sentence on how `planned` (the directory's sweep.toml) and `given` (the config given now)
+/// differ, or `None` when either is not a TOML table (then the hashes are all there is to say).
+pub fn explain(planned: &str, given: &str) -> Option<String> {
+    let planned: Table = planned.parse().ok()?;
+    let given: Table = given.parse().ok()?;
+    let mut differences = Vec::new();
+    diff_tables("", &planned, &given, &mut differences);
+    if differences.is_empty() {
+        return Some(same_text(&given));
+    }
+    let more = differences.len().saturating_sub(MAX_NAMED);
+    differences.truncate(MAX_NAMED);
+    let mut sentence = format!("its sweep.toml differs from this config at {}", differences.join(", "));
+    if more > 0 {
+        sentence.push_str(&format!(" and {more} more key{}", if more == 1 { "" } else { "s" }));
+    }
+    Some(sentence)
+}
+
+/// The sentence for a config whose text equals the directory's copy.
+fn same_text(given: &Table) -> String {
+    let mut named = Vec::new();
+    let get = |section: &str, key: &str| given.get(section).and_then(|s| s.get(key)).and_then(Value::as_str);
+    if let Some(centre) = get("grid", "centre").filter(|c| *c != "chinchilla") {
+        named.push(format!("grid.centre = {centre:?}"));
+    }
+    if get("train", "hyperparameters") == Some("tuned") {
+        if let Some(table) = get("train", "tuned_table") {
+            named.push(format!("train.tuned_table = {table:?}"));
+        }
+    }
+    let files = if named.is_empty() { String::new() } else { format!("a file it names ({}) or ", named.join(", ")) };
+    format!(
+        "its sweep.toml is this same config, so what changed is {files}the sweeplaw that planned it \
+         (an older build identifies a config differently); runs trained now might not measure what \
+         its finished runs did, so it is not resumed (fit, plot and report still read it)"
+    )
+}
+
+/// Appends `key (X there, Y here)` for every key whose value differs, depth first in key order.
+fn diff_tables(prefix: &str, planned: &Table, given: &Table, out: &mut Vec<String>) {
+    let mut keys: Vec<&String> = planned.keys().chain(given.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match (planned.get(key), given.get(key)) {
+            (Some(Value::Table(a)), Some(Value::Table(b))) => diff_tables(&path, a, b, out),
+            (a, b) if !same_value(a, b) => out.push(format!("{path} ({} there, {} here)", shown(a), shown(b))),
+            _ => {}
+        }
+    }
+}
+
+/// TOML values compared as numbers where both are numbers (`6e-3` is `0.006`, `8` is `8.0`).
+fn same_value(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => match (number(a), number(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (a, b) {
+                (Value::Array(a), Value::Array(b)) => {
+                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(Some(x), Some(y)))
+                }
+                _ => a == b,
+            },
+        },
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn shown(value: Option<&Value>) -> String {
+    let Some(value) = value else { return "absent".into() };
+    let text = written(value);
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(59).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// A value as a user would write it: large and small floats in exponent form (`1e13`, `6e-3`).
+fn written(value: &Value) -> String {
+    match value {
+        Value::Table(_) => "a table".into(),
+        Value::Float(f) if *f != 0.0 && (f.abs() >= 1e5 || f.abs() < 1e-3) => format!("{f:e}"),
+        Value::Float(f) => format!("{f:?}"),
+        Value::Array(items) => format!("[{}]", items.iter().map(written).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLANNED: &str = "# sweeplaw config hash 0123\nname = \"s\"\n[grid]\nspan = 6.0\nsizes = 9\n\
+                           [budget]\nflops = [1e12, 1e13]\n[train]\nlr = 6e-3\n";
+
+    #[test]
+    fn an_edited_config_is_refused_naming_each_changed_key_with_both_values() {
+        let given = "name = \"s\"\n[grid]\nspan = 4.0\nsizes = 9\n[budget]\nflops = [1e12, 3e13]\n\
+                     [train]\nlr = 6e-3\nbatch_size = 8\n";
+        let why = explain(PLANNED, given).unwrap();
+        assert_eq!(
+            why,
+            "its sweep.toml differs from this config at budget.flops ([1e12, 1e13] there, [1e12, 3e13] here), \
+             grid.span (6.0 there, 4.0 here), train.batch_size (absent there, 8 here)"
+        );
+    }
+
+    #[test]
+    fn numbers_compare_by_value_and_comments_and_layout_do_not_count() {
+        let given = "name = \"s\" # the same sweep\n[grid]\nsizes = 9.0\nspan = 6\n[budget]\n\
+                     flops = [1_000_000_000_000, 1e13]\n[train]\nlr = 0.006\n";
+        let why = explain(PLANNED, given).unwrap();
+        assert!(why.starts_with("its sweep.toml is this same config"), "{why}");
+        assert!(why.contains("the sweeplaw that planned it") && !why.contains("a file it names"), "{why}");
+    }
+
+    #[test]
+    fn the_same_text_names_the_files_it_reads() {
+        let text = "name = \"s\"\n[grid]\ncentre = \"../r/fit.json\"\n[train]\nhyperparameters = \"tuned\"\n\
+                    tuned_table = \"../r/tuned.json\"\n";
+        let why = explain(text, text).unwrap();
+        assert!(
+            why.contains("a file it names (grid.centre = \"../r/fit.json\", train.tuned_table = \"../r/tuned.json\")"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn many_differences_are_counted_past_the_first_few_and_long_values_cut() {
+        let given = format!("name = \"t\"\nx = 1\ny = 2\nz = 3\n[grid]\nspan = \"{}\"\n", "w".repeat(80));
+        let why = explain(PLANNED, &given).unwrap();
+        assert!(why.ends_with(" and 4 more keys"), "{why}");
+        assert!(why.contains("grid.span (6.0 there, \"wwww") && why.contains("… here)"), "{why}");
+    }
+
+    #[test]
+    fn text_that_is_not_toml_leaves_only_the_hashes() {
+        assert_eq!(explain("name = ", PLANNED), None);
+        assert_eq!(explain(PLANNED, "[grid"), None);
+    }
+}
