@@ -82,9 +82,12 @@ if wants ops; then
 fi
 
 if wants sweep; then
-    run sweep-k1 70 "$OUT/sweep-k1.log" "$BIN" sweep configs/gpu-smoke.toml \
+    # configs/gpu-smoke.toml on $DEVICE (the same file on cuda:0; a dry run trains on the CPU),
+    # kept beside the results it made.
+    sed "s|^device = .*|device = \"$DEVICE\"|" configs/gpu-smoke.toml > "$OUT/gpu-smoke.toml"
+    run sweep-k1 70 "$OUT/sweep-k1.log" "$BIN" sweep "$OUT/gpu-smoke.toml" \
         --results "$OUT/sweep-k1" --runs-per-device 1 --quiet
-    run sweep-k4 50 "$OUT/sweep-k4.log" "$BIN" sweep configs/gpu-smoke.toml \
+    run sweep-k4 50 "$OUT/sweep-k4.log" "$BIN" sweep "$OUT/gpu-smoke.toml" \
         --results "$OUT/sweep-k4" --runs-per-device 4 --quiet
     run fit 5 "$OUT/fit.log" "$BIN" fit "$OUT/sweep-k1/gpu-smoke" --holdout 2
     run report 5 "$OUT/report.log" "$BIN" report "$OUT/sweep-k1/gpu-smoke"
