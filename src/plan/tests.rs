@@ -251,4 +251,8 @@ fn a_committed_tuned_sweep_keeps_the_config_hash_its_records_hold() {
     assert!(config.train.tuned.is_some(), "the plan reads the tuned table the config names");
     let stored = crate::records::read_plan(&root.join("results/synthetic-isoflop/plan.json")).unwrap();
     assert_eq!(config_hash(&config), stored.config_hash);
+    // An untuned one too, so a change to how any config serialises shows here.
+    let config = load_sweep_config(&root.join("configs/data-constrained.toml")).unwrap();
+    let stored = crate::records::read_plan(&root.join("results/data-constrained/plan.json")).unwrap();
+    assert_eq!(config_hash(&config), stored.config_hash, "configs/data-constrained.toml");
 }
