@@ -12,6 +12,7 @@ pub mod counting;
 pub mod data;
 pub mod device;
 pub mod diag;
+pub mod diff;
 pub mod error;
 pub mod fit;
 pub mod fs;

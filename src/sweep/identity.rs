@@ -7,7 +7,9 @@
 //! second case is refused too: a run trained now might not measure what the finished runs did,
 //! and one fit must not mix the two.
 
-use toml::{Table, Value};
+use serde_json::Value;
+
+use crate::diff::{differences, written};
 
 /// At most this many differing keys are named; the rest are counted.
 const MAX_NAMED: usize = 4;
@@ -15,16 +17,18 @@ const MAX_NAMED: usize = 4;
 /// One sentence on how `planned` (the directory's sweep.toml) and `given` (the config given now)
 /// differ, or `None` when either is not a TOML table (then the hashes are all there is to say).
 pub fn explain(planned: &str, given: &str) -> Option<String> {
-    let planned: Table = planned.parse().ok()?;
-    let given: Table = given.parse().ok()?;
-    let mut differences = Vec::new();
-    diff_tables("", &planned, &given, &mut differences);
-    if differences.is_empty() {
+    let as_json = |text: &str| text.parse::<toml::Table>().ok().and_then(|t| serde_json::to_value(t).ok());
+    let (planned, given) = (as_json(planned)?, as_json(given)?);
+    let mut named: Vec<String> = differences(&planned, &given)
+        .iter()
+        .map(|d| format!("{} ({} there, {} here)", d.key, shown(d.before.as_ref()), shown(d.after.as_ref())))
+        .collect();
+    if named.is_empty() {
         return Some(same_text(&given));
     }
-    let more = differences.len().saturating_sub(MAX_NAMED);
-    differences.truncate(MAX_NAMED);
-    let mut sentence = format!("its sweep.toml differs from this config at {}", differences.join(", "));
+    let more = named.len().saturating_sub(MAX_NAMED);
+    named.truncate(MAX_NAMED);
+    let mut sentence = format!("its sweep.toml differs from this config at {}", named.join(", "));
     if more > 0 {
         sentence.push_str(&format!(" and {more} more key{}", if more == 1 { "" } else { "s" }));
     }
@@ -32,7 +36,7 @@ pub fn explain(planned: &str, given: &str) -> Option<String> {
 }
 
 /// The sentence for a config whose text equals the directory's copy.
-fn same_text(given: &Table) -> String {
+fn same_text(given: &Value) -> String {
     let mut named = Vec::new();
     let get = |section: &str, key: &str| given.get(section).and_then(|s| s.get(key)).and_then(Value::as_str);
     if let Some(centre) = get("grid", "centre").filter(|c| *c != "chinchilla") {
@@ -51,46 +55,7 @@ fn same_text(given: &Table) -> String {
     )
 }
 
-/// Appends `key (X there, Y here)` for every key whose value differs, depth first in key order.
-fn diff_tables(prefix: &str, planned: &Table, given: &Table, out: &mut Vec<String>) {
-    let mut keys: Vec<&String> = planned.keys().chain(given.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
-        match (planned.get(key), given.get(key)) {
-            (Some(Value::Table(a)), Some(Value::Table(b))) => diff_tables(&path, a, b, out),
-            (a, b) if !same_value(a, b) => out.push(format!("{path} ({} there, {} here)", shown(a), shown(b))),
-            _ => {}
-        }
-    }
-}
-
-/// TOML values compared as numbers where both are numbers (`6e-3` is `0.006`, `8` is `8.0`).
-fn same_value(a: Option<&Value>, b: Option<&Value>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => match (number(a), number(b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => match (a, b) {
-                (Value::Array(a), Value::Array(b)) => {
-                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(Some(x), Some(y)))
-                }
-                _ => a == b,
-            },
-        },
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-fn number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Integer(i) => Some(*i as f64),
-        Value::Float(f) => Some(*f),
-        _ => None,
-    }
-}
-
+/// A value as written, cut to 60 characters; "absent" for a key one side lacks.
 fn shown(value: Option<&Value>) -> String {
     let Some(value) = value else { return "absent".into() };
     let text = written(value);
@@ -98,17 +63,6 @@ fn shown(value: Option<&Value>) -> String {
         format!("{}…", text.chars().take(59).collect::<String>())
     } else {
         text
-    }
-}
-
-/// A value as a user would write it: large and small floats in exponent form (`1e13`, `6e-3`).
-fn written(value: &Value) -> String {
-    match value {
-        Value::Table(_) => "a table".into(),
-        Value::Float(f) if *f != 0.0 && (f.abs() >= 1e5 || f.abs() < 1e-3) => format!("{f:e}"),
-        Value::Float(f) => format!("{f:?}"),
-        Value::Array(items) => format!("[{}]", items.iter().map(written).collect::<Vec<_>>().join(", ")),
-        other => other.to_string(),
     }
 }
 

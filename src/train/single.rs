@@ -118,27 +118,19 @@ pub fn spec_hash(spec: &RunSpec) -> String {
     Sha256::digest(json.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The fields (dotted, two levels deep) in which two specs differ.
+/// The fields (dotted) in which two specs differ; a top-level field with both values.
 fn spec_differences(recorded: &RunSpec, now: &RunSpec) -> Vec<String> {
     let (Ok(a), Ok(b)) = (serde_json::to_value(recorded), serde_json::to_value(now)) else {
         return vec!["its spec".to_string()];
     };
-    let mut fields = Vec::new();
-    if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
-        for (key, value) in a {
-            match (value.as_object(), b.get(key).and_then(|v| v.as_object())) {
-                (Some(inner), Some(other)) => {
-                    let keys = inner.keys().chain(other.keys().filter(|k| !inner.contains_key(*k)));
-                    fields.extend(keys.filter(|k| inner.get(*k) != other.get(*k)).map(|k| format!("{key}.{k}")));
-                }
-                _ if b.get(key) != Some(value) => {
-                    let show = |v: Option<&serde_json::Value>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
-                    fields.push(format!("{key}: {} recorded, {} now", show(Some(value)), show(b.get(key))));
-                }
-                _ => {}
-            }
-        }
-    }
+    let show = |v: &Option<serde_json::Value>| v.as_ref().map_or_else(|| "none".to_string(), |v| v.to_string());
+    let mut fields: Vec<String> = crate::diff::differences(&a, &b)
+        .into_iter()
+        .map(|d| match d.key.contains('.') {
+            true => d.key,
+            false => format!("{}: {} recorded, {} now", d.key, show(&d.before), show(&d.after)),
+        })
+        .collect();
     if fields.is_empty() {
         fields.push("its spec".to_string());
     }

@@ -1,0 +1,91 @@
+//! Which keys two trees of settings differ in, for refusals that name what changed: `train`
+//! comparing a recorded run spec with the config's, `sweep` comparing a results directory's
+//! sweep.toml with the config given. One walk serves both, over JSON values (TOML converts).
+
+use serde_json::Value;
+
+/// One key whose value differs: dotted path, and the value on each side (`None`: absent).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Difference {
+    pub key: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Every key whose value differs between `before` and `after`, depth first in key order; objects
+/// present on both sides are compared key by key, numbers by value (`8` is `8.0`, `6e-3` is
+/// `0.006`), arrays element by element.
+pub fn differences(before: &Value, after: &Value) -> Vec<Difference> {
+    let mut out = Vec::new();
+    walk("", before, after, &mut out);
+    out
+}
+
+fn walk(prefix: &str, before: &Value, after: &Value, out: &mut Vec<Difference>) {
+    let (Value::Object(a), Value::Object(b)) = (before, after) else {
+        if !same(before, after) {
+            out.push(Difference { key: prefix.to_string(), before: Some(before.clone()), after: Some(after.clone()) });
+        }
+        return;
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match (a.get(key), b.get(key)) {
+            (Some(x), Some(y)) => walk(&path, x, y, out),
+            (x, y) => out.push(Difference { key: path, before: x.cloned(), after: y.cloned() }),
+        }
+    }
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        _ => a == b,
+    }
+}
+
+/// A value as a user would write it: large and small floats in exponent form (`1e13`, `6e-4`),
+/// an object as "a table".
+pub fn written(value: &Value) -> String {
+    match value {
+        Value::Object(_) => "a table".into(),
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f != 0.0 && (f.abs() >= 1e5 || f.abs() < 1e-3) {
+                format!("{f:e}")
+            } else {
+                format!("{f:?}")
+            }
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(written).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_keys_are_dotted_with_both_sides_and_numbers_compare_by_value() {
+        let before = json!({"lr": 6e-3, "grid": {"span": 6.0, "sizes": 9}, "flops": [1e12, 1e13], "gone": 1});
+        let after = json!({"lr": 0.006, "grid": {"span": 4.0, "sizes": 9.0}, "flops": [1e12, 3e13], "new": "x"});
+        let keys: Vec<String> = differences(&before, &after).into_iter().map(|d| d.key).collect();
+        assert_eq!(keys, ["flops", "gone", "grid.span", "new"]);
+        let gone = &differences(&before, &after)[1];
+        assert_eq!((gone.before.clone(), gone.after.clone()), (Some(json!(1)), None));
+        assert!(differences(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn values_are_written_as_a_user_would() {
+        assert_eq!(written(&json!([1e12, 6e-4, 0.006, 6.0, 8])), "[1e12, 6e-4, 0.006, 6.0, 8]");
+        assert_eq!(written(&json!({"a": 1})), "a table");
+        assert_eq!(written(&json!("s")), "\"s\"");
+    }
+}
