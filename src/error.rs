@@ -41,6 +41,9 @@ pub enum Error {
     /// Bad arguments to a command.
     #[error("{0}")]
     Usage(String),
+    /// `--strict` and a plan whose checks warned (the warnings are printed above the error).
+    #[error("--strict: the plan has {0} warning(s) (above); fix the design or drop --strict")]
+    StrictRefusal(usize),
 }
 
 impl From<crate::fs::FsError> for Error {

@@ -79,10 +79,6 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<StrictRefusal>().is_some() => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
         Err(e) => {
             eprintln!("error: {}", one_line(&error_text(&e)));
             ExitCode::from(exit_code(&e))
@@ -108,12 +104,16 @@ fn error_text(error: &anyhow::Error) -> String {
 }
 
 /// 1 for an error; 2 for a usage error the fitter found in its options (`--fix` of a parameter
-/// the law does not have); 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+/// the law does not have) and for a plan `--strict` refused; 128 + the signal for a run stopped
+/// by SIGINT (130) or SIGTERM (143).
 fn exit_code(error: &anyhow::Error) -> u8 {
     if matches!(
         error.downcast_ref::<sweeplaw::fit::FitError>(),
         Some(sweeplaw::fit::FitError::InvalidOption { .. } | sweeplaw::fit::FitError::UnknownValue { .. })
     ) {
+        return 2;
+    }
+    if matches!(error.downcast_ref::<sweeplaw::Error>(), Some(sweeplaw::Error::StrictRefusal(_))) {
         return 2;
     }
     let signal = match error.downcast_ref::<sweeplaw::Error>() {
@@ -164,29 +164,6 @@ impl std::fmt::Display for Stopped {
 }
 
 impl std::error::Error for Stopped {}
-
-/// `--strict` refusing a plan whose checks warn: a usage-level refusal (exit 2).
-#[derive(Debug)]
-struct StrictRefusal(usize);
-
-impl std::fmt::Display for StrictRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "--strict: the plan has {} warning(s) (above); fix the design or drop --strict", self.0)
-    }
-}
-
-impl std::error::Error for StrictRefusal {}
-
-/// Prints the plan's warnings on stderr; under `--strict` any warning refuses the plan.
-fn plan_warnings(plan: &sweeplaw::plan::Plan, strict: bool) -> anyhow::Result<()> {
-    for w in &plan.warnings {
-        eprintln!("warning: {w}");
-    }
-    if strict && !plan.warnings.is_empty() {
-        return Err(StrictRefusal(plan.warnings.len()).into());
-    }
-    Ok(())
-}
 
 /// A message on one line: its lines joined, up to clap's usage and help hints.
 fn one_line(message: &str) -> String {
@@ -240,11 +217,14 @@ fn cmd_status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
-    let (config, plan) = sweeplaw::sweep::load_plan(&args.config)?;
+    let (config, mut plan) = sweeplaw::sweep::load_plan(&args.config)?;
     sweeplaw::plan::memory::check_fits(&plan.runs, &config.device)
         .map_err(|m| sweeplaw::Error::config(&args.config, m))?;
-    if args.strict {
-        plan_warnings(&plan, true)?;
+    let data_warnings = plan_data_warnings(&config, &plan);
+    plan.warnings.extend(data_warnings);
+    if args.strict && !plan.warnings.is_empty() {
+        sweeplaw::sweep::print_warnings(&plan.warnings);
+        return Err(sweeplaw::Error::StrictRefusal(plan.warnings.len()).into());
     }
     let throughputs = if let Some(rate) = args.assume_flops {
         if !(rate > 0.0) {
@@ -270,6 +250,26 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plan's runs checked against local data (text, token files), opened as the sweep opens
+/// it; hub data is checked by `sweep`, since opening it may download it. Data that does not
+/// open is a note here, not an error: the sweep refuses it.
+fn plan_data_warnings(config: &sweeplaw::config::SweepConfig, plan: &sweeplaw::plan::Plan) -> Vec<String> {
+    use sweeplaw::config::DataConfig;
+    if matches!(config.data, DataConfig::Synthetic(_) | DataConfig::Hub(_)) {
+        return Vec::new();
+    }
+    match config.data.build_source() {
+        Ok(source) => sweeplaw::sweep::data_warnings(plan, source.as_ref()),
+        Err(e) => {
+            eprintln!(
+                "note: the runs are not checked against the data, which does not open: {}",
+                one_line(&e.to_string())
+            );
+            Vec::new()
+        }
+    }
+}
+
 fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
     if !(args.stale_after > 0.0) {
         anyhow::bail!("--stale-after must be a positive number of seconds");
@@ -278,11 +278,6 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
         let (config, _) = sweeplaw::sweep::load_plan(&args.config)?;
         return cmd_summary(&args.results.join(&config.name));
     }
-    if args.strict {
-        // The sweep prints the warnings itself before training; --strict refuses before that.
-        let (_, plan) = sweeplaw::sweep::load_plan(&args.config)?;
-        plan_warnings(&plan, true)?;
-    }
     let options = sweeplaw::sweep::SweepOptions {
         config: args.config.clone(),
         results: args.results,
@@ -290,6 +285,7 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
         quiet: args.quiet,
         stale_after: std::time::Duration::from_secs_f64(args.stale_after),
         runs_per_device: args.runs_per_device,
+        strict: args.strict,
     };
     let report = sweeplaw::sweep::run_sweep(&options)?;
     if let Some(signal) = report.signal {

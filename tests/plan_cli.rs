@@ -230,3 +230,35 @@ fn centred_grid_gives_each_budget_its_own_sizes() {
     assert!(stderr(&out).contains("grid.centre derives each size's shape from grid.aspect_ratio"), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn runs_that_would_repeat_a_text_corpus_are_warned_about_and_refused_under_strict() {
+    let dir = scratch("plan-repeats");
+    let results = dir.join("results");
+    std::fs::create_dir_all(dir.join("corpus")).unwrap();
+    for (i, text) in crate::data_formats::documents(24, 120).iter().enumerate() {
+        write(&dir, &format!("corpus/doc{i:02}.txt"), text);
+    }
+    // 1024 tokens fit the training split many times over; 1 << 20 does not.
+    let config = write(
+        &dir,
+        "text.toml",
+        "name = \"repeats\"\ndevice = \"cpu\"\n[data]\nkind = \"text\"\nfiles = [\"corpus/*.txt\"]\nvocab_size = 300\n\
+         cache_dir = \"cache\"\n[model]\nseq_len = 16\nhead_dim = 8\n[grid]\nn_layers = [1]\nd_model = [16]\n\
+         [budget]\ntokens = [1024, 1048576]\n[train]\nbatch_size = 4\nlr = 1e-2\neval_tokens = 64\n\
+         [checks]\nmin_steps = 1\ntokens_per_param = [0.01, 1e9]\n",
+    );
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let warnings: Vec<&str> = printed.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("1 run(s) train on more tokens than the "), "{warnings:?}");
+    assert!(warnings[0].contains("L1-d16-D1048576-s0 (") && !warnings[0].contains("D1024-s0"), "{warnings:?}");
+    let out = run(&["sweep", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet", "--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("of the training split, so they repeat data"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error: --strict: the plan has 1 warning(s)"), "{}", stderr(&out));
+    assert!(!results.exists(), "nothing written: {:?}", files_under(&results));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -123,6 +123,50 @@ fn straddle_warnings(config: &SweepConfig, runs: &[RunSpec], limits: &ChecksSect
     Ok(out)
 }
 
+/// Runs the data cannot feed as planned, given the `training_tokens` of the source's training
+/// split: runs that would pass over the split more than once without asking to (no
+/// `budget.unique_tokens`), whose points the parametric laws would take as trained on fresh
+/// tokens each step, and runs whose `unique_tokens` ask for more tokens than the split holds,
+/// which would train on the whole split instead (so their U is not the one designed).
+/// A run sees the split as whole rows of its seq_len, so that is what it can train on once.
+pub fn data_warnings(runs: &[RunSpec], training_tokens: u64) -> Vec<String> {
+    let usable = |r: &RunSpec| {
+        let seq_len = r.shape.seq_len.max(1) as u64;
+        training_tokens / seq_len * seq_len
+    };
+    let repeating: Vec<String> = runs
+        .iter()
+        .filter(|r| r.unique_tokens.is_none() && r.tokens > usable(r))
+        .map(|r| format!("{} ({:.2} epochs)", r.run_id, r.tokens as f64 / usable(r).max(1) as f64))
+        .collect();
+    let mut out = Vec::new();
+    if !repeating.is_empty() {
+        out.push(format!(
+            "{} run(s) train on more tokens than the {training_tokens} of the training split, so they repeat data \
+             that the laws of approaches 1-3 take as fresh: {}; lower the budgets or sizes' tokens, add data, or \
+             design the repetition with budget.unique_tokens",
+            repeating.len(),
+            listing(&repeating)
+        ));
+    }
+    let mut too_many: Vec<u64> = runs
+        .iter()
+        .filter(|r| r.unique_tokens.is_some_and(|u| u > usable(r)))
+        .filter_map(|r| r.unique_tokens)
+        .collect();
+    too_many.sort_unstable();
+    too_many.dedup();
+    if !too_many.is_empty() {
+        let values: Vec<String> = too_many.iter().map(u64::to_string).collect();
+        out.push(format!(
+            "budget.unique_tokens {} exceed the {training_tokens} tokens of the training split: those runs would \
+             train on the whole split, not the unique tokens planned; lower them or add data",
+            listing(&values)
+        ));
+    }
+    out
+}
+
 /// The first few items, then how many more.
 fn listing(items: &[String]) -> String {
     const SHOWN: usize = 4;

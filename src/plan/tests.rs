@@ -130,6 +130,26 @@ fn unique_tokens_axis_multiplies_runs_and_names_them() {
 }
 
 #[test]
+fn runs_are_checked_against_the_training_split_in_whole_rows() {
+    // seq_len 64: a split of 25,630 tokens holds 400 whole rows, 25,600 tokens.
+    let plan = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [25600, 25856, 51200]", FIXED)).unwrap();
+    let w = checks::data_warnings(&plan.runs, 25_630);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("2 run(s) train on more tokens than the 25630 of the training split"), "{w:?}");
+    assert!(
+        w[0].contains("L1-d32-D51200-s0 (2.00 epochs)") && w[0].contains("L1-d32-D25856-s0 (1.01 epochs)"),
+        "{w:?}"
+    );
+    assert!(!w[0].contains("D25600-s0"), "{w:?}");
+    assert!(checks::data_warnings(&plan.runs, 51_200).is_empty());
+    // Designed repetition is not warned about; a designed U the split cannot hold is.
+    let c = config("n_layers = [1]\nd_model = [32]", "tokens = [51200]\nunique_tokens = [6400, 40000]", FIXED);
+    let w = checks::data_warnings(&expand(&c).unwrap().runs, 25_630);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("budget.unique_tokens 40000 exceed the 25630 tokens"), "{w:?}");
+}
+
+#[test]
 fn duplicate_seeds_are_planned_once_with_a_warning() {
     let mut c = config("n_layers = [1]\nd_model = [32]", "tokens = [25600]", FIXED);
     c.seeds = vec![0, 1, 0];

@@ -38,6 +38,9 @@ pub struct SweepOptions {
     /// Runs trained at once on the sweep's device, each by its own thread (its own CUDA stream
     /// on a GPU): small models leave a GPU mostly idle. 1 = one run at a time.
     pub runs_per_device: usize,
+    /// Refuse to train when a plan check warns (the design checks, and the data check once the
+    /// data is open).
+    pub strict: bool,
 }
 
 /// What a worker did.
@@ -91,11 +94,15 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     let device = crate::device::resolve(&config.device, &config.precision)?;
     crate::plan::memory::check_fits(&plan.runs, &device.name).map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
+    let mut warnings = plan.warnings.clone();
+    warnings.extend(data_warnings(&plan, source.as_ref()));
+    if options.strict && !warnings.is_empty() {
+        print_warnings(&warnings);
+        return Err(Error::StrictRefusal(warnings.len()));
+    }
     let store = SweepStore::open(&options.results, &plan.sweep, &config_text, &plan)?;
     // The plan checks' warnings, once the inputs have passed their checks and before training.
-    for warning in &plan.warnings {
-        eprintln!("warning: {warning}");
-    }
+    print_warnings(&warnings);
     let mine: Vec<&RunSpec> = plan
         .runs
         .iter()
@@ -144,6 +151,19 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     report.wall_s = started.elapsed().as_secs_f64();
     store.write_summary(&plan)?;
     Ok(report)
+}
+
+/// The plan's runs checked against the data they train on (`checks::data_warnings`); none for a
+/// source without a finite training split (the synthetic language).
+pub fn data_warnings(plan: &Plan, source: &dyn TokenSource) -> Vec<String> {
+    source.unique_tokens().map(|tokens| crate::plan::checks::data_warnings(&plan.runs, tokens)).unwrap_or_default()
+}
+
+/// Each warning on its own line of stderr.
+pub fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// Reads a sweep config and expands it; errors name the file.
