@@ -129,6 +129,9 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
     for family in families(opts.law) {
         fit_family(family, &context, &mut report, &mut warm);
     }
+    if let Some(warning) = repetition_warning(dataset, &report.fits) {
+        report.warnings.push(warning);
+    }
     if report.fits.is_empty() {
         let reasons: Vec<String> = report.skipped.iter().map(|(law, why)| format!("{law}: {why}")).collect();
         return Err(FitError::NothingFitted(reasons.join("; ")));
@@ -142,6 +145,43 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
     }
     assess::assess_all(&mut report, dataset, opts, &failures);
     Ok(report)
+}
+
+/// A label on the laws that take every token as fresh (approaches 1-3, Kaplan's, the holdout's
+/// refit) when some of the runs they were fitted on repeat data: those runs' losses are above
+/// what the same tokens fresh would give (Muennighoff et al. 2023), so the laws are biased
+/// towards less gain from data. The data-constrained law is the one that models them.
+fn repetition_warning(data: &Dataset, fits: &Fits) -> Option<String> {
+    let repeating: Vec<usize> = (0..data.points.len()).filter(|&i| repeats_data(data, i)).collect();
+    let fresh_laws: Vec<&str> = [
+        ("chinchilla", fits.chinchilla.is_some()),
+        ("isoflop", fits.isoflop.is_some()),
+        ("frontier", fits.frontier.is_some()),
+        (
+            "kaplan",
+            fits.kaplan_n.is_some() || fits.kaplan_d.is_some() || fits.kaplan_c.is_some() || fits.kaplan_nd.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(law, fitted)| fitted.then_some(law))
+    .collect();
+    if repeating.is_empty() || fresh_laws.is_empty() {
+        return None;
+    }
+    let most = repeating
+        .iter()
+        .map(|&i| &data.points[i])
+        .map(|p| (p.tokens / p.unique_tokens.unwrap_or(p.tokens), &p.run_id))
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(format!(
+        "{}: fitted on all {} runs, {} of which repeat data (up to {:.2} epochs, {}), taken as fresh tokens; \
+         these laws hold for single-epoch data, and the data_constrained law is the one that models repetition",
+        fresh_laws.join(", "),
+        data.points.len(),
+        repeating.len(),
+        most.0,
+        most.1
+    ))
 }
 
 /// The families a `--law` value stands for; "chinchilla" brings approaches 1 and 2 along

@@ -85,3 +85,23 @@ fn kaplan_l_of_n_on_data_limited_isoflop_runs_is_flagged() -> TestResult {
     assert_eq!(fit.basis.as_deref(), Some("each model size's lowest loss over its token counts"));
     Ok(())
 }
+
+#[test]
+fn laws_fitted_on_runs_that_repeat_data_are_labelled() -> TestResult {
+    let law = hoffmann();
+    let points = isoflop_points(&law, &[1e18, 1e19, 1e20], 5, 0.0, 3);
+    let options = FitOptions { law: Law::Chinchilla, bootstrap: 0, ..FitOptions::default() };
+    let fresh = crate::fit::fit(&Dataset::from_points("fresh", points.clone()), &options)?;
+    assert!(!fresh.warnings.iter().any(|w| w.contains("repeat data")), "{:?}", fresh.warnings);
+    // Two runs trained on half and a third of their tokens' worth of unique data.
+    let mut repeated = points;
+    repeated[2].unique_tokens = Some(repeated[2].tokens / 2.0);
+    repeated[7].unique_tokens = Some(repeated[7].tokens / 3.0);
+    repeated[9].unique_tokens = Some(repeated[9].tokens);
+    let report = crate::fit::fit(&Dataset::from_points("repeated", repeated), &options)?;
+    let warning = report.warnings.iter().find(|w| w.contains("repeat data")).ok_or("no repetition warning")?;
+    assert!(warning.starts_with("chinchilla, isoflop, frontier: fitted on all 15 runs, 2 of which"), "{warning}");
+    assert!(warning.contains("up to 3.00 epochs, b1-n2"), "{warning}");
+    assert!(report.table().contains(warning.as_str()), "{}", report.table());
+    Ok(())
+}
