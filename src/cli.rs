@@ -143,6 +143,10 @@ pub(crate) struct SweepArgs {
     /// Refuse to train (exit 2) when a plan check warns.
     #[arg(long)]
     pub(crate) strict: bool,
+    /// Another sweep directory (repeatable): its finished runs that this plan also has, with the
+    /// same spec and data, are copied in instead of trained again.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) reuse: Vec<PathBuf>,
 }
 
 #[derive(Args)]

@@ -223,6 +223,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
             stale_after: std::time::Duration::from_secs(120),
             runs_per_device: 1,
             strict: false,
+            reuse: Vec::new(),
         };
         let report = run_plan(&sweep_options, config, plan.clone())?;
         if report.signal.is_some() {

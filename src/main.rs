@@ -286,6 +286,7 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
         stale_after: std::time::Duration::from_secs_f64(args.stale_after),
         runs_per_device: args.runs_per_device,
         strict: args.strict,
+        reuse: args.reuse,
     };
     let report = sweeplaw::sweep::run_sweep(&options)?;
     if let Some(signal) = report.signal {

@@ -256,6 +256,7 @@ pub fn run_tune(options: &TuneOptions) -> Result<TuneReport> {
         stale_after: std::time::Duration::from_secs(120),
         runs_per_device: 1,
         strict: false,
+        reuse: Vec::new(),
     };
     let report = crate::sweep::run_plan(&sweep_options, tune.config.clone(), tune.plan.clone())?;
     let table = fit_table(&tune, &report.sweep_dir)?;

@@ -283,6 +283,112 @@ fn a_results_directory_of_another_config_is_refused() {
 }
 
 #[test]
+fn reuse_copies_the_finished_runs_another_config_shares_and_trains_the_rest() {
+    let dir = scratch("sweep-reuse");
+    let results = dir.join("results");
+    let first = write(&dir, "first.toml", &sweep_config("first", "").replace("n_layers = [1, 2]", "n_layers = [1]"));
+    run_to_end(&sweep_args(&first, &results));
+    let first_dir = results.join("first");
+    // A budget added: its two runs of 10240 and 20480 tokens are the first sweep's, the third new.
+    let second = write(
+        &dir,
+        "second.toml",
+        &sweep_config("second", "")
+            .replace("n_layers = [1, 2]", "n_layers = [1]")
+            .replace("tokens = [10240, 20480]", "tokens = [10240, 20480, 30720]"),
+    );
+    let mut args = sweep_args(&second, &results);
+    args.extend(["--reuse", first_dir.to_str().unwrap()]);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("reused 2 finished run(s) from {}", first_dir.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("trained 1, already done 2"), "{}", stdout(&out));
+    let second_dir = results.join("second");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second_dir.join("plan.json")).unwrap()).unwrap();
+    for id in ["L1-d32-D10240-s0", "L1-d32-D20480-s0"] {
+        let copied = std::fs::read_to_string(second_dir.join("runs").join(id).join("run.json")).unwrap();
+        let record: serde_json::Value = serde_json::from_str(&copied).unwrap();
+        assert_eq!(record["config_hash"], plan["config_hash"], "{id}");
+        assert!(record["reused_from"].as_str().unwrap().starts_with(first_dir.to_str().unwrap()), "{id}");
+        let original = std::fs::read_to_string(first_dir.join("runs").join(id).join("metrics.csv")).unwrap();
+        assert_eq!(std::fs::read_to_string(second_dir.join("runs").join(id).join("metrics.csv")).unwrap(), original);
+    }
+    let trained: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(second_dir.join("runs/L1-d32-D30720-s0/run.json")).unwrap())
+            .unwrap();
+    assert!(trained.get("reused_from").is_none());
+    assert_eq!(std::fs::read_to_string(second_dir.join("summary.csv")).unwrap().matches(",done,").count(), 3);
+    // Another learning rate, or another language, is another measurement: trained.
+    for (name, from, to, why) in [
+        ("lr", "lr = 1e-2", "lr = 5e-3", "spec differs at lr (0.01 there, 0.005 here)"),
+        ("data", "n_quanta = 512", "n_quanta = 256", "spec differs at data.n_quanta (512 there, 256 here)"),
+    ] {
+        let config = write(
+            &dir,
+            &format!("{name}.toml"),
+            &sweep_config(name, "").replace("n_layers = [1, 2]", "n_layers = [1]").replace(from, to),
+        );
+        let mut args = sweep_args(&config, &results);
+        args.extend(["--reuse", first_dir.to_str().unwrap()]);
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("reused 0 finished run(s)") && err.contains("2 not reused, trained here instead"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("L1-d32-D10240-s0 ({why}")), "{err}");
+        assert!(stdout(&out).contains("trained 2, already done 0"), "{}", stdout(&out));
+    }
+    // A directory that is not a sweep's is refused before anything trains.
+    let mut args = sweep_args(&second, &results);
+    args.extend(["--reuse", dir.to_str().unwrap()]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--reuse: not a sweep directory"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reuse_trains_again_a_run_whose_corpus_changed_under_the_same_spec() {
+    let dir = scratch("sweep-reuse-data");
+    let results = dir.join("results");
+    std::fs::create_dir_all(dir.join("corpus")).unwrap();
+    let documents = crate::data_formats::documents(24, 120);
+    for (i, text) in documents.iter().enumerate() {
+        write(&dir, &format!("corpus/doc{i:02}.txt"), text);
+    }
+    let config = |name: &str| {
+        format!(
+            "name = \"{name}\"\ndevice = \"cpu\"\n[data]\nkind = \"text\"\nfiles = [\"corpus/*.txt\"]\nvocab_size = 300\n\
+             cache_dir = \"cache\"\n[model]\nseq_len = 16\nhead_dim = 8\n[grid]\nn_layers = [1]\nd_model = [16]\n\
+             [budget]\ntokens = [512]\n[train]\nbatch_size = 4\nlr = 1e-2\neval_tokens = 64\n"
+        )
+    };
+    let first = write(&dir, "first.toml", &config("first"));
+    run_to_end(&sweep_args(&first, &results));
+    // Same config text under another name, the corpus edited: the spec is equal, the data not.
+    write(&dir, "corpus/doc03.txt", &format!("{} and one more line", documents[3]));
+    let second = write(&dir, "second.toml", &config("second"));
+    let mut args = sweep_args(&second, &results);
+    let first_dir = results.join("first");
+    args.extend(["--reuse", first_dir.to_str().unwrap()]);
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("reused 0 finished run(s)") && err.contains("L1-d16-D512-s0 (data differs at source ("),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn plot_and_report_regenerate_from_the_records_alone() {
     let dir = scratch("sweep-report");
     let config = write(&dir, "sweep.toml", &sweep_config("figs", ""));

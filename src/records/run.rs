@@ -122,6 +122,10 @@ pub struct RunRecord {
     /// hash): a results directory's identity does not rest on plan.json alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// Where this finished run was copied from by `sweep --reuse`: the sweep directory and its
+    /// config hash (the run's spec and data were checked equal to this plan's first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
 }
 
 /// The parts of a run.json the figures and the report use, read leniently: any of them may be

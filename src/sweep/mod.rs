@@ -7,6 +7,7 @@ pub mod claim;
 pub mod estimate;
 mod identity;
 mod progress;
+pub mod reuse;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,9 @@ pub struct SweepOptions {
     /// Refuse to train when a plan check warns (the design checks, and the data check once the
     /// data is open).
     pub strict: bool,
+    /// Other sweep directories whose finished runs this plan shares (same id, spec and data) are
+    /// copied in before training instead of trained again (`reuse`).
+    pub reuse: Vec<PathBuf>,
 }
 
 /// What a worker did.
@@ -103,6 +107,10 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     let store = SweepStore::open(&options.results, &plan.sweep, &config_text, &plan)?;
     // The plan checks' warnings, once the inputs have passed their checks and before training.
     print_warnings(&warnings);
+    for from in &options.reuse {
+        let reused = reuse::reuse_finished(&store, &plan, source.as_ref(), from)?;
+        eprintln!("{}", reused.summary(from));
+    }
     let mine: Vec<&RunSpec> = plan
         .runs
         .iter()

@@ -64,6 +64,7 @@ pub fn start_record(spec: &RunSpec, data: DataInfo, device: &str) -> RunRecord {
         started_at_unix: crate::records::unix_now(),
         finished_at_unix: None,
         config_hash: None,
+        reused_from: None,
     }
 }
 
@@ -183,17 +184,7 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
     let model = Model::new(&spec.shape, spec.seed, DType::F32, device.matmul_dtype, &device.device)?;
     let optimizer = AdamW::new(model.params(), spec.optimizer.clone())?;
     let validation = source.validation_set(spec.eval_sequences, spec.shape.seq_len)?;
-    let data = DataInfo {
-        source: source.describe(),
-        vocab_size: source.vocab_size(),
-        unique_tokens: source.unique_tokens(),
-        true_entropy: validation.true_entropy,
-        unigram_entropy: Some(validation.unigram_entropy),
-        eval_tokens: (validation.batch.batch_size * validation.batch.seq_len) as u64,
-        data_seed: source.data_seed(),
-        validation_sample: validation.sample.clone(),
-        token_files_sha256: source.token_files(),
-    };
+    let data = describe_data(source, &validation);
     let mut record = start_record(spec, data, &device.name);
     record.ops = crate::ops::ops_in_use(&device.device);
     let flops_per_token = record.counts.flops_per_token;
@@ -250,6 +241,30 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         o.on_end(&end)?;
     }
     Ok(end)
+}
+
+/// What a run's record says about its data: the source it trains on and its validation set.
+fn describe_data(source: &dyn TokenSource, validation: &ValidationSet) -> DataInfo {
+    DataInfo {
+        source: source.describe(),
+        vocab_size: source.vocab_size(),
+        unique_tokens: source.unique_tokens(),
+        true_entropy: validation.true_entropy,
+        unigram_entropy: Some(validation.unigram_entropy),
+        eval_tokens: (validation.batch.batch_size * validation.batch.seq_len) as u64,
+        data_seed: source.data_seed(),
+        validation_sample: validation.sample.clone(),
+        token_files_sha256: source.token_files(),
+    }
+}
+
+/// The data record `spec` would get if it trained on `source` now, without training it: what
+/// `sweep --reuse` compares a finished run's record with.
+pub fn data_info(spec: &RunSpec, source: &dyn TokenSource) -> Result<DataInfo> {
+    let limited = run_source(spec, source)?;
+    let source: &dyn TokenSource = limited.as_deref().unwrap_or(source);
+    let validation = source.validation_set(spec.eval_sequences, spec.shape.seq_len)?;
+    Ok(describe_data(source, &validation))
 }
 
 /// The source a run trains on: for data with a known number of unique tokens (text), the

@@ -1,0 +1,153 @@
+//! `sweep --reuse DIR`: a finished run of another sweep directory that this plan also has is
+//! copied in instead of trained again, when it is the same measurement: the same run id, a spec
+//! equal to this plan's, and data equal to what the run would see now (source, unique tokens,
+//! validation sample, data seed, token files). Grids centred per budget keep their run ids
+//! stable, so a variant of a config (a budget added, another span) shares most of its runs with
+//! the sweep it varies, and only the new ones train.
+//!
+//! Only independent runs are copied (a WSD trunk's checkpoints and its branches belong
+//! together), and only finished ones (done or diverged): a run in progress stays with its own
+//! sweep. The copy is run.json and metrics.csv, written into a temporary folder and renamed into
+//! place, so a worker that starts the same run meanwhile wins and nothing is overwritten. The
+//! copied run.json carries this plan's config hash and names where it came from in
+//! `reused_from`; everything it measured is as it was.
+
+use std::path::Path;
+
+use crate::data::TokenSource;
+use crate::diff::{differences, written};
+use crate::error::{Error, Result};
+use crate::fs::write_atomic;
+use crate::plan::{Plan, RunRole, RunSpec};
+use crate::records::{RunRecord, RunStatus};
+use crate::sweep::store::{RecordState, SweepStore};
+
+/// What `--reuse` found in one directory.
+#[derive(Clone, Debug, Default)]
+pub struct Reused {
+    /// Run ids copied in.
+    pub copied: Vec<String>,
+    /// Runs the directory has under a planned id but that were not copied, each with why.
+    pub not_copied: Vec<(String, String)>,
+}
+
+impl Reused {
+    /// One line for stderr: how many runs were copied from `from`, and which were not and why.
+    pub fn summary(&self, from: &Path) -> String {
+        let mut line = format!("reused {} finished run(s) from {}", self.copied.len(), from.display());
+        if !self.not_copied.is_empty() {
+            const SHOWN: usize = 3;
+            let shown: Vec<String> =
+                self.not_copied.iter().take(SHOWN).map(|(run, why)| format!("{run} ({why})")).collect();
+            let more = self.not_copied.len().saturating_sub(SHOWN);
+            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            line.push_str(&format!(
+                "; {} not reused, trained here instead: {}{more}",
+                self.not_copied.len(),
+                shown.join(", ")
+            ));
+        }
+        line
+    }
+}
+
+/// Copies into `store` every finished run of the sweep directory `from` that `plan` has and this
+/// store does not, where the run's spec and data are this plan's (module docs).
+pub fn reuse_finished(store: &SweepStore, plan: &Plan, source: &dyn TokenSource, from: &Path) -> Result<Reused> {
+    if !from.join("runs").is_dir() {
+        return Err(Error::config(from, "--reuse: not a sweep directory (it has no runs/ folder)"));
+    }
+    if same_directory(from, &store.dir) {
+        return Err(Error::config(from, "--reuse: this is the sweep's own results directory"));
+    }
+    let mut reused = Reused::default();
+    for spec in plan.runs.iter().filter(|s| matches!(s.role, RunRole::Independent)) {
+        let path = from.join("runs").join(&spec.run_id).join("run.json");
+        if !path.exists() || !matches!(store.record_state(&spec.run_id), RecordState::Missing) {
+            continue;
+        }
+        match check_reusable(&path, spec, source)? {
+            Ok(record) => {
+                if copy_in(store, plan, from, record)? {
+                    reused.copied.push(spec.run_id.clone());
+                }
+            }
+            Err(why) => reused.not_copied.push((spec.run_id.clone(), why)),
+        }
+    }
+    Ok(reused)
+}
+
+/// The record at `path` when it is `spec`'s run finished on the data `source` gives it now, else
+/// why not (outer error: the data itself failed).
+fn check_reusable(path: &Path, spec: &RunSpec, source: &dyn TokenSource) -> Result<Result<RunRecord, String>> {
+    let record = match RunRecord::read(path) {
+        Ok(record) => record,
+        Err(e) => return Ok(Err(format!("its run.json does not read: {e}"))),
+    };
+    if !matches!(record.status, RunStatus::Done | RunStatus::Diverged) {
+        return Ok(Err(format!("{} there, not finished", record.status.as_str())));
+    }
+    if let Some(why) = differs("spec", &record.spec, spec) {
+        return Ok(Err(why));
+    }
+    let data = crate::train::run::data_info(spec, source)?;
+    if let Some(why) = differs("data", &record.data, &data) {
+        return Ok(Err(why));
+    }
+    Ok(Ok(record))
+}
+
+/// "spec differs at lr (0.006 there, 0.003 here)", naming up to two keys; None when equal.
+fn differs<T: serde::Serialize>(what: &str, there: &T, here: &T) -> Option<String> {
+    let (Ok(there), Ok(here)) = (serde_json::to_value(there), serde_json::to_value(here)) else {
+        return Some(format!("its {what} does not compare"));
+    };
+    let found = differences(&there, &here);
+    if found.is_empty() {
+        return None;
+    }
+    let value = |v: &Option<serde_json::Value>| v.as_ref().map(written).unwrap_or_else(|| "absent".into());
+    let keys: Vec<String> = found
+        .iter()
+        .take(2)
+        .map(|d| format!("{} ({} there, {} here)", d.key, value(&d.before), value(&d.after)))
+        .collect();
+    Some(format!("{what} differs at {}", keys.join(", ")))
+}
+
+/// Writes the run's folder under a temporary name and renames it into place; false when another
+/// worker made the run's folder first (that worker's run stands).
+fn copy_in(store: &SweepStore, plan: &Plan, from: &Path, mut record: RunRecord) -> Result<bool> {
+    let target = store.run_dir(&record.run_id);
+    let temp = store.dir.join("runs").join(format!(".reuse-{}-{}", record.run_id, std::process::id()));
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir_all(&temp).map_err(|e| Error::io(&temp, e))?;
+    let metrics = from.join("runs").join(&record.run_id).join("metrics.csv");
+    if metrics.exists() {
+        let bytes = std::fs::read(&metrics).map_err(|e| Error::io(&metrics, e))?;
+        write_atomic(&temp.join("metrics.csv"), &bytes)?;
+    }
+    let hash = record.config_hash.take().unwrap_or_else(|| "unrecorded".into());
+    record.reused_from = Some(format!("{} (config hash {hash})", from.display()));
+    record.config_hash = Some(plan.config_hash.clone());
+    record.write(&temp.join("run.json"))?;
+    match std::fs::rename(&temp, &target) {
+        Ok(()) => Ok(true),
+        Err(_) if target.exists() => {
+            let _ = std::fs::remove_dir_all(&temp);
+            Ok(false)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&temp);
+            Err(Error::io(&target, e))
+        }
+    }
+}
+
+fn same_directory(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
