@@ -26,6 +26,26 @@ pub fn documents(n: usize, words: usize) -> Vec<String> {
         .collect()
 }
 
+/// Writes `documents(count, 120)` as `dir/corpus/docNN.txt`, one file each, and returns them.
+pub fn write_corpus(dir: &Path, count: usize) -> Vec<String> {
+    std::fs::create_dir_all(dir.join("corpus")).unwrap();
+    let texts = documents(count, 120);
+    for (i, text) in texts.iter().enumerate() {
+        std::fs::write(dir.join(format!("corpus/doc{i:02}.txt")), text).unwrap();
+    }
+    texts
+}
+
+/// A sweep of one size (L1-d16, seq_len 16, batch 4) over the corpus of [`write_corpus`], with
+/// `budget` as the `[budget]` table's body and `extra` appended.
+pub fn text_sweep_config(name: &str, budget: &str, extra: &str) -> String {
+    format!(
+        "name = \"{name}\"\ndevice = \"cpu\"\n[data]\nkind = \"text\"\nfiles = [\"corpus/*.txt\"]\nvocab_size = 300\n\
+         cache_dir = \"cache\"\n[model]\nseq_len = 16\nhead_dim = 8\n[grid]\nn_layers = [1]\nd_model = [16]\n\
+         [budget]\n{budget}\n[train]\nbatch_size = 4\nlr = 1e-2\neval_tokens = 64\n{extra}"
+    )
+}
+
 /// A parquet file with an int64 `id` column and an optional string column `column`, snappy pages.
 pub fn write_parquet(path: &Path, column: &str, texts: &[Option<&str>]) {
     use parquet::basic::Compression;

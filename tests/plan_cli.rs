@@ -235,18 +235,16 @@ fn centred_grid_gives_each_budget_its_own_sizes() {
 fn runs_that_would_repeat_a_text_corpus_are_warned_about_and_refused_under_strict() {
     let dir = scratch("plan-repeats");
     let results = dir.join("results");
-    std::fs::create_dir_all(dir.join("corpus")).unwrap();
-    for (i, text) in crate::data_formats::documents(24, 120).iter().enumerate() {
-        write(&dir, &format!("corpus/doc{i:02}.txt"), text);
-    }
+    crate::data_formats::write_corpus(&dir, 24);
     // 1024 tokens fit the training split many times over; 1 << 20 does not.
     let config = write(
         &dir,
         "text.toml",
-        "name = \"repeats\"\ndevice = \"cpu\"\n[data]\nkind = \"text\"\nfiles = [\"corpus/*.txt\"]\nvocab_size = 300\n\
-         cache_dir = \"cache\"\n[model]\nseq_len = 16\nhead_dim = 8\n[grid]\nn_layers = [1]\nd_model = [16]\n\
-         [budget]\ntokens = [1024, 1048576]\n[train]\nbatch_size = 4\nlr = 1e-2\neval_tokens = 64\n\
-         [checks]\nmin_steps = 1\ntokens_per_param = [0.01, 1e9]\n",
+        &crate::data_formats::text_sweep_config(
+            "repeats",
+            "tokens = [1024, 1048576]",
+            "[checks]\nmin_steps = 1\ntokens_per_param = [0.01, 1e9]\n",
+        ),
     );
     let out = plan(&config, &[]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -358,18 +358,8 @@ fn reuse_copies_the_finished_runs_another_config_shares_and_trains_the_rest() {
 fn reuse_trains_again_a_run_whose_corpus_changed_under_the_same_spec() {
     let dir = scratch("sweep-reuse-data");
     let results = dir.join("results");
-    std::fs::create_dir_all(dir.join("corpus")).unwrap();
-    let documents = crate::data_formats::documents(24, 120);
-    for (i, text) in documents.iter().enumerate() {
-        write(&dir, &format!("corpus/doc{i:02}.txt"), text);
-    }
-    let config = |name: &str| {
-        format!(
-            "name = \"{name}\"\ndevice = \"cpu\"\n[data]\nkind = \"text\"\nfiles = [\"corpus/*.txt\"]\nvocab_size = 300\n\
-             cache_dir = \"cache\"\n[model]\nseq_len = 16\nhead_dim = 8\n[grid]\nn_layers = [1]\nd_model = [16]\n\
-             [budget]\ntokens = [512]\n[train]\nbatch_size = 4\nlr = 1e-2\neval_tokens = 64\n"
-        )
-    };
+    let documents = crate::data_formats::write_corpus(&dir, 24);
+    let config = |name: &str| crate::data_formats::text_sweep_config(name, "tokens = [512]", "");
     let first = write(&dir, "first.toml", &config("first"));
     run_to_end(&sweep_args(&first, &results));
     // Same config text under another name, the corpus edited: the spec is equal, the data not.
