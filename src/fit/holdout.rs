@@ -48,6 +48,21 @@ pub(crate) fn backtest(
         check_supported_free(&kept, chinchilla.free())?;
         let fit = fit_mapped(&LogPoints::new(&data.points), &weights, chinchilla)?;
         let p = fit.params;
+        if let Some((name, value)) = [("E", p.e), ("A", p.a), ("B", p.b), ("alpha", p.alpha), ("beta", p.beta)]
+            .into_iter()
+            .find(|(_, v)| !v.is_finite())
+        {
+            return Err(FitError::TooFewPoints {
+                law: "holdout".to_string(),
+                reason: format!(
+                    "the law refitted without the {count} largest-compute runs is degenerate ({name} = {value}; \
+                     alpha = {:.4}, beta = {:.4}): the {} runs left do not pin it, so it predicts nothing",
+                    p.alpha,
+                    p.beta,
+                    data.points.len() - count
+                ),
+            });
+        }
         let params = Values::from([
             ("E".to_string(), p.e),
             ("A".to_string(), p.a),
@@ -81,6 +96,29 @@ fn largest_error(held_out: &[HeldOut]) -> Result<f64, FitError> {
     Ok(largest)
 }
 
+/// A note when the held-out runs share their FLOP budget (grouped as approach 2 groups them)
+/// with runs the refit keeps, as in an IsoFLOP sweep whose top budget has more sizes than K:
+/// the backtest then predicts runs at a compute the refit has seen, chosen among that budget by
+/// their exact FLOPs. It names the `--holdout` that holds out the whole budget.
+pub(crate) fn shared_budget_note(data: &Dataset, report: &HoldoutReport) -> Option<String> {
+    let ones = vec![1.0; data.points.len()];
+    let top = crate::fit::isoflop::budgets(data, &ones).pop()?;
+    let held: Vec<&str> = report.held_out.iter().map(|h| h.run.as_str()).collect();
+    let kept = top.iter().filter(|&&i| !held.contains(&data.points[i].run_id.as_str())).count();
+    if kept == 0 || !top.iter().any(|&i| held.contains(&data.points[i].run_id.as_str())) {
+        return None;
+    }
+    let flops = data.points[top[0]].flops;
+    Some(format!(
+        "holdout: the {} held-out runs are {} of the {} runs of the top budget (C ≈ {flops:.3e}); the refit kept \
+         the other {kept}, so this backtest does not extrapolate in compute (--holdout {} holds out that whole budget)",
+        report.held_out.len(),
+        report.held_out.len(),
+        top.len(),
+        top.len()
+    ))
+}
+
 fn held_out(point: &Point, predicted: f64) -> HeldOut {
     HeldOut {
         run: point.run_id.clone(),
@@ -100,6 +138,29 @@ mod tests {
 
     fn held(predicted: &[f64]) -> Vec<HeldOut> {
         predicted.iter().enumerate().map(|(k, &p)| held_out(&point(format!("run{k}"), 1e6, 1e8, 3.0), p)).collect()
+    }
+
+    #[test]
+    fn holding_out_part_of_the_top_budget_is_said_and_the_whole_budget_is_not() {
+        let law = crate::fit::tests::synth::hoffmann();
+        let points = crate::fit::tests::synth::isoflop_points(&law, &[1e18, 1e19, 1e20], 5, 0.0, 1);
+        let data = Dataset::from_points("isoflop", points);
+        for (holdout, note) in [(3, true), (5, false)] {
+            let options = FitOptions { law: Law::Chinchilla, bootstrap: 0, holdout, ..FitOptions::default() };
+            let report = crate::fit::fit(&data, &options).unwrap();
+            assert_eq!(report.fits.holdout.as_ref().map(|h| h.held_out.len()), Some(holdout));
+            let found = report.warnings.iter().find(|w| w.starts_with("holdout: "));
+            match (note, found) {
+                (true, Some(w)) => assert!(
+                    w.contains("are 3 of the 5 runs of the top budget (C ≈ 1.000e20)")
+                        && w.contains("the refit kept the other 2")
+                        && w.contains("--holdout 5 holds out that whole budget"),
+                    "{w}"
+                ),
+                (false, None) => {}
+                _ => panic!("--holdout {holdout}: {:?}", report.warnings),
+            }
+        }
     }
 
     #[test]

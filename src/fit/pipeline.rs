@@ -139,7 +139,10 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
     let failures = if opts.bootstrap > 0 { bootstrap_all(&context, &mut report, &warm) } else { Default::default() };
     if opts.holdout > 0 {
         match backtest(dataset, opts, &context.mappings.chinchilla, &context.mappings.kaplan_nd) {
-            Ok(holdout) => report.fits.holdout = Some(holdout),
+            Ok(holdout) => {
+                report.warnings.extend(crate::fit::holdout::shared_budget_note(dataset, &holdout));
+                report.fits.holdout = Some(holdout);
+            }
             Err(error) => skip(&mut report, "holdout", &error),
         }
     }
