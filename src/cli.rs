@@ -177,6 +177,10 @@ pub(crate) struct SlurmArgs {
     /// Seconds without a heartbeat after which a dead task's claim is taken over.
     #[arg(long, default_value_t = 120.0)]
     pub(crate) stale_after: f64,
+    /// Another sweep directory (repeatable): its finished runs that this plan also has are copied
+    /// in now, as `sweep --reuse` does, so the tasks train only the rest.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) reuse: Vec<PathBuf>,
 }
 
 #[derive(Args)]

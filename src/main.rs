@@ -411,6 +411,7 @@ fn cmd_slurm(args: SlurmArgs) -> anyhow::Result<()> {
         out: args.out,
         binary,
         stale_after: args.stale_after,
+        reuse: args.reuse,
     };
     let script = sweeplaw::slurm::write_script(&options)?;
     let job = &script.job;

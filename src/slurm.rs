@@ -33,6 +33,9 @@ pub struct SlurmOptions {
     pub binary: PathBuf,
     /// Seconds without a heartbeat after which a dead task's claim is taken over.
     pub stale_after: f64,
+    /// Sweep directories whose finished runs this plan shares are copied in before the script
+    /// is written (`sweep --reuse`), so the tasks train only the rest.
+    pub reuse: Vec<PathBuf>,
 }
 
 /// What the script asks Slurm for and runs: everything `render` needs, all paths absolute.
@@ -78,6 +81,13 @@ pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
     check_plain_path("--results", &results)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
     let store = SweepStore::open(&results, &config.name, &config_text, &plan)?;
+    if !options.reuse.is_empty() {
+        let source = config.data.build_source()?;
+        for from in &options.reuse {
+            let reused = crate::sweep::reuse::reuse_finished(&store, &plan, source.as_ref(), from)?;
+            eprintln!("{}", reused.summary(from));
+        }
+    }
     let log_dir = store.dir.join("slurm");
     std::fs::create_dir_all(&log_dir).map_err(|e| Error::io(&log_dir, e))?;
     let job = JobArray {

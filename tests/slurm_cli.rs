@@ -158,3 +158,37 @@ fn a_job_array_on_a_local_slurm_cluster_trains_the_sweep_and_a_resubmission_only
     std::thread::sleep(std::time::Duration::from_millis(500));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reuse_at_submission_copies_the_shared_finished_runs_so_the_tasks_train_only_the_rest() {
+    let dir = scratch("slurm-reuse");
+    let results = dir.join("shared");
+    let first = write(&dir, "first.toml", &sweep_config("first", "").replace("n_layers = [1, 2]", "n_layers = [1]"));
+    let out = run(&["sweep", first.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first_dir = results.join("first");
+    let second = write(
+        &dir,
+        "second.toml",
+        &sweep_config("second", "")
+            .replace("n_layers = [1, 2]", "n_layers = [1]")
+            .replace("tokens = [10240, 20480]", "tokens = [10240, 20480, 30720]"),
+    );
+    let out = run(&[
+        "slurm",
+        second.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--reuse",
+        first_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reused 2 finished run(s) from "), "{}", stderr(&out));
+    let runs = results.join("second/runs");
+    for id in ["L1-d32-D10240-s0", "L1-d32-D20480-s0"] {
+        let record = std::fs::read_to_string(runs.join(id).join("run.json")).unwrap();
+        assert!(record.contains("\"status\": \"done\"") && record.contains("\"reused_from\""), "{id}: {record}");
+    }
+    assert!(!runs.join("L1-d32-D30720-s0/run.json").exists(), "the new run is the tasks' to train");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
