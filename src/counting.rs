@@ -193,6 +193,12 @@ pub fn chinchilla_forward_flops_per_token(s: &ChinchillaShape) -> f64 {
     embeddings + s.n_layers * (attention + dense) + logits
 }
 
+/// Passes over the unique training tokens: tokens trained / unique tokens (Muennighoff et al.
+/// 2023's epochs, the count their data-constrained law repeats over).
+pub fn epochs(tokens: u64, unique_tokens: u64) -> f64 {
+    tokens as f64 / unique_tokens.max(1) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,6 +66,28 @@ pub fn written(value: &Value) -> String {
     }
 }
 
+/// A value as written, cut to 60 characters; "absent" for a key one side lacks.
+pub fn shown(value: Option<&Value>) -> String {
+    let Some(value) = value else { return "absent".into() };
+    let text = written(value);
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(59).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// A difference as refusals name it: "grid.span (6.0 there, 4.0 here)", where "there" is the
+/// recorded side (`before`) and "here" the one given now.
+pub fn there_and_here(difference: &Difference) -> String {
+    format!(
+        "{} ({} there, {} here)",
+        difference.key,
+        shown(difference.before.as_ref()),
+        shown(difference.after.as_ref())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

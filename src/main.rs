@@ -220,8 +220,13 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
     let (config, mut plan) = sweeplaw::sweep::load_plan(&args.config)?;
     sweeplaw::plan::memory::check_fits(&plan.runs, &config.device)
         .map_err(|m| sweeplaw::Error::config(&args.config, m))?;
-    let data_warnings = plan_data_warnings(&config, &plan);
-    plan.warnings.extend(data_warnings);
+    match sweeplaw::sweep::local_data_warnings(&config, &plan) {
+        Ok(warnings) => plan.warnings.extend(warnings),
+        Err(e) => eprintln!(
+            "note: the runs are not checked against the data, which does not open: {}",
+            one_line(&e.to_string())
+        ),
+    }
     if args.strict && !plan.warnings.is_empty() {
         sweeplaw::sweep::print_warnings(&plan.warnings);
         return Err(sweeplaw::Error::StrictRefusal(plan.warnings.len()).into());
@@ -248,26 +253,6 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
         println!("largest memory estimate: {} ({}){available}", human_bytes(estimate_bytes(run)), run.run_id);
     }
     Ok(())
-}
-
-/// The plan's runs checked against local data (text, token files), opened as the sweep opens
-/// it; hub data is checked by `sweep`, since opening it may download it. Data that does not
-/// open is a note here, not an error: the sweep refuses it.
-fn plan_data_warnings(config: &sweeplaw::config::SweepConfig, plan: &sweeplaw::plan::Plan) -> Vec<String> {
-    use sweeplaw::config::DataConfig;
-    if matches!(config.data, DataConfig::Synthetic(_) | DataConfig::Hub(_)) {
-        return Vec::new();
-    }
-    match config.data.build_source() {
-        Ok(source) => sweeplaw::sweep::data_warnings(plan, source.as_ref()),
-        Err(e) => {
-            eprintln!(
-                "note: the runs are not checked against the data, which does not open: {}",
-                one_line(&e.to_string())
-            );
-            Vec::new()
-        }
-    }
 }
 
 fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {

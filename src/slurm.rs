@@ -83,10 +83,7 @@ pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
     let store = SweepStore::open(&results, &config.name, &config_text, &plan)?;
     if !options.reuse.is_empty() {
         let source = config.data.build_source()?;
-        for from in &options.reuse {
-            let reused = crate::sweep::reuse::reuse_finished(&store, &plan, source.as_ref(), from)?;
-            eprintln!("{}", reused.summary(from));
-        }
+        crate::sweep::reuse::reuse_from_all(&store, &plan, source.as_ref(), &options.reuse)?;
     }
     let log_dir = store.dir.join("slurm");
     std::fs::create_dir_all(&log_dir).map_err(|e| Error::io(&log_dir, e))?;

@@ -17,7 +17,7 @@ use crate::fit::error::FitError;
 use crate::fit::model::{LogFit, LogModel, Penalty};
 use crate::fit::optim::{distinct_ends, lowest, minimize_each, minimize_sequential, Settings};
 use crate::records::fit::ChinchillaParams;
-use crate::records::fit::{LawFit, Values};
+use crate::records::fit::{Fits, LawFit, Values};
 
 /// A run repeats data when D exceeds U by more than this fraction.
 const REPEATS: f64 = 1e-6;
@@ -219,6 +219,43 @@ pub(crate) fn largest_repeats(data: &Dataset, weights: &[f64], base: ChinchillaP
         top.1 = top.1.max(model.repeats_params[i]);
     }
     top
+}
+
+/// A label on the laws that take every token as fresh (approaches 1-3, Kaplan's, the holdout's
+/// refit) when some of the runs they were fitted on repeat data: those runs' losses are above
+/// what the same tokens fresh would give (Muennighoff et al. 2023), so the laws are biased
+/// towards less gain from data. The data-constrained law is the one that models them.
+pub(crate) fn repetition_warning(data: &Dataset, fits: &Fits) -> Option<String> {
+    let repeating: Vec<usize> = (0..data.points.len()).filter(|&i| repeats_data(data, i)).collect();
+    let fresh_laws: Vec<&str> = [
+        ("chinchilla", fits.chinchilla.is_some()),
+        ("isoflop", fits.isoflop.is_some()),
+        ("frontier", fits.frontier.is_some()),
+        (
+            "kaplan",
+            fits.kaplan_n.is_some() || fits.kaplan_d.is_some() || fits.kaplan_c.is_some() || fits.kaplan_nd.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(law, fitted)| fitted.then_some(law))
+    .collect();
+    if repeating.is_empty() || fresh_laws.is_empty() {
+        return None;
+    }
+    let most = repeating
+        .iter()
+        .map(|&i| &data.points[i])
+        .map(|p| (p.tokens / p.unique_tokens.unwrap_or(p.tokens), &p.run_id))
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+    Some(format!(
+        "{}: fitted on all {} runs, {} of which repeat data (up to {:.2} epochs, {}), taken as fresh tokens; \
+         these laws hold for single-epoch data, and the data_constrained law is the one that models repetition",
+        fresh_laws.join(", "),
+        data.points.len(),
+        repeating.len(),
+        most.0,
+        most.1
+    ))
 }
 
 #[cfg(test)]

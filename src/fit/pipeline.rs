@@ -2,7 +2,6 @@
 //! backtest, and gathers everything into a `FitReport`.
 
 use crate::fit::assess;
-use crate::fit::bootstrap::{self, Draws, Refit};
 use crate::fit::chinchilla::{self, LogPoints};
 use crate::fit::constraints::{
     Constraints, Mapping, ParamSpec, CHINCHILLA, DATA_CONSTRAINED, KAPLAN_JOINT, REPETITION,
@@ -17,7 +16,9 @@ use crate::fit::kaplan::{fit_joint_mapped, fit_single, SingleMappings, Variable}
 use crate::fit::options::{FitOptions, Law, Overfit};
 use crate::fit::regress::Line;
 use crate::records::fit::ChinchillaParams;
-use crate::records::fit::{BootstrapSummary, ChinchillaFit, FitReport, Fits, LawFit, Prediction, Values};
+use crate::records::fit::{ChinchillaFit, FitReport, Fits, LawFit, Prediction};
+
+mod intervals;
 
 /// The fewest single-epoch runs the data-constrained base law is fitted on alone.
 const MIN_SINGLE_EPOCH: usize = 10;
@@ -129,14 +130,15 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
     for family in families(opts.law) {
         fit_family(family, &context, &mut report, &mut warm);
     }
-    if let Some(warning) = repetition_warning(dataset, &report.fits) {
+    if let Some(warning) = data_constrained::repetition_warning(dataset, &report.fits) {
         report.warnings.push(warning);
     }
     if report.fits.is_empty() {
         let reasons: Vec<String> = report.skipped.iter().map(|(law, why)| format!("{law}: {why}")).collect();
         return Err(FitError::NothingFitted(reasons.join("; ")));
     }
-    let failures = if opts.bootstrap > 0 { bootstrap_all(&context, &mut report, &warm) } else { Default::default() };
+    let failures =
+        if opts.bootstrap > 0 { intervals::bootstrap_all(&context, &mut report, &warm) } else { Default::default() };
     if opts.holdout > 0 {
         match backtest(dataset, opts, &context.mappings.chinchilla, &context.mappings.kaplan_nd) {
             Ok(holdout) => {
@@ -148,43 +150,6 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
     }
     assess::assess_all(&mut report, dataset, opts, &failures);
     Ok(report)
-}
-
-/// A label on the laws that take every token as fresh (approaches 1-3, Kaplan's, the holdout's
-/// refit) when some of the runs they were fitted on repeat data: those runs' losses are above
-/// what the same tokens fresh would give (Muennighoff et al. 2023), so the laws are biased
-/// towards less gain from data. The data-constrained law is the one that models them.
-fn repetition_warning(data: &Dataset, fits: &Fits) -> Option<String> {
-    let repeating: Vec<usize> = (0..data.points.len()).filter(|&i| repeats_data(data, i)).collect();
-    let fresh_laws: Vec<&str> = [
-        ("chinchilla", fits.chinchilla.is_some()),
-        ("isoflop", fits.isoflop.is_some()),
-        ("frontier", fits.frontier.is_some()),
-        (
-            "kaplan",
-            fits.kaplan_n.is_some() || fits.kaplan_d.is_some() || fits.kaplan_c.is_some() || fits.kaplan_nd.is_some(),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(law, fitted)| fitted.then_some(law))
-    .collect();
-    if repeating.is_empty() || fresh_laws.is_empty() {
-        return None;
-    }
-    let most = repeating
-        .iter()
-        .map(|&i| &data.points[i])
-        .map(|p| (p.tokens / p.unique_tokens.unwrap_or(p.tokens), &p.run_id))
-        .max_by(|a, b| a.0.total_cmp(&b.0))?;
-    Some(format!(
-        "{}: fitted on all {} runs, {} of which repeat data (up to {:.2} epochs, {}), taken as fresh tokens; \
-         these laws hold for single-epoch data, and the data_constrained law is the one that models repetition",
-        fresh_laws.join(", "),
-        data.points.len(),
-        repeating.len(),
-        most.0,
-        most.1
-    ))
 }
 
 /// The families a `--law` value stands for; "chinchilla" brings approaches 1 and 2 along
@@ -396,176 +361,4 @@ fn base_law_runs(context: &Context<'_>, warnings: &mut Vec<String>) -> Vec<f64> 
         single_points.len()
     ));
     context.ones.clone()
-}
-
-/// Which law each bootstrap refit belongs to.
-#[derive(Clone, Copy)]
-enum Slot {
-    Chinchilla,
-    Kaplan(Variable),
-    KaplanJoint,
-    Frontier,
-    DataConstrained,
-}
-
-impl Slot {
-    /// The law's key in fit.json.
-    fn key(self) -> &'static str {
-        match self {
-            Slot::Chinchilla => "chinchilla",
-            Slot::Kaplan(variable) => variable.names().0,
-            Slot::KaplanJoint => "kaplan_nd",
-            Slot::Frontier => "frontier",
-            Slot::DataConstrained => "data_constrained",
-        }
-    }
-}
-
-/// Runs the bootstrap of every fitted law; returns how many refits of each failed.
-fn bootstrap_all(context: &Context<'_>, report: &mut FitReport, warm: &WarmStarts) -> assess::Failures {
-    let (slots, refits) = refits(context, report, warm);
-    let opts = context.opts;
-    let draws = bootstrap::run(context.data.points.len(), opts.bootstrap, opts.seed, &refits, opts.progress);
-    let mut failures = assess::Failures::new();
-    for (slot, draws) in slots.into_iter().zip(draws) {
-        failures.insert(slot.key(), draws.failed);
-        store_intervals(report, slot, &draws, context.opts.bootstrap);
-    }
-    failures
-}
-
-/// The refit of every fitted law, warm-started where the law is fitted iteratively.
-fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts) -> (Vec<Slot>, Vec<Refit<'a>>) {
-    let (data, target) = (context.data, context.opts.target_flops);
-    let mut slots = Vec::new();
-    let mut refits: Vec<Refit<'a>> = Vec::new();
-    let mappings = &context.mappings;
-    if let Some(starts) = warm.chinchilla.as_deref() {
-        slots.push(Slot::Chinchilla);
-        refits.push(Box::new(move |w| {
-            let fit = chinchilla::refit_mapped(&context.log_points, w, &mappings.chinchilla, starts)?;
-            Some(chinchilla_values(&fit.params, target))
-        }));
-    }
-    for (k, variable) in Variable::ALL.into_iter().enumerate() {
-        let fitted = match variable {
-            Variable::Params => report.fits.kaplan_n.is_some(),
-            Variable::Tokens => report.fits.kaplan_d.is_some(),
-            Variable::Compute => report.fits.kaplan_c.is_some(),
-        };
-        if fitted {
-            slots.push(Slot::Kaplan(variable));
-            let mapping = &mappings.kaplan_single[k];
-            refits.push(Box::new(move |w| fit_single(data, w, variable, mapping).ok().map(|f| f.params)));
-        }
-    }
-    if let Some(starts) = warm.kaplan_nd.as_deref() {
-        slots.push(Slot::KaplanJoint);
-        refits.push(Box::new(move |w| {
-            fit_joint_mapped(data, w, &mappings.kaplan_nd, Some(starts)).ok().map(|f| f.0.params)
-        }));
-    }
-    if report.fits.frontier.is_some() {
-        slots.push(Slot::Frontier);
-        refits.push(Box::new(move |w| {
-            let (fit, loss_line) = fit_approach1(data, w).ok()?;
-            let mut values = line_values(fit.a, fit.b, &fit.lines(), target);
-            if let (Some(flops), Some(line)) = (target, loss_line.as_ref()) {
-                values.insert("loss".to_string(), power_at(line, flops));
-            }
-            Some(values)
-        }));
-    }
-    if let Some(dc) = warm.data_constrained.as_ref() {
-        slots.push(Slot::DataConstrained);
-        refits.push(Box::new(move |w| {
-            let base = match &dc.base {
-                Some(starts) => {
-                    let masked: Vec<f64> = w.iter().zip(&dc.base_weights).map(|(a, b)| a * b).collect();
-                    chinchilla::refit_mapped(&context.log_points, &masked, &mappings.data_constrained_base, starts)?
-                        .params
-                }
-                None => dc.fixed_base,
-            };
-            let masked: Vec<f64> = w.iter().zip(&dc.repetition_weights).map(|(a, b)| a * b).collect();
-            let fitted = fit_repetition_mapped(data, &masked, base, &mappings.repetition, Some(&dc.repetition));
-            fitted.ok().map(|f| f.0.params)
-        }));
-    }
-    (slots, refits)
-}
-
-/// The values of an approach-3 refit: parameters, a, b and the prediction at the target.
-fn chinchilla_values(p: &ChinchillaParams, target: Option<f64>) -> Values {
-    let mut values = Values::from([
-        ("E".to_string(), p.e),
-        ("A".to_string(), p.a),
-        ("B".to_string(), p.b),
-        ("alpha".to_string(), p.alpha),
-        ("beta".to_string(), p.beta),
-        ("a".to_string(), p.exponent_a()),
-        ("b".to_string(), p.exponent_b()),
-    ]);
-    if let Some(flops) = target {
-        let (n_opt, d_opt) = p.compute_optimal(flops);
-        values.insert("N_opt".to_string(), n_opt);
-        values.insert("D_opt".to_string(), d_opt);
-        values.insert("loss".to_string(), p.predict(n_opt, d_opt));
-    }
-    values
-}
-
-/// a, b and the prediction at the target of approach 1 or 2.
-fn line_values(a: f64, b: f64, lines: &(Line, Line), target: Option<f64>) -> Values {
-    let mut values = Values::from([("a".to_string(), a), ("b".to_string(), b)]);
-    if let Some(flops) = target {
-        values.insert("N_opt".to_string(), power_at(&lines.0, flops));
-        values.insert("D_opt".to_string(), power_at(&lines.1, flops));
-    }
-    values
-}
-
-/// Puts a law's intervals in its report entry; prediction values go to its prediction.
-fn store_intervals(report: &mut FitReport, slot: Slot, draws: &Draws, resamples: usize) {
-    let mut ci95 = bootstrap::intervals(draws);
-    let predicted: Vec<(String, [f64; 2])> =
-        ["N_opt", "D_opt", "loss"].iter().filter_map(|key| ci95.remove_entry(*key)).collect();
-    let fits = &mut report.fits;
-    let prediction = match slot {
-        Slot::Chinchilla => fits.chinchilla.as_mut().and_then(|fit| {
-            ci95.retain(|key, _| !fit.fixed.contains_key(key));
-            fit.ci95 = ci95;
-            let wanted =
-                |key: &String| !["N_opt", "D_opt", "loss"].contains(&key.as_str()) && !fit.fixed.contains_key(key);
-            fit.se = bootstrap::standard_errors(draws);
-            fit.se.retain(|key, _| wanted(key));
-            fit.se_log10 = bootstrap::log10_standard_errors(draws);
-            fit.se_log10.retain(|key, _| wanted(key));
-            fit.bootstrap = Some(BootstrapSummary { resamples, failed: draws.failed });
-            fit.prediction.as_mut()
-        }),
-        Slot::Frontier => fits.frontier.as_mut().and_then(|fit| {
-            fit.ci95 = ci95;
-            fit.prediction.as_mut()
-        }),
-        Slot::Kaplan(variable) => {
-            if let Some(fit) = kaplan_slot(fits, variable).as_mut() {
-                fit.ci95 = ci95;
-            }
-            None
-        }
-        Slot::KaplanJoint | Slot::DataConstrained => {
-            let fit = if matches!(slot, Slot::KaplanJoint) { &mut fits.kaplan_nd } else { &mut fits.data_constrained };
-            if let Some(fit) = fit.as_mut() {
-                // Fixed parameters have no interval; the data-constrained base law is fixed whole
-                // or fitted, and `fixed` lists what was held.
-                ci95.retain(|key, _| !fit.fixed.contains_key(key));
-                fit.ci95 = ci95;
-            }
-            None
-        }
-    };
-    if let Some(prediction) = prediction {
-        prediction.ci95 = predicted.into_iter().collect();
-    }
 }

@@ -137,7 +137,7 @@ pub fn data_warnings(runs: &[RunSpec], training_tokens: u64) -> Vec<String> {
     let repeating: Vec<String> = runs
         .iter()
         .filter(|r| r.unique_tokens.is_none() && r.tokens > usable(r))
-        .map(|r| format!("{} ({:.2} epochs)", r.run_id, r.tokens as f64 / usable(r).max(1) as f64))
+        .map(|r| format!("{} ({:.2} epochs)", r.run_id, crate::counting::epochs(r.tokens, usable(r))))
         .collect();
     let mut out = Vec::new();
     if !repeating.is_empty() {
@@ -167,12 +167,7 @@ pub fn data_warnings(runs: &[RunSpec], training_tokens: u64) -> Vec<String> {
     out
 }
 
-/// The first few items, then how many more.
+/// The first four items, then how many more.
 fn listing(items: &[String]) -> String {
-    const SHOWN: usize = 4;
-    let mut text = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > SHOWN {
-        text.push_str(&format!(" and {} more", items.len() - SHOWN));
-    }
-    text
+    crate::human::first_of(items, 4)
 }

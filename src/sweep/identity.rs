@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::diff::{differences, written};
+use crate::diff::{differences, there_and_here};
 
 /// At most this many differing keys are named; the rest are counted.
 const MAX_NAMED: usize = 4;
@@ -19,10 +19,7 @@ const MAX_NAMED: usize = 4;
 pub fn explain(planned: &str, given: &str) -> Option<String> {
     let as_json = |text: &str| text.parse::<toml::Table>().ok().and_then(|t| serde_json::to_value(t).ok());
     let (planned, given) = (as_json(planned)?, as_json(given)?);
-    let mut named: Vec<String> = differences(&planned, &given)
-        .iter()
-        .map(|d| format!("{} ({} there, {} here)", d.key, shown(d.before.as_ref()), shown(d.after.as_ref())))
-        .collect();
+    let mut named: Vec<String> = differences(&planned, &given).iter().map(there_and_here).collect();
     if named.is_empty() {
         return Some(same_text(&given));
     }
@@ -53,17 +50,6 @@ fn same_text(given: &Value) -> String {
          (an older build identifies a config differently); runs trained now might not measure what \
          its finished runs did, so it is not resumed (fit, plot and report still read it)"
     )
-}
-
-/// A value as written, cut to 60 characters; "absent" for a key one side lacks.
-fn shown(value: Option<&Value>) -> String {
-    let Some(value) = value else { return "absent".into() };
-    let text = written(value);
-    if text.chars().count() > 60 {
-        format!("{}…", text.chars().take(59).collect::<String>())
-    } else {
-        text
-    }
 }
 
 #[cfg(test)]

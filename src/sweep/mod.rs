@@ -107,10 +107,7 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     let store = SweepStore::open(&options.results, &plan.sweep, &config_text, &plan)?;
     // The plan checks' warnings, once the inputs have passed their checks and before training.
     print_warnings(&warnings);
-    for from in &options.reuse {
-        let reused = reuse::reuse_finished(&store, &plan, source.as_ref(), from)?;
-        eprintln!("{}", reused.summary(from));
-    }
+    reuse::reuse_from_all(&store, &plan, source.as_ref(), &options.reuse)?;
     let mine: Vec<&RunSpec> = plan
         .runs
         .iter()
@@ -165,6 +162,19 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
 /// source without a finite training split (the synthetic language).
 pub fn data_warnings(plan: &Plan, source: &dyn TokenSource) -> Vec<String> {
     source.unique_tokens().map(|tokens| crate::plan::checks::data_warnings(&plan.runs, tokens)).unwrap_or_default()
+}
+
+/// `plan`'s data check: local data (text, token files) is opened as the sweep opens it and the
+/// runs checked against it; synthetic data has no finite split, and hub data is checked by
+/// `sweep`, since opening it may download it. Err: the data does not open (the sweep refuses
+/// it; `plan` says so and goes on).
+pub fn local_data_warnings(config: &SweepConfig, plan: &Plan) -> Result<Vec<String>> {
+    use crate::config::DataConfig;
+    if matches!(config.data, DataConfig::Synthetic(_) | DataConfig::Hub(_)) {
+        return Ok(Vec::new());
+    }
+    let source = config.data.build_source()?;
+    Ok(data_warnings(plan, source.as_ref()))
 }
 
 /// Each warning on its own line of stderr.

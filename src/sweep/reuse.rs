@@ -12,10 +12,10 @@
 //! copied run.json carries this plan's config hash and names where it came from in
 //! `reused_from`; everything it measured is as it was.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::data::TokenSource;
-use crate::diff::{differences, written};
+use crate::diff::{differences, there_and_here};
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::plan::{Plan, RunRole, RunSpec};
@@ -36,19 +36,24 @@ impl Reused {
     pub fn summary(&self, from: &Path) -> String {
         let mut line = format!("reused {} finished run(s) from {}", self.copied.len(), from.display());
         if !self.not_copied.is_empty() {
-            const SHOWN: usize = 3;
-            let shown: Vec<String> =
-                self.not_copied.iter().take(SHOWN).map(|(run, why)| format!("{run} ({why})")).collect();
-            let more = self.not_copied.len().saturating_sub(SHOWN);
-            let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+            let named: Vec<String> = self.not_copied.iter().map(|(run, why)| format!("{run} ({why})")).collect();
             line.push_str(&format!(
-                "; {} not reused, trained here instead: {}{more}",
+                "; {} not reused, trained here instead: {}",
                 self.not_copied.len(),
-                shown.join(", ")
+                crate::human::first_of(&named, 3)
             ));
         }
         line
     }
+}
+
+/// `reuse_finished` for each directory of `--reuse`, its summary line printed on stderr.
+pub fn reuse_from_all(store: &SweepStore, plan: &Plan, source: &dyn TokenSource, dirs: &[PathBuf]) -> Result<()> {
+    for from in dirs {
+        let reused = reuse_finished(store, plan, source, from)?;
+        eprintln!("{}", reused.summary(from));
+    }
+    Ok(())
 }
 
 /// Copies into `store` every finished run of the sweep directory `from` that `plan` has and this
@@ -107,12 +112,7 @@ fn differs<T: serde::Serialize>(what: &str, there: &T, here: &T) -> Option<Strin
     if found.is_empty() {
         return None;
     }
-    let value = |v: &Option<serde_json::Value>| v.as_ref().map(written).unwrap_or_else(|| "absent".into());
-    let keys: Vec<String> = found
-        .iter()
-        .take(2)
-        .map(|d| format!("{} ({} there, {} here)", d.key, value(&d.before), value(&d.after)))
-        .collect();
+    let keys: Vec<String> = found.iter().take(2).map(there_and_here).collect();
     Some(format!("{what} differs at {}", keys.join(", ")))
 }
 

@@ -235,7 +235,7 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
     let wall_s = elapsed_before + started.elapsed().as_secs_f64();
     let mut end = finish(flops_per_token, last, last_val, stop, wall_s);
     if let (Some(result), Some(unique)) = (end.result.as_mut(), source.unique_tokens()) {
-        result.epochs = Some(epochs(result.tokens, unique));
+        result.epochs = Some(crate::counting::epochs(result.tokens, unique));
     }
     for o in observers.iter_mut() {
         o.on_end(&end)?;
@@ -276,11 +276,6 @@ fn run_source<'a>(spec: &RunSpec, source: &'a dyn TokenSource) -> Result<Option<
         (None, None) => return Ok(None),
     };
     Ok(Some(crate::data::limit_unique(source, limit, spec.shape.seq_len, spec.seed)?))
-}
-
-/// Passes over the unique training tokens: tokens trained / unique tokens.
-pub fn epochs(tokens: u64, unique_tokens: u64) -> f64 {
-    tokens as f64 / unique_tokens.max(1) as f64
 }
 
 /// Saves a rotating checkpoint every `checkpoint_every_steps` (keeping the newest two) and, for a

@@ -181,7 +181,7 @@ fn repeated_data_counts_unique_tokens_and_epochs() {
     // 60 rows = 3 epochs over 20 rows: every row exactly 3 times.
     assert_eq!(seen.len(), 20);
     assert!(seen.values().all(|&c| c == 3));
-    assert_eq!(crate::train::run::epochs(60 * 16, 320), 3.0);
+    assert_eq!(crate::counting::epochs(60 * 16, 320), 3.0);
     // Without a limit the whole training stream is the pool; a limit past it is capped.
     let whole = limit_unique(&source, u64::MAX, seq_len, 0).unwrap();
     assert_eq!(whole.unique_tokens(), Some((source.train_tokens() - 1) / 16 * 16));
