@@ -4,9 +4,13 @@
 
 use crate::config::ScheduleConfig;
 use crate::config::{ChecksSection, SweepConfig};
+use crate::human::first_of;
 use crate::plan::centre::{centre_param_count, predicted_optimum};
 use crate::plan::params_of;
 use crate::plan::{RunRole, RunSpec};
+
+/// How many runs or values a warning names before it counts the rest.
+const LISTED: usize = 4;
 
 /// Every warning the checks raise for `runs` of `config`.
 pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {
@@ -20,7 +24,7 @@ pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<Str
              optimisation transient, not a point on the law: {}",
             short.len(),
             limits.min_steps,
-            listing(&short)
+            first_of(&short, LISTED)
         ));
     }
     let long_warmup: Vec<String> = runs
@@ -33,7 +37,7 @@ pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<Str
             "{} run(s) spend more than checks.max_warmup_fraction = {} of their steps warming up: {}",
             long_warmup.len(),
             limits.max_warmup_fraction,
-            listing(&long_warmup)
+            first_of(&long_warmup, LISTED)
         ));
     }
     warnings.extend(tokens_per_param_warnings(config, runs, &limits)?);
@@ -79,7 +83,7 @@ fn tokens_per_param_warnings(
                 "{} run(s) train on {side} tokens per parameter ({}) than checks.tokens_per_param allows ({bound}): {}",
                 runs.len(),
                 config.budget.param_count,
-                listing(&runs)
+                first_of(&runs, LISTED)
             ));
         }
     }
@@ -146,7 +150,7 @@ pub fn data_warnings(runs: &[RunSpec], training_tokens: u64) -> Vec<String> {
              that the laws of approaches 1-3 take as fresh: {}; lower the budgets or sizes' tokens, add data, or \
              design the repetition with budget.unique_tokens",
             repeating.len(),
-            listing(&repeating)
+            first_of(&repeating, LISTED)
         ));
     }
     let mut too_many: Vec<u64> = runs
@@ -161,13 +165,8 @@ pub fn data_warnings(runs: &[RunSpec], training_tokens: u64) -> Vec<String> {
         out.push(format!(
             "budget.unique_tokens {} exceed the {training_tokens} tokens of the training split: those runs would \
              train on the whole split, not the unique tokens planned; lower them or add data",
-            listing(&values)
+            first_of(&values, LISTED)
         ));
     }
     out
-}
-
-/// The first four items, then how many more.
-fn listing(items: &[String]) -> String {
-    crate::human::first_of(items, 4)
 }
