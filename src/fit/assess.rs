@@ -49,6 +49,9 @@ pub(crate) const R_STAR_FLOOR: f64 = 1e-2;
 pub(crate) const STILL_IMPROVING: f64 = 0.01;
 /// More than this fraction of bootstrap refits failing makes a law `weak`.
 pub(crate) const FAILED_REFITS: f64 = 0.05;
+/// More than this fraction failing makes it `not identified`: its interval then describes the
+/// minority of resamples the law could be fitted to, not the data.
+pub(crate) const MOSTLY_FAILED: f64 = 0.5;
 
 /// Per law, how many bootstrap refits failed (by fit.json key).
 pub(crate) type Failures = std::collections::BTreeMap<&'static str, usize>;
@@ -532,7 +535,7 @@ fn cross_approaches(report: &mut FitReport) {
 }
 
 /// Without a bootstrap no interval is checked; many failed refits make the intervals suspect.
-fn bootstrap_findings(assessment: &mut Assessment, resamples: usize, failed: Option<usize>) {
+pub(crate) fn bootstrap_findings(assessment: &mut Assessment, resamples: usize, failed: Option<usize>) {
     if resamples == 0 {
         assessment.weak(
             "no bootstrap (--bootstrap 0): the intervals were not checked",
@@ -541,7 +544,16 @@ fn bootstrap_findings(assessment: &mut Assessment, resamples: usize, failed: Opt
         return;
     }
     if let Some(failed) = failed {
-        if failed as f64 > FAILED_REFITS * resamples as f64 {
+        if failed as f64 > MOSTLY_FAILED * resamples as f64 {
+            assessment.not_identified(
+                format!(
+                    "{failed} of {resamples} bootstrap refits failed (more than {:.0}%): the interval rests on the \
+                     few resamples the law could be fitted to",
+                    100.0 * MOSTLY_FAILED
+                ),
+                Some("add sizes and budgets spanning a wider range of loss".to_string()),
+            );
+        } else if failed as f64 > FAILED_REFITS * resamples as f64 {
             assessment.weak(
                 format!("{failed} of {resamples} bootstrap refits failed (more than {:.0}%)", 100.0 * FAILED_REFITS),
                 None,

@@ -324,7 +324,7 @@ fn load_summary(
                     vocabularies.push((row.run_id.clone(), vocab));
                 }
                 dataset.points.push(point);
-                configs.push(summary_row_config(row));
+                configs.push(summary_row_config(row, run_dir));
             }
             Err(reason) => skip(&mut dataset, path, line, &row.run_id, &reason),
         }
@@ -437,12 +437,20 @@ fn run_shape(row: &SummaryRow) -> Result<RunShape, String> {
     })
 }
 
-/// A summary row's hyperparameter cells (columns a user added) and seed, for `--reduce`.
-fn summary_row_config(row: &SummaryRow) -> RowConfig {
-    let cells: Vec<String> = HYPERPARAMETERS
+/// A summary row's hyperparameter cells and seed, for `--reduce`. summary.csv has no lr or batch
+/// column, so where a user added none the run's own run.json gives them: runs at one (N, D) that
+/// differ in lr (a tuning scan) are settings to take the best of, not seeds to average.
+fn summary_row_config(row: &SummaryRow, run_dir: &Path) -> RowConfig {
+    let mut cells: Vec<String> = HYPERPARAMETERS
         .iter()
         .filter_map(|name| row.extra.iter().find(|(column, _)| column == name).map(|(_, v)| format!("{name}={v}")))
         .collect();
+    if cells.is_empty() {
+        // An unreadable run.json leaves the row keyed by its seed alone, as a plain CSV row is.
+        let info = crate::records::RunInfo::read(&run_dir.join(&row.run_id).join("run.json"), &mut Vec::new());
+        cells.extend(info.lr.map(|lr| format!("lr={lr}")));
+        cells.extend(info.batch_size.map(|batch| format!("batch_size={batch}")));
+    }
     RowConfig { hyperparameters: cells.join(","), seed: row.seed.map(|seed| seed.to_string()) }
 }
 

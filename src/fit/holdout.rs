@@ -2,13 +2,14 @@
 //! compare what the law predicts for them with what they reached. The refit honours
 //! `--fix` / `--tie` as the full fit does: it fits the same free parameters.
 
+use crate::fit::assess::EXPONENT_MAX;
 use crate::fit::chinchilla::{check_supported_free, fit_mapped, LogPoints};
 use crate::fit::constraints::Mapping;
 use crate::fit::data::{Dataset, Point};
 use crate::fit::error::FitError;
 use crate::fit::kaplan::{fit_joint_mapped, Joint};
 use crate::fit::options::{FitOptions, Law};
-use crate::records::fit::{HeldOut, HoldoutReport, Values};
+use crate::records::fit::{ChinchillaParams, HeldOut, HoldoutReport, Values};
 
 /// A refitted law's loss prediction for a run.
 type Predictor = Box<dyn Fn(&Point) -> f64>;
@@ -48,14 +49,11 @@ pub(crate) fn backtest(
         check_supported_free(&kept, chinchilla.free())?;
         let fit = fit_mapped(&LogPoints::new(&data.points), &weights, chinchilla)?;
         let p = fit.params;
-        if let Some((name, value)) = [("E", p.e), ("A", p.a), ("B", p.b), ("alpha", p.alpha), ("beta", p.beta)]
-            .into_iter()
-            .find(|(_, v)| !v.is_finite())
-        {
+        if let Some(what) = degenerate(&p) {
             return Err(FitError::TooFewPoints {
                 law: "holdout".to_string(),
                 reason: format!(
-                    "the law refitted without the {count} largest-compute runs is degenerate ({name} = {value}; \
+                    "the law refitted without the {count} largest-compute runs is degenerate ({what}; \
                      alpha = {:.4}, beta = {:.4}): the {} runs left do not pin it, so it predicts nothing",
                     p.alpha,
                     p.beta,
@@ -75,6 +73,20 @@ pub(crate) fn backtest(
     let held_out: Vec<HeldOut> = held.iter().map(|&i| held_out(&data.points[i], predict(&data.points[i]))).collect();
     let max_rel_error = largest_error(&held_out)?;
     Ok(HoldoutReport { law: law.to_string(), fitted_on: data.points.len() - count, params, held_out, max_rel_error })
+}
+
+/// Why a refitted approach-3 law predicts nothing, if it does not: a parameter that is not a
+/// finite number, or an exponent that ran away (not positive, or above the verdicts'
+/// `EXPONENT_MAX`: A/N^alpha with alpha = 37 is a constant, whatever A is).
+fn degenerate(p: &ChinchillaParams) -> Option<String> {
+    let all = [("E", p.e), ("A", p.a), ("B", p.b), ("alpha", p.alpha), ("beta", p.beta)];
+    if let Some((name, value)) = all.into_iter().find(|(_, v)| !v.is_finite()) {
+        return Some(format!("{name} = {value}"));
+    }
+    [("alpha", p.alpha), ("beta", p.beta)]
+        .into_iter()
+        .find(|(_, v)| *v <= 0.0 || *v > EXPONENT_MAX)
+        .map(|(name, value)| format!("{name} = {value:.4} ran away (outside (0, {EXPONENT_MAX}])"))
 }
 
 /// The largest relative error of the held-out runs; an error naming the run when one is not a
@@ -171,5 +183,18 @@ mod tests {
             let error = largest_error(&held(&[3.3, bad, 3.0])).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(error.contains("held-out run run1") && error.contains("no finite error"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn a_refit_with_a_runaway_exponent_or_a_non_finite_parameter_is_degenerate() {
+        let good =
+            ChinchillaParams { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28, compute: Default::default() };
+        assert_eq!(degenerate(&good), None);
+        let runaway = ChinchillaParams { a: 4.18e127, alpha: 36.67, ..good };
+        assert_eq!(degenerate(&runaway).as_deref(), Some("alpha = 36.6700 ran away (outside (0, 2])"));
+        let flat = ChinchillaParams { beta: -0.01, ..good };
+        assert!(degenerate(&flat).is_some_and(|w| w.starts_with("beta = -0.0100")));
+        let overflow = ChinchillaParams { a: f64::INFINITY, alpha: 585.0, ..good };
+        assert_eq!(degenerate(&overflow).as_deref(), Some("A = inf"));
     }
 }

@@ -479,6 +479,16 @@ pub(crate) fn counting(fit: Option<&FitJson>, counting: &Counting) -> Vec<Block>
     if let Some(fit) = fit {
         let points = fit.report.points;
         items.push(format!("the fit used {points} runs and left out {}", fit.excluded().len()));
+        if let Some(reduced) = &fit.report.reduced {
+            items.push(format!("rows sharing (N, D): {reduced}"));
+        }
+        if let Some(noise) = fit.report.noise_floor {
+            items.push(format!(
+                "noise floor: the loss standard deviation between seeds of one configuration is {} nats, \
+                 the scale the verdicts compare differences against",
+                table_number(noise)
+            ));
+        }
     }
     vec![Block::Heading(2, "Counting conventions".into()), Block::List(items)]
 }

@@ -192,3 +192,17 @@ fn a_sweep_given_as_a_relative_dot_path_is_titled_by_its_real_name() {
     assert_eq!(sections::sweep_name(Path::new(".")), expected_cwd);
     assert!(!expected_cwd.is_empty());
 }
+
+#[test]
+fn the_seeds_noise_floor_and_the_reduction_are_stated_where_the_fit_has_them() {
+    let (dir, _) = isoflop_sweep("report-noise");
+    let (_, _, markdown, _) = report_of(&dir.0);
+    assert!(!markdown.contains("noise floor"), "no seeds, no noise floor: {markdown}");
+    edit_fit(&dir.0, |json| {
+        json["reduced"] = "12 rows in 10 (N, D) groups: mean over seeds in 2 (--reduce auto)".into();
+        json["noise_floor"] = 0.006083.into();
+    });
+    let (_, _, markdown, _) = report_of(&dir.0);
+    assert!(markdown.contains("rows sharing (N, D): 12 rows in 10 (N, D) groups"), "{markdown}");
+    assert!(markdown.contains("between seeds of one configuration is 0.006083 nats"), "{markdown}");
+}

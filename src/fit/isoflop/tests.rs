@@ -209,3 +209,19 @@ fn short_numbers_read_like_the_messages() {
     assert_eq!(short(0.5), "0.5");
     assert_eq!(short(120.0), "120");
 }
+
+#[test]
+fn a_bootstrap_that_mostly_fails_to_bracket_is_not_identified() -> TestResult {
+    let law = hoffmann();
+    let data = Dataset::from_points("planted", isoflop_points(&law, &budget_list(), 9, 0.0, 1));
+    let (fit, _) = fit_approach2(&data, &vec![1.0; data.points.len()], 5)?;
+    for (failed, expected) in [(150, Verdict::Weak), (600, Verdict::NotIdentified)] {
+        let mut fit = fit.clone();
+        fit.ci95.insert("a".into(), [0.45, 0.55]);
+        fit.ci95.insert("b".into(), [0.45, 0.55]);
+        assess_intervals(&mut fit, 1000, failed);
+        assert_eq!(fit.assessment.verdict, expected, "{failed} failed: {:?}", fit.assessment);
+        assert!(fit.assessment.reasons[0].contains(&format!("{failed} of 1000 bootstrap resamples")));
+    }
+    Ok(())
+}

@@ -343,3 +343,35 @@ fn the_holdout_refit_keeps_a_fixed_parameter() -> TestResult {
     assert!(alpha.is_finite() && alpha > 0.0, "{holdout:?}");
     Ok(())
 }
+
+/// A sweep's summary.csv has no lr column: runs at one (N, D) with different learning rates in
+/// their run.json (a tuning scan) keep the best, and only runs differing in seed alone are
+/// averaged into the noise floor.
+#[test]
+fn runs_differing_in_lr_are_settings_and_runs_differing_in_seed_are_seeds() -> TestResult {
+    let dir = scratch("lr-vs-seed")?;
+    write_sweep(&dir)?;
+    let mut summary = std::fs::read_to_string(dir.join("summary.csv"))?;
+    // (N, D) = (2e6, 5e8): lr 1e-3 at seeds 0 and 1 (3.00, 3.02), lr 4e-3 at seed 0 (3.50).
+    for (run, lr, seed, loss) in [("scan-a", 1e-3, 0, 3.00), ("scan-b", 1e-3, 1, 3.02), ("scan-c", 4e-3, 0, 3.50)] {
+        let row = summary_row(run, 2e6, 5e8, loss).replacen(",1.0,0,", &format!(",1.0,{seed},"), 1);
+        let _ = writeln!(summary, "{row}");
+        let run_dir = dir.join("runs").join(run);
+        std::fs::create_dir_all(&run_dir)?;
+        let json = format!("{{\"status\": \"done\", \"spec\": {{\"lr\": {lr}, \"batch_size\": 8}}}}");
+        std::fs::write(run_dir.join("run.json"), json)?;
+    }
+    std::fs::write(dir.join("summary.csv"), summary)?;
+    let (data, _) = load_points(&dir, &FitOptions::default())?;
+    let kept: Vec<f64> = data.points.iter().filter(|p| p.params == 2e6).map(|p| p.loss).collect();
+    assert_eq!(kept.len(), 1, "one point for the (N, D) group");
+    assert!((kept[0] - 3.01).abs() < 1e-12, "the best lr's seed mean, not the mean over lrs: {}", kept[0]);
+    let reduced = data.reduced.as_deref().unwrap_or("");
+    assert!(
+        reduced.contains("lowest loss over hyperparameter settings in 1 group(s), mean over seeds in 1"),
+        "{reduced}"
+    );
+    let noise = data.noise_floor.ok_or("a noise floor from the two seeds")?;
+    assert!((noise - 0.02 / 2f64.sqrt()).abs() < 1e-12, "pooled over seed 0 and 1 of lr 1e-3 only: {noise}");
+    Ok(())
+}

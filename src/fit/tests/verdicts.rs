@@ -105,3 +105,22 @@ fn laws_fitted_on_runs_that_repeat_data_are_labelled() -> TestResult {
     assert!(report.table().contains(warning.as_str()), "{}", report.table());
     Ok(())
 }
+
+/// A few failed bootstrap refits make a law weak; most failing leave an interval drawn from the
+/// resamples the law happened to fit, so it is not identified.
+#[test]
+fn a_bootstrap_that_mostly_fails_is_not_identified() {
+    use crate::fit::assess::bootstrap_findings;
+    use crate::records::verdict::Assessment;
+    let verdict = |failed: usize| {
+        let mut assessment = Assessment::identified();
+        bootstrap_findings(&mut assessment, 1000, Some(failed));
+        (assessment.verdict, assessment.reasons)
+    };
+    assert_eq!(verdict(50).0, Verdict::Identified);
+    let (weak, reasons) = verdict(51);
+    assert_eq!(weak, Verdict::Weak, "{reasons:?}");
+    let (not, reasons) = verdict(785);
+    assert_eq!(not, Verdict::NotIdentified, "{reasons:?}");
+    assert!(reasons[0].contains("785 of 1000 bootstrap refits failed (more than 50%)"), "{reasons:?}");
+}
