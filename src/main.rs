@@ -277,16 +277,24 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
     if let Some(signal) = report.signal {
         return Err(stopped_by_signal("sweep", format!("sweep {}", report.sweep_dir.display()), signal, &report).into());
     }
+    // A rate only where something trained: "0.000e0 model FLOP/s" would read as a measurement.
+    let rate = if report.model_flops > 0.0 {
+        format!(
+            " ({:.3e} model FLOP/s, matmul_attn, {} run(s) at a time)",
+            report.model_flops / report.wall_s.max(1e-9),
+            args.runs_per_device
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "sweep {}: trained {}, already done {}, diverged {}, failed {} in {:.1} s ({:.3e} model FLOP/s, matmul_attn, {} run(s) at a time)",
+        "sweep {}: trained {}, already done {}, diverged {}, failed {} in {:.1} s{rate}",
         report.sweep_dir.display(),
         report.trained.len(),
         report.skipped_done.len(),
         report.diverged.len(),
         report.failed.len(),
         report.wall_s,
-        report.model_flops / report.wall_s.max(1e-9),
-        args.runs_per_device
     );
     if !report.failed.is_empty() {
         let names: Vec<&str> = report.failed.iter().map(|(id, _)| id.as_str()).collect();

@@ -162,7 +162,9 @@ fn runs_per_device_trains_each_run_once_with_the_losses_of_one_at_a_time() {
     assert_eq!(statuses(&three.join("slots")), vec!["done"; 4]);
     assert_eq!(all_losses(&three.join("slots")), all_losses(&one.join("slots")));
     // Started again, every run is already done and nothing trains.
-    assert!(run_to_end(&args).contains("trained 0, already done 4"));
+    let again = run_to_end(&args);
+    assert!(again.contains("trained 0, already done 4"), "{again}");
+    assert!(!again.contains("FLOP/s"), "no rate when nothing trained: {again}");
     let mut zero = sweep_args(&config, &three);
     zero.extend(["--runs-per-device", "0"]);
     let out = run(&zero);
