@@ -376,17 +376,12 @@ pub(crate) fn fit(data: &Dataset, opts: &FitOptions) -> Result<(IsoFlopFit, Vec<
 /// interval is wider than WIDE_EXPONENT or reaches outside (0, 1).
 fn assess_intervals(fit: &mut IsoFlopFit, resamples: usize, failed: usize) {
     let more_budgets = "add budgets, or sizes around each budget's minimum".to_string();
-    if failed as f64 > MAX_FAILED_SHARE * resamples as f64 {
+    if let Some(verdict) = crate::fit::assess::failed_refits_verdict(failed, resamples, MAX_FAILED_SHARE) {
         let reason = format!(
             "{failed} of {resamples} bootstrap resamples left fewer than 2 budgets with a bracketed minimum; the \
              interval rests on the rest"
         );
-        // Most resamples failing: the interval describes the few that bracketed, not the data.
-        if failed as f64 > crate::fit::assess::MOSTLY_FAILED * resamples as f64 {
-            fit.assessment.not_identified(reason, Some(more_budgets.clone()));
-        } else {
-            fit.assessment.weak(reason, Some(more_budgets.clone()));
-        }
+        fit.assessment.add(verdict, reason, Some(more_budgets.clone()));
     }
     for name in ["a", "b"] {
         let Some(&[low, high]) = fit.ci95.get(name) else {
