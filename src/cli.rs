@@ -205,9 +205,9 @@ pub(crate) struct FitArgs {
     /// Where fit.json goes (default: <sweep dir>/fit.json, or <csv stem>.fit.json beside a CSV).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
-    /// Which N: nonembedding | total | matmul
-    #[arg(long, default_value = "nonembedding", value_parser = |s: &str| s.parse::<sweeplaw::fit::ParamCount>().map_err(|e| e.to_string()))]
-    pub(crate) params: sweeplaw::fit::ParamCount,
+    /// Which N: nonembedding | total | matmul [default: a sweep directory's budget.param_count, else nonembedding]
+    #[arg(long, value_parser = |s: &str| s.parse::<sweeplaw::fit::ParamCount>().map_err(|e| e.to_string()))]
+    pub(crate) params: Option<sweeplaw::fit::ParamCount>,
     /// Which C: 6n | matmul_attn | chinchilla [default: a sweep directory's budget.flop_convention, else 6n]
     #[arg(long, value_parser = |s: &str| s.parse::<sweeplaw::fit::FlopCount>().map_err(|e| e.to_string()))]
     pub(crate) flops: Option<sweeplaw::fit::FlopCount>,

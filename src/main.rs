@@ -438,13 +438,11 @@ fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
     if args.target_flops.is_some_and(|c| !(c > 0.0)) {
         anyhow::bail!("--target-flops must be a positive number of FLOPs");
     }
-    let flops = match args.flops {
-        Some(flops) => flops,
-        None => sweeplaw::fit::default_flop_convention(&args.path)?,
-    };
+    let (planned_params, planned_flops) = sweeplaw::fit::planned_conventions(&args.path)?;
+    let flops = args.flops.unwrap_or(planned_flops);
     let options = FitOptions {
         law: args.law,
-        params: args.params,
+        params: args.params.unwrap_or(planned_params),
         flops,
         bootstrap: args.bootstrap,
         holdout: args.holdout,

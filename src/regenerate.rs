@@ -79,7 +79,8 @@ fn fit_if_stale(sweep_dir: &Path, warnings: &mut Vec<String>) -> Result<bool> {
     if fit_time.is_some() && fit_time >= newest_record(sweep_dir) {
         return Ok(false);
     }
-    let options = FitOptions { flops: crate::fit::default_flop_convention(sweep_dir)?, ..FitOptions::default() };
+    let (params, flops) = crate::fit::planned_conventions(sweep_dir)?;
+    let options = FitOptions { params, flops, ..FitOptions::default() };
     let (dataset, load_warnings) = load_points(sweep_dir, &options)?;
     warnings.extend(load_warnings);
     match fit(&dataset, &options) {

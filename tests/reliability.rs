@@ -534,17 +534,23 @@ fn a_corrupt_plan_json_or_summary_csv_names_the_command_that_recovers_it() {
 }
 
 #[test]
-fn fit_on_a_sweep_directory_counts_flops_as_its_budgets_were_planned() {
+fn fit_on_a_sweep_directory_counts_as_its_budgets_were_planned() {
     // Budgets planned under matmul_attn group into IsoFLOP sets only when fitted under it: a
-    // default of 6n left a designed sweep with "0 usable" budgets.
+    // default of 6n left a designed sweep with "0 usable" budgets. The N is the one the sweep
+    // counted its tokens per parameter and seed threshold in.
     let dir = scratch("rel-fit-convention");
     let results = dir.join("results");
-    let text = small_sweep("conv").replace("[budget]\n", "[budget]\nflop_convention = \"matmul_attn\"\n");
+    let text = small_sweep("conv")
+        .replace("[budget]\n", "[budget]\nflop_convention = \"matmul_attn\"\nparam_count = \"total\"\n");
     let config = write(&dir, "sweep.toml", &text);
     run_to_end(&sweep_args(&config, &results));
     let sweep_dir = results.join("conv");
     let sweep_dir_arg = sweep_dir.to_str().unwrap();
-    assert!(run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0"]).contains("C = matmul_attn"));
-    assert!(run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0", "--flops", "6n"]).contains("C = 6n"));
+    assert!(run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0"]).contains("N = total, C = matmul_attn"));
+    let json: serde_json::Value =
+        serde_json::from_slice(&read(&sweep_dir.join("fit.json"))).expect("fit.json is JSON");
+    assert_eq!((json["param_count"].as_str(), json["flop_count"].as_str()), (Some("total"), Some("matmul_attn")));
+    let overridden = run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0", "--flops", "6n", "--params", "nonembedding"]);
+    assert!(overridden.contains("N = nonembedding, C = 6n"), "{overridden}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -116,12 +116,16 @@ impl Dataset {
     }
 }
 
-/// The FLOP convention `fit` uses for `path` unless `--flops` says otherwise: for a sweep
-/// directory, the one its budgets were planned in (`budget.flop_convention` of its sweep.toml),
-/// since under another convention a sweep's equal budgets no longer group into IsoFLOP sets;
-/// otherwise (a CSV file, no readable sweep.toml) the default. An unknown name there is an error.
-pub fn default_flop_convention(path: &Path) -> Result<crate::counting::FlopConvention, FitError> {
-    /// The part of a sweep config that says how its budgets count FLOPs.
+/// The counting conventions a sweep directory was planned in, which `fit` uses unless `--params`
+/// or `--flops` says otherwise: `budget.param_count` (the N its tokens per parameter, centred
+/// grids and seed threshold were counted in) and `budget.flop_convention` (under another FLOP
+/// convention a sweep's equal budgets no longer group into IsoFLOP sets), from its sweep.toml.
+/// A CSV file or a directory without a readable sweep.toml gets the defaults (non-embedding N,
+/// 6N FLOPs). An unknown name there is an error.
+pub fn planned_conventions(
+    path: &Path,
+) -> Result<(crate::counting::ParamCount, crate::counting::FlopConvention), FitError> {
+    /// The part of a sweep config that says how its budgets count parameters and FLOPs.
     #[derive(serde::Deserialize, Default)]
     struct Planned {
         #[serde(default)]
@@ -129,6 +133,8 @@ pub fn default_flop_convention(path: &Path) -> Result<crate::counting::FlopConve
     }
     #[derive(serde::Deserialize, Default)]
     struct PlannedBudget {
+        #[serde(default)]
+        param_count: crate::counting::ParamCount,
         #[serde(default)]
         flop_convention: crate::counting::FlopConvention,
     }
@@ -138,7 +144,7 @@ pub fn default_flop_convention(path: &Path) -> Result<crate::counting::FlopConve
     };
     let planned: Planned =
         toml::from_str(&text).map_err(|e| FitError::Csv { path: config, message: e.message().to_string() })?;
-    Ok(planned.budget.flop_convention)
+    Ok((planned.budget.param_count, planned.budget.flop_convention))
 }
 
 /// Reads a sweep directory or a CSV; returns the dataset and the warnings raised.

@@ -46,7 +46,7 @@ pub use crate::records::fit::{
     HoldoutReport, Intervals, IsoFlopFit, IsoFlopMinimum, LawFit, Prediction, Values,
 };
 pub use constraints::Constraints;
-pub use data::{default_flop_convention, load_points, Curve, CurvePoint, Dataset, Point};
+pub use data::{load_points, planned_conventions, Curve, CurvePoint, Dataset, Point};
 pub use error::FitError;
 pub use options::{FitOptions, FlopCount, Law, Overfit, ParamCount, Reduce};
 pub use pipeline::fit;

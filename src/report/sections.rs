@@ -86,8 +86,8 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
             ci("b")
         ));
     }
-    if approach3.is_some() && !fit.assessment("chinchilla").is_identified() {
-        items.push(format!("Approach 3 is {}", weak("chinchilla").trim_start_matches(" (").trim_end_matches(')')));
+    if let Some(note) = approach3.and_then(|_| fit.verdict_note("chinchilla")) {
+        items.push(format!("Approach 3 is {note}"));
     }
     if approach3.is_none() {
         for (law, name) in

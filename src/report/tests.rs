@@ -172,6 +172,22 @@ fn a_not_identified_approach_3_is_not_the_headline_and_its_reasons_and_fixes_are
 }
 
 #[test]
+fn a_weak_approach_3_headline_gives_its_whole_first_reason() {
+    let (dir, _) = isoflop_sweep("report-weak3");
+    edit_fit(&dir.0, |json| {
+        json["fits"]["chinchilla"]["verdict"] = "weak".into();
+        json["fits"]["chinchilla"]["reasons"] = serde_json::json!(["alpha's 95% interval spans 0.53 (more than 0.2)"]);
+    });
+    let (_, _, markdown, _) = report_of(&dir.0);
+    let headline = &markdown[..markdown.find("\n## ").expect("a second section")];
+    assert!(headline.contains("Approach 3: L(N, D)"), "a weak law is still the headline: {headline}");
+    assert!(
+        headline.contains("- Approach 3 is weak: alpha's 95% interval spans 0.53 (more than 0.2)\n"),
+        "the reason keeps its closing parenthesis: {headline}"
+    );
+}
+
+#[test]
 fn a_fit_json_without_verdicts_reads_as_identified() {
     let (dir, _) = isoflop_sweep("report-noverdict");
     let (_, _, markdown, _) = report_of(&dir.0);
