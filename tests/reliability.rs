@@ -547,10 +547,10 @@ fn fit_on_a_sweep_directory_counts_as_its_budgets_were_planned() {
     let sweep_dir = results.join("conv");
     let sweep_dir_arg = sweep_dir.to_str().unwrap();
     assert!(run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0"]).contains("N = total, C = matmul_attn"));
-    let json: serde_json::Value =
-        serde_json::from_slice(&read(&sweep_dir.join("fit.json"))).expect("fit.json is JSON");
+    let json: serde_json::Value = serde_json::from_slice(&read(&sweep_dir.join("fit.json"))).expect("fit.json is JSON");
     assert_eq!((json["param_count"].as_str(), json["flop_count"].as_str()), (Some("total"), Some("matmul_attn")));
-    let overridden = run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0", "--flops", "6n", "--params", "nonembedding"]);
+    let overridden =
+        run_to_end(&["fit", sweep_dir_arg, "--bootstrap", "0", "--flops", "6n", "--params", "nonembedding"]);
     assert!(overridden.contains("N = nonembedding, C = 6n"), "{overridden}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
