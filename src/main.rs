@@ -435,9 +435,6 @@ fn cmd_summary(sweep_dir: &std::path::Path) -> anyhow::Result<()> {
 fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     use sweeplaw::fit::{Constraints, FitOptions};
-    if args.target_flops.is_some_and(|c| !(c > 0.0)) {
-        anyhow::bail!("--target-flops must be a positive number of FLOPs");
-    }
     let (planned_params, planned_flops) = sweeplaw::fit::planned_conventions(&args.path)?;
     let flops = args.flops.unwrap_or(planned_flops);
     let options = FitOptions {

@@ -171,6 +171,22 @@ fn the_table_has_at_least_30_cases() {
     assert!(CASES.len() >= 30, "{} cases", CASES.len());
 }
 
+#[test]
+fn a_target_flops_that_is_not_a_positive_number_is_a_usage_error() {
+    // Zero and NaN were refused with exit 1 and infinity with exit 2: every bad value is one
+    // usage error naming the flag.
+    let dir = scratch("bad-target-flops");
+    let csv = write(&dir, "points.csv", "N,D,loss\n1e6,2e7,3.0\n2e6,4e7,2.9\n4e6,8e7,2.8\n");
+    for value in ["0", "-1e12", "nan", "inf", "1e400"] {
+        let out = run(&["fit", csv.to_str().unwrap(), "--bootstrap", "0", "--target-flops", value]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "--target-flops {value}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "--target-flops {value}: {err}");
+        assert!(err.contains("target-flops") && err.contains("positive"), "--target-flops {value}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn check(name: &str, case: Case) {
     let dir = scratch(&format!("bad-{name}"));
     let config = dir.join("config.toml");

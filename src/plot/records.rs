@@ -164,6 +164,9 @@ pub(crate) struct Sweep {
     pub runs: Vec<Run>,
     /// sweep.toml as written, when present.
     pub config: Option<String>,
+    /// How many runs plan.json holds, when it is readable: summary.csv may list fewer (rows
+    /// that did not parse, runs not yet summarised), and the report counts against the plan.
+    pub planned: Option<usize>,
     pub warnings: Vec<String>,
 }
 
@@ -194,7 +197,8 @@ impl Sweep {
             run.info = RunInfo::read(&run_dir.join("run.json"), &mut warnings);
         }
         let config = std::fs::read_to_string(dir.join("sweep.toml")).ok();
-        Ok(Sweep { dir: dir.to_path_buf(), runs, config, warnings })
+        let planned = crate::records::plan::read_plan(&dir.join("plan.json")).ok().map(|plan| plan.runs.len());
+        Ok(Sweep { dir: dir.to_path_buf(), runs, config, planned, warnings })
     }
 
     /// The final points of the done runs (a warning for each done run lacking a figure).

@@ -49,11 +49,16 @@ pub(crate) fn sweep_name(dir: &std::path::Path) -> String {
 pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {}", sweep_name(&sweep.dir)))];
     let done = sweep.runs.iter().filter(|r| r.is_done()).count();
-    let mut items = vec![format!(
-        "{done} of {} done; regenerate with `sweeplaw report {}`",
-        crate::human::plural(sweep.runs.len(), "run"),
-        sweep.dir.display()
-    )];
+    let listed = sweep.runs.len();
+    let counted = match sweep.planned {
+        Some(planned) if planned != listed => format!(
+            "{done} of {} done (summary.csv lists {listed}; `sweeplaw summary {}` rebuilds it from the run folders)",
+            crate::human::plural(planned, "planned run"),
+            sweep.dir.display()
+        ),
+        _ => format!("{done} of {} done", crate::human::plural(listed, "run")),
+    };
+    let mut items = vec![format!("{counted}; regenerate with `sweeplaw report {}`", sweep.dir.display())];
     let Some(fit) = fit else {
         blocks.push(Block::List(items));
         blocks.push(Block::Paragraph("No fit.json: run `sweeplaw fit` on this directory for the fitted laws.".into()));

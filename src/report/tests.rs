@@ -188,6 +188,27 @@ fn a_weak_approach_3_headline_gives_its_whole_first_reason() {
 }
 
 #[test]
+fn the_headline_counts_runs_against_the_plan_when_summary_csv_lists_fewer() {
+    // Two unreadable summary.csv rows made "42 of 42 runs done" read "40 of 40".
+    let (dir, _) = isoflop_sweep("report-planned");
+    let mut sweep = crate::plot::records::Sweep::read(&dir.0).expect("read the fixture sweep");
+    let listed = sweep.runs.len();
+    let first_item = |sweep: &crate::plot::records::Sweep| {
+        let blocks = sections::headline(sweep, None, &crate::plot::records::Counting::default());
+        match blocks.iter().find_map(|b| if let document::Block::List(items) = b { Some(items.clone()) } else { None }) {
+            Some(items) => items[0].clone(),
+            None => panic!("no list in the headline: {blocks:?}"),
+        }
+    };
+    sweep.planned = Some(listed);
+    assert!(first_item(&sweep).starts_with(&format!("{listed} of {listed} runs done;")), "{}", first_item(&sweep));
+    sweep.planned = Some(listed + 2);
+    let item = first_item(&sweep);
+    assert!(item.starts_with(&format!("{listed} of {} planned runs done", listed + 2)), "{item}");
+    assert!(item.contains(&format!("summary.csv lists {listed}")) && item.contains("sweeplaw summary"), "{item}");
+}
+
+#[test]
 fn a_fit_json_without_verdicts_reads_as_identified() {
     let (dir, _) = isoflop_sweep("report-noverdict");
     let (_, _, markdown, _) = report_of(&dir.0);
