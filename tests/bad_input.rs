@@ -176,7 +176,7 @@ fn a_target_flops_that_is_not_a_positive_number_is_a_usage_error() {
     // Zero and NaN were refused with exit 1 and infinity with exit 2: every bad value is one
     // usage error naming the flag.
     let dir = scratch("bad-target-flops");
-    let csv = write(&dir, "points.csv", "N,D,loss\n1e6,2e7,3.0\n2e6,4e7,2.9\n4e6,8e7,2.8\n");
+    let csv = write(&dir, "points.csv", "N,D,C,loss\n1e6,2e7,1.2e14,3.0\n2e6,4e7,4.8e14,2.9\n4e6,8e7,1.92e15,2.8\n");
     for value in ["0", "-1e12", "nan", "inf", "1e400"] {
         let out = run(&["fit", csv.to_str().unwrap(), "--bootstrap", "0", "--target-flops", value]);
         let err = stderr(&out);

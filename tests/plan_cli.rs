@@ -260,3 +260,85 @@ fn runs_that_would_repeat_a_text_corpus_are_warned_about_and_refused_under_stric
     assert!(!results.exists(), "nothing written: {:?}", files_under(&results));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An approach-3 law in fit.json whose optimum is 20 tokens per parameter (α = β = 0.3,
+/// A/B = 20^(-0.3)), with the verdict fields `verdict`.
+fn centre_fit(verdict: &str) -> String {
+    format!(
+        r#"{{"param_count": "nonembedding", "fits": {{"chinchilla": {{"params": {{"E": 1.5, "A": {}, "B": 100.0, "alpha": 0.3, "beta": 0.3}}, {verdict}}}}}}}"#,
+        100.0 * 20f64.powf(-0.3)
+    )
+}
+
+#[test]
+fn a_centre_law_that_is_not_identified_is_a_warning_and_strict_refuses_it() {
+    let dir = scratch("plan-centre-verdict");
+    let grid = CENTRED.replace("\"chinchilla\"", "\"law/fit.json\"");
+    let config = write(&dir, "c.toml", &isoflop_config("centred", "", &grid, "flops = [1e11, 4e11]", ""));
+    std::fs::create_dir_all(dir.join("law")).unwrap();
+    // Identified: the design passes as the same grid centred on "chinchilla" does.
+    write(&dir, "law/fit.json", &centre_fit(r#""verdict": "identified""#));
+    let out = plan(&config, &["--strict"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    write(
+        &dir,
+        "law/fit.json",
+        &centre_fit(r#""verdict": "not identified", "reasons": ["alpha's 95% interval spans 18.84 (more than 1)"]"#),
+    );
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let warnings: Vec<String> =
+        stdout(&out).lines().filter_map(|l| l.strip_prefix("warning: ")).map(str::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["grid.centre = \"law/fit.json\": its approach-3 law is `not identified` (alpha's 95% interval spans 18.84 \
+             (more than 1)), so the optimum it predicts for each budget, around which the budget's sizes are placed, \
+             is not supported by its data; centre on \"chinchilla\" or on a fit whose approach 3 is identified"]
+    );
+    let out = plan(&config, &["--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error: --strict: the plan has 1 warning(s)"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_size_listed_twice_is_a_warning_and_strict_refuses_it() {
+    let dir = scratch("plan-duplicate-sizes");
+    let config = write(
+        &dir,
+        "d.toml",
+        &isoflop_config("dup", "", "n_layers = [1, 1, 2]\naspect_ratio = 16", "tokens = [102400]", ""),
+    );
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().filter(|l| l.starts_with("L1-d16-D102400-s0")).count(), 1, "{text}");
+    assert!(
+        text.contains("warning: grid.n_layers lists 1 more than once; its size(s) L1-d16 are planned once"),
+        "{text}"
+    );
+    let out = plan(&config, &["--strict"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("grid.n_layers lists 1 more than once"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_flop_budget_too_small_for_a_size_is_named_in_flops() {
+    let dir = scratch("plan-tiny-budget");
+    // 6n: 1e9 FLOPs give L1-d1024 (about 12.6M non-embedding parameters) 13 tokens, less than
+    // one step of 8 × 32; L1-d32 gets 13,000 and is planned.
+    let config =
+        write(&dir, "t.toml", &isoflop_config("tiny", "", "n_layers = [1]\nd_model = [32, 1024]", "flops = [1e9]", ""));
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(
+            "warning: budget.flops = 1e9 gives L1-d1024 13 tokens, less than one step of batch_size × seq_len = 256 \
+             tokens; size left out of this budget"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

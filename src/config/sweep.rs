@@ -153,6 +153,11 @@ pub struct CentreLaw {
     pub alpha: f64,
     pub beta: f64,
     pub param_count: String,
+    /// The law's verdict in fit.json (`fits.chinchilla.verdict`, `.reasons`): whether its data
+    /// support the optima it predicts. Read for the plan's warning, not part of the config's
+    /// identity (the law's parameters are).
+    #[serde(skip)]
+    pub assessment: crate::records::verdict::Assessment,
 }
 
 /// `[budget]`: exactly one of `tokens`, `tokens_per_param` or `flops`.

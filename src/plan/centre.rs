@@ -23,26 +23,40 @@ pub const DEFAULT_SIZES: usize = 7;
 
 impl CentreLaw {
     /// Reads fit.json; the error names what is missing or why the law cannot place an optimum.
+    /// The law's verdict comes along: `checks::centre_warnings` warns when it is not identified.
     pub fn read(path: &Path) -> Result<CentreLaw, String> {
         let report = crate::records::fit::read_fit(path)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: no such file (fit the earlier sweep first)", path.display()))?;
+        let param_count =
+            if report.param_count.is_empty() { "nonembedding".to_string() } else { report.param_count.clone() };
+        if let Err(e) = param_count.parse::<crate::counting::ParamCount>() {
+            if param_count == "as given" {
+                return Err(format!(
+                    "{}: param_count is \"as given\": a fit of a CSV counts N as the CSV gave it, not in one of this \
+                     model family's parameter counts, so its law cannot predict sizes of this family; centre on the \
+                     fit.json of a sweep directory (`sweeplaw fit DIR`) or on \"chinchilla\"",
+                    path.display()
+                ));
+            }
+            return Err(format!("{}: param_count: {e}", path.display()));
+        }
         let fit = report.fits.chinchilla.as_ref().ok_or_else(|| {
             format!("{}: fits.chinchilla is missing (fit the sweep with approach 3 first)", path.display())
         })?;
         let p = &fit.params;
+        // fit.json stores a NaN or infinite parameter as null, which reads as NaN, as does one left out.
         let given = |name: &str, value: f64| {
-            if value.is_nan() {
+            if value.is_finite() {
+                Ok(value)
+            } else {
                 Err(format!(
-                    "{}: fits.chinchilla.params.{name} is missing (fit the sweep with approach 3 first)",
+                    "{}: approach 3 has no finite fitted {name} (fits.chinchilla.params.{name} is null or missing): \
+                     it cannot centre a grid; centre on \"chinchilla\" or on a fit whose approach 3 converged",
                     path.display()
                 ))
-            } else {
-                Ok(value)
             }
         };
-        let param_count =
-            if report.param_count.is_empty() { "nonembedding".to_string() } else { report.param_count.clone() };
         let law = CentreLaw {
             e: given("E", p.e)?,
             a: given("A", p.a)?,
@@ -50,9 +64,9 @@ impl CentreLaw {
             alpha: given("alpha", p.alpha)?,
             beta: given("beta", p.beta)?,
             param_count,
+            assessment: fit.assessment.clone(),
         };
-        let positive = law.a > 0.0 && law.b > 0.0 && law.alpha > 0.0 && law.beta > 0.0;
-        if !(positive && [law.e, law.a, law.b, law.alpha, law.beta].iter().all(|v| v.is_finite())) {
+        if !(law.a > 0.0 && law.b > 0.0 && law.alpha > 0.0 && law.beta > 0.0) {
             return Err(format!(
                 "{}: the approach-3 law (A = {}, B = {}, alpha = {}, beta = {}) needs positive A, B, alpha and beta \
                  to have a compute optimum; centre on \"chinchilla\" instead",
@@ -62,9 +76,6 @@ impl CentreLaw {
                 law.alpha,
                 law.beta
             ));
-        }
-        if let Err(e) = law.param_count.parse::<crate::counting::ParamCount>() {
-            return Err(format!("{}: param_count: {e}", path.display()));
         }
         Ok(law)
     }

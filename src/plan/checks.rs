@@ -5,9 +5,10 @@
 use crate::config::ScheduleConfig;
 use crate::config::{ChecksSection, SweepConfig};
 use crate::human::first_of;
-use crate::plan::centre::{centre_param_count, predicted_optimum};
-use crate::plan::params_of;
+use crate::plan::centre::{centre_param_count, centred_shapes, predicted_optimum, DEFAULT_SPAN};
+use crate::plan::{family_shape, params_of, size_label};
 use crate::plan::{RunRole, RunSpec};
+use crate::records::verdict::Verdict;
 
 /// How many runs or values a warning names before it counts the rest.
 const LISTED: usize = 4;
@@ -15,7 +16,7 @@ const LISTED: usize = 4;
 /// Every warning the checks raise for `runs` of `config`.
 pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {
     let limits = config.checks.clone().unwrap_or_default();
-    let mut warnings = Vec::new();
+    let mut warnings = centre_warnings(config);
     let short: Vec<String> =
         runs.iter().filter(|r| r.steps < limits.min_steps).map(|r| format!("{} ({})", r.run_id, r.steps)).collect();
     if !short.is_empty() {
@@ -90,41 +91,132 @@ fn tokens_per_param_warnings(
     Ok(out)
 }
 
+/// A grid centred on a fit.json whose approach-3 law is not `identified`: every budget's sizes
+/// are placed around optima that its data do not support (`not identified`) or support loosely
+/// (`weak`). The verdict and its first reason are those fit.json gives.
+fn centre_warnings(config: &SweepConfig) -> Vec<String> {
+    let (Some(file), Some(law)) = (&config.grid.centre, &config.grid.centre_law) else { return Vec::new() };
+    let assessment = &law.assessment;
+    let why = match assessment.reasons.as_slice() {
+        [] => "fit.json gives no reason".to_string(),
+        [only] => only.clone(),
+        [first, rest @ ..] => format!("{first}; {} more reason(s) in that fit.json", rest.len()),
+    };
+    let support = match assessment.verdict {
+        Verdict::Identified => return Vec::new(),
+        Verdict::Weak => "only loosely supported by its data",
+        Verdict::NotIdentified => "not supported by its data",
+    };
+    vec![format!(
+        "grid.centre = {file:?}: its approach-3 law is `{}` ({why}), so the optimum it predicts for each budget, \
+         around which the budget's sizes are placed, is {support}; centre on \"chinchilla\" or on a fit whose \
+         approach 3 is identified",
+        assessment.verdict
+    )]
+}
+
 /// An IsoFLOP budget whose sizes do not reach optimum / room below and optimum × room above, or
 /// whose sizes' geometric middle lies more than a factor `room` from the optimum: its minimum is
 /// found at or near an edge, which biases approach 2.
 fn straddle_warnings(config: &SweepConfig, runs: &[RunSpec], limits: &ChecksSection) -> Result<Vec<String>, String> {
     let count = centre_param_count(config);
     let room = limits.optimum_room;
-    let source = match &config.grid.centre {
-        Some(c) if c != "chinchilla" => format!("the law of {c}"),
+    let source = match (&config.grid.centre, &config.grid.centre_law) {
+        (Some(c), Some(law)) if !law.assessment.is_identified() => {
+            format!("the law of {c}, whose verdict is `{}`", law.assessment.verdict)
+        }
+        (Some(c), _) if c != "chinchilla" => format!("the law of {c}"),
         _ => "20 tokens per parameter".to_string(),
     };
     let mut out = Vec::new();
     for &c in config.budget.flops.iter().flatten() {
-        let sizes: Vec<f64> = runs
-            .iter()
-            .filter(|r| r.flop_budget == Some(c))
-            .map(|r| params_of(&r.shape, count).map(|n| n as f64))
-            .collect::<Result<_, _>>()?;
+        let planned: Vec<&RunSpec> = runs.iter().filter(|r| r.flop_budget == Some(c)).collect();
+        let sizes: Vec<f64> =
+            planned.iter().map(|r| params_of(&r.shape, count).map(|n| n as f64)).collect::<Result<_, _>>()?;
         let n_opt = predicted_optimum(config, c)?;
         let (lo, hi) = sizes.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &n| (lo.min(n), hi.max(n)));
+        let middle = (lo * hi).sqrt();
         if sizes.is_empty() || lo > n_opt / room || hi < n_opt * room {
+            let advice = centred_advice(config, c, &planned, n_opt, room, [lo > n_opt / room, hi < n_opt * room])?;
             out.push(format!(
                 "budget C = {c:e}: sizes N = {lo:.3e}..{hi:.3e} ({count}) do not straddle the predicted optimum \
                  N = {n_opt:.3e} ({source}) with a factor checks.optimum_room = {room} on both sides; \
-                 the IsoFLOP minimum may fall at the edge of the grid (centre it with grid.centre)"
+                 the IsoFLOP minimum may fall at the edge of the grid ({})",
+                advice.unwrap_or_else(|| "centre it with grid.centre".to_string())
             ));
-        } else if ((lo * hi).sqrt() / n_opt).ln().abs() > room.ln() {
+        } else if (middle / n_opt).ln().abs() > room.ln() {
+            let advice = centred_advice(config, c, &planned, n_opt, room, [middle > n_opt, middle < n_opt])?;
             out.push(format!(
-                "budget C = {c:e}: sizes N = {lo:.3e}..{hi:.3e} ({count}) are off-centre: their middle {:.3e} is more \
-                 than a factor {room} from the predicted optimum N = {n_opt:.3e} ({source}); off-centre sizes bias \
-                 the IsoFLOP minimum (centre them with grid.centre)",
-                (lo * hi).sqrt()
+                "budget C = {c:e}: sizes N = {lo:.3e}..{hi:.3e} ({count}) are off-centre: their middle {middle:.3e} is \
+                 more than a factor {room} from the predicted optimum N = {n_opt:.3e} ({source}); off-centre sizes \
+                 bias the IsoFLOP minimum ({})",
+                advice.unwrap_or_else(|| "centre them with grid.centre".to_string())
             ));
         }
     }
     Ok(out)
+}
+
+/// Why a centred budget's sizes (`planned`) still miss its optimum `n_opt`, and what to change;
+/// `None` for a grid without a centre (the advice is then to centre it). `short` says which side
+/// falls short: [no size far enough below the optimum, none far enough above].
+fn centred_advice(
+    config: &SweepConfig,
+    c: f64,
+    planned: &[&RunSpec],
+    n_opt: f64,
+    room: f64,
+    short: [bool; 2],
+) -> Result<Option<String>, String> {
+    if config.grid.centre.is_none() {
+        return Ok(None);
+    }
+    let count = centre_param_count(config);
+    let span = config.grid.span.unwrap_or(DEFAULT_SPAN);
+    let mut causes = Vec::new();
+    if span < room {
+        causes.push(format!(
+            "grid.span = {span} is below checks.optimum_room = {room}: widen grid.span to at least {room}"
+        ));
+    }
+    let [below, above] = short;
+    let smallest = family_shape(config, config.data.vocab_size()?, config.model.head_dim, 1);
+    let smallest_n = params_of(&smallest, count)? as f64;
+    let lowest_target = n_opt / span;
+    if below && lowest_target < smallest_n {
+        let label = size_label(&smallest);
+        causes.push(if n_opt / smallest_n < room {
+            format!(
+                "the family's smallest shape {label} ({smallest_n:.3e}) lies within a factor {room} of the optimum, \
+                 so no size can be below it: raise this budget or lower model.head_dim"
+            )
+        } else {
+            format!(
+                "the targets down to N*/grid.span = {lowest_target:.3e} fall below the family's smallest shape \
+                 {label} ({smallest_n:.3e}), so the smallest sizes bunch there: narrow grid.span to at most {:.3}",
+                n_opt / smallest_n
+            )
+        });
+    }
+    if above {
+        let left_out: Vec<String> = centred_shapes(config, c)?
+            .iter()
+            .filter(|shape| !planned.iter().any(|r| &r.shape == *shape))
+            .map(size_label)
+            .collect();
+        if !left_out.is_empty() {
+            causes.push(format!(
+                "its {} largest size(s) ({}) get less than one optimiser step of this budget and are left out: \
+                 raise this budget or lower train.batch_size",
+                left_out.len(),
+                first_of(&left_out, LISTED)
+            ));
+        }
+    }
+    if causes.is_empty() {
+        causes.push("the shapes nearest its targets do not reach that far: widen grid.span or add grid.sizes".into());
+    }
+    Ok(Some(format!("grid.centre already centres this budget; {}", causes.join("; "))))
 }
 
 /// Runs the data cannot feed as planned, given the `training_tokens` of the source's training

@@ -72,6 +72,9 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
     let mut warnings = Vec::new();
     let mut runs = Vec::new();
     let seeds = unique_seeds(&config.seeds, &mut warnings);
+    if config.grid.centre.is_none() {
+        warnings.extend(duplicate_sizes(config, &sizes));
+    }
     for (seed_index, &seed) in seeds.iter().enumerate() {
         for (shape, budgets) in &sizes {
             if seed_index > 0
@@ -89,13 +92,10 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
                     let who = identity(config, id, seed, unique);
                     match config.train.spec_for(who, shape.clone(), tokens, flop_budget) {
                         Ok(spec) => Some(Ok(spec)),
-                        // A FLOP budget too small for one step of this size leaves the size out of that budget.
-                        // (Below one token, the budget's token count rounds to 0: "must be positive".)
-                        Err(e)
-                            if flop_budget.is_some()
-                                && (e.contains("less than one step") || e.contains("must be positive")) =>
-                        {
-                            warnings.push(format!("{}: {e}; size left out of this budget", size_label(shape)));
+                        // A FLOP budget too small for one step of this size leaves the size out of that
+                        // budget (the message names the budget, the size and the tokens it gets).
+                        Err(e) if flop_budget.is_some() && e.contains(spec::LESS_THAN_ONE_STEP) => {
+                            warnings.push(format!("{e}; size left out of this budget"));
                             None
                         }
                         Err(e) => Some(Err(e)),
@@ -211,6 +211,34 @@ pub fn model_sizes(config: &SweepConfig) -> Result<Vec<ModelShape>, String> {
     Ok(shapes)
 }
 
+/// A depth or width the grid lists more than once: `model_sizes` plans each shape once, as a
+/// repeated seed or budget is planned once, and says so (a warning, so `--strict` refuses it).
+/// (A centred grid's targets that round to one shape are one size by design: they are not listed.)
+fn duplicate_sizes(config: &SweepConfig, sizes: &[SizeBudgets]) -> Vec<String> {
+    let widths = config.grid.d_model.as_deref().unwrap_or_default();
+    let mut out = Vec::new();
+    for (key, list, of) in [
+        ("grid.n_layers", config.grid.n_layers.as_slice(), (|s: &ModelShape| s.n_layers) as fn(&ModelShape) -> usize),
+        ("grid.d_model", widths, |s: &ModelShape| s.d_model),
+    ] {
+        let mut repeated: Vec<usize> = Vec::new();
+        for (i, value) in list.iter().enumerate() {
+            if list[..i].contains(value) && !repeated.contains(value) {
+                repeated.push(*value);
+            }
+        }
+        for value in repeated {
+            let shapes: Vec<String> =
+                sizes.iter().filter(|(s, _)| of(s) == value).map(|(s, _)| size_label(s)).collect();
+            out.push(format!(
+                "{key} lists {value} more than once; its size(s) {} are planned once",
+                crate::human::first_of(&shapes, 4)
+            ));
+        }
+    }
+    out
+}
+
 /// The N a sweep's `param_count` names; an unknown name is an error, not a silent default.
 pub fn params_of(shape: &ModelShape, param_count: &str) -> Result<u64, String> {
     let count: ParamCount = param_count.parse().map_err(|e| format!("budget.param_count: {e}"))?;
@@ -255,7 +283,8 @@ pub fn run_id_with_unique(
     }
 }
 
-fn size_label(shape: &ModelShape) -> String {
+/// `L{layers}-d{width}`: a size as run ids and warnings name it.
+pub(crate) fn size_label(shape: &ModelShape) -> String {
     format!("L{}-d{}", shape.n_layers, shape.d_model)
 }
 

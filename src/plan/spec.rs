@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::config::{check_run_id, parse_toml, DataConfig, HyperRule, LrRule, RunConfig, TrainSection};
 use crate::error::{Error, Result};
 use crate::model::ModelShape;
-use crate::plan::params_of;
+use crate::plan::{params_of, size_label};
 use crate::records::plan::{RunRole, RunSpec};
 
 impl LrRule {
@@ -115,10 +115,14 @@ impl TrainSection {
         let tokens_per_step = (batch_size as u64).checked_mul(shape.seq_len as u64).ok_or_else(|| {
             format!("train.batch_size = {batch_size} × model.seq_len = {} is too large", shape.seq_len)
         })?;
-        let key = if flop_budget.is_some() { "budget.flops" } else { "train.tokens" };
-        let steps = budget_steps(tokens, tokens_per_step, key)?;
-        let budget_tokens =
-            steps.checked_mul(tokens_per_step).ok_or_else(|| format!("{key} = {tokens} tokens is too large"))?;
+        let steps = match flop_budget {
+            Some(flops) => flop_budget_steps(flops, &shape, tokens, tokens_per_step)?,
+            None => budget_steps(tokens, tokens_per_step, "train.tokens")?,
+        };
+        let budget_tokens = steps.checked_mul(tokens_per_step).ok_or_else(|| match flop_budget {
+            Some(flops) => format!("budget.flops = {flops:e} gives {} {tokens} tokens, too many", size_label(&shape)),
+            None => format!("train.tokens = {tokens} is too large"),
+        })?;
         let eval_every_steps = match self.eval_every_tokens {
             Some(every) => (every / tokens_per_step).max(1),
             None => (steps / 20).max(1),
@@ -153,6 +157,29 @@ impl TrainSection {
     }
 }
 
+/// Number of whole steps in the `tokens` a FLOP budget of `flops` gives `shape`; the error (less
+/// than one step) names the budget in FLOPs, the size and the tokens it gets, for the plan to
+/// leave that size out of the budget.
+pub fn flop_budget_steps(
+    flops: f64,
+    shape: &ModelShape,
+    tokens: u64,
+    tokens_per_step: u64,
+) -> std::result::Result<u64, String> {
+    let steps = (tokens as f64 / tokens_per_step as f64).round() as u64;
+    if steps == 0 {
+        return Err(format!(
+            "budget.flops = {flops:e} gives {} {tokens} tokens, {LESS_THAN_ONE_STEP} of batch_size × seq_len = \
+             {tokens_per_step} tokens",
+            size_label(shape)
+        ));
+    }
+    Ok(steps)
+}
+
+/// What a budget too small for one optimiser step is (the plan leaves the size out of a FLOP budget).
+pub const LESS_THAN_ONE_STEP: &str = "less than one step";
+
 /// Number of whole steps in a token budget (rounded to nearest); an error when not one step fits.
 pub fn budget_steps(tokens: u64, tokens_per_step: u64, key: &str) -> std::result::Result<u64, String> {
     if tokens == 0 {
@@ -161,7 +188,7 @@ pub fn budget_steps(tokens: u64, tokens_per_step: u64, key: &str) -> std::result
     let steps = (tokens as f64 / tokens_per_step as f64).round() as u64;
     if steps == 0 {
         return Err(format!(
-            "{key} = {tokens} is less than one step of batch_size × seq_len = {tokens_per_step} tokens"
+            "{key} = {tokens} is {LESS_THAN_ONE_STEP} of batch_size × seq_len = {tokens_per_step} tokens"
         ));
     }
     Ok(steps)

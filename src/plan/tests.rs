@@ -276,3 +276,143 @@ fn a_committed_tuned_sweep_keeps_the_config_hash_its_records_hold() {
     let stored = crate::records::read_plan(&root.join("results/data-constrained/plan.json")).unwrap();
     assert_eq!(config_hash(&config), stored.config_hash, "configs/data-constrained.toml");
 }
+
+/// A directory with a fit.json of `text` in it, unique to the test.
+fn fit_dir(test: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sweeplaw-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("fit.json"), text).unwrap();
+    dir
+}
+
+/// The approach-3 law whose optimum is Chinchilla's 20 tokens per parameter: α = β = 0.3 and
+/// A/B = 20^(-0.3), so G = (A/B)^(1/0.6) = 1/√20 and N* = (C / (20k))^(1/2).
+fn twenty_tokens_law(verdict: &str) -> String {
+    format!(
+        r#"{{"param_count": "nonembedding", "fits": {{"chinchilla": {{"params": {{"E": 1.5, "A": {}, "B": 100.0, "alpha": 0.3, "beta": 0.3}}, {verdict}}}}}}}"#,
+        100.0 * 20f64.powf(-0.3)
+    )
+}
+
+#[test]
+fn a_centre_law_that_is_not_identified_is_a_plan_warning_naming_its_verdict_and_first_reason() {
+    let reasons =
+        r#""reasons": ["alpha's 95% interval spans 18.84 (more than 1)", "E's 95% interval reaches its bound 0"]"#;
+    let warnings_for = |verdict: &str| {
+        let dir = fit_dir("centre-verdict", &twenty_tokens_law(verdict));
+        let mut config = centred(16, "centre = \"fit.json\"\naspect_ratio = 16\nspan = 4.0\nsizes = 5", "[1e13, 4e13]");
+        crate::plan::resolve::resolve_centre(&mut config.grid, &dir.join("sweep.toml")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        expand(&config).unwrap().warnings
+    };
+    let w = warnings_for(&format!(r#""verdict": "not identified", {reasons}"#));
+    let about: Vec<&String> = w.iter().filter(|w| w.starts_with("grid.centre")).collect();
+    assert_eq!(about.len(), 1, "{w:?}");
+    assert!(
+        about[0].starts_with(
+            "grid.centre = \"fit.json\": its approach-3 law is `not identified` (alpha's 95% interval spans 18.84 \
+             (more than 1); 1 more reason(s) in that fit.json), so the optimum it predicts for each budget"
+        ) && about[0].contains("is not supported by its data"),
+        "{w:?}"
+    );
+    let w = warnings_for(r#""verdict": "weak", "reasons": ["beta's 95% interval spans 0.3 (more than 0.2)"]"#);
+    assert!(
+        w.iter().any(|w| w.contains("law is `weak` (beta's 95% interval spans 0.3 (more than 0.2))")
+            && w.contains("only loosely supported by its data")),
+        "{w:?}"
+    );
+    // The same law, identified, centres the grid without a warning.
+    let w = warnings_for(r#""verdict": "identified""#);
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn a_centred_budget_that_misses_its_optimum_is_not_told_to_centre_it() {
+    // Without a centre: centre it. With one: the cause in this budget's centred grid.
+    let plain = expand(&config("n_layers = [1]\nd_model = [16, 32]", "flops = [4e11]", FIXED)).unwrap();
+    assert!(plain
+        .warnings
+        .iter()
+        .any(|w| w.contains("do not straddle") && w.ends_with("(centre it with grid.centre)")));
+    let narrow =
+        expand(&centred(16, "centre = \"chinchilla\"\naspect_ratio = 16\nspan = 1.5\nsizes = 3", "[1e13]")).unwrap();
+    let w: Vec<&String> = narrow.warnings.iter().filter(|w| w.contains("do not straddle")).collect();
+    assert_eq!(w.len(), 1, "{:?}", narrow.warnings);
+    assert!(
+        w[0].ends_with(
+            "(grid.centre already centres this budget; grid.span = 1.5 is below checks.optimum_room = 2: \
+             widen grid.span to at least 2)"
+        ),
+        "{w:?}"
+    );
+    // A budget whose optimum is within a factor 2 of the family's smallest shape (L1-d16).
+    let small =
+        expand(&centred(16, "centre = \"chinchilla\"\naspect_ratio = 16\nspan = 4.0\nsizes = 5", "[2e9]")).unwrap();
+    let w: Vec<&String> = small.warnings.iter().filter(|w| w.contains("do not straddle")).collect();
+    assert_eq!(w.len(), 1, "{:?}", small.warnings);
+    assert!(
+        w[0].contains("grid.centre already centres this budget; the family's smallest shape L1-d16 (")
+            && w[0].ends_with("so no size can be below it: raise this budget or lower model.head_dim)"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn a_flop_budget_too_small_for_a_size_names_the_budget_in_flops_and_the_tokens_it_gives() {
+    // 6n: L1-d2048 has 50,356,224 non-embedding parameters, so 1e9 FLOPs give it 3 tokens and
+    // L1-d8192 (805,470,208) none; one step is 4 × 64 = 256 tokens.
+    let plan = expand(&config("n_layers = [1]\nd_model = [32, 2048, 8192]", "flops = [1e9]", FIXED)).unwrap();
+    let left_out: Vec<&String> = plan.warnings.iter().filter(|w| w.contains("left out")).collect();
+    assert_eq!(
+        left_out,
+        [
+            "budget.flops = 1e9 gives L1-d2048 3 tokens, less than one step of batch_size × seq_len = 256 tokens; \
+             size left out of this budget",
+            "budget.flops = 1e9 gives L1-d8192 0 tokens, less than one step of batch_size × seq_len = 256 tokens; \
+             size left out of this budget"
+        ]
+    );
+    assert_eq!(plan.runs.len(), 1);
+}
+
+#[test]
+fn a_size_listed_twice_is_planned_once_with_a_warning() {
+    let plan = expand(&config("n_layers = [1, 1, 2]\naspect_ratio = 16", "tokens = [51200]", FIXED)).unwrap();
+    let ids: Vec<&str> = plan.runs.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(ids, ["L1-d16-D51200-s0", "L2-d32-D51200-s0"]);
+    let about: Vec<&String> = plan.warnings.iter().filter(|w| w.starts_with("grid.")).collect();
+    assert_eq!(about, ["grid.n_layers lists 1 more than once; its size(s) L1-d16 are planned once"]);
+    let plan = expand(&config("n_layers = [2, 1]\nd_model = [32, 48, 32]", "tokens = [51200]", FIXED)).unwrap();
+    assert_eq!(plan.runs.len(), 4);
+    let about: Vec<&String> = plan.warnings.iter().filter(|w| w.starts_with("grid.")).collect();
+    assert_eq!(about, ["grid.d_model lists 32 more than once; its size(s) L1-d32, L2-d32 are planned once"]);
+    // Sizes listed once: no such warning.
+    let plan = expand(&config("n_layers = [1, 2]\nd_model = [32, 48]", "tokens = [51200]", FIXED)).unwrap();
+    assert!(plan.warnings.iter().all(|w| !w.starts_with("grid.")), "{:?}", plan.warnings);
+}
+
+#[test]
+fn a_fit_json_that_cannot_centre_a_grid_says_why() {
+    // A fit of a CSV: N as the CSV gave it, not a count of this family.
+    let dir = fit_dir(
+        "centre-as-given",
+        r#"{"param_count": "as given", "fits": {"chinchilla": {"params": {"E": 1.5, "A": 400.0, "B": 100.0, "alpha": 0.3, "beta": 0.3}}}}"#,
+    );
+    let e = crate::config::CentreLaw::read(&dir.join("fit.json")).unwrap_err();
+    assert!(
+        e.contains("fit.json: param_count is \"as given\": a fit of a CSV counts N as the CSV gave it")
+            && e.contains("cannot predict sizes of this family"),
+        "{e}"
+    );
+    // A parameter the fit could not find (NaN, written as null), and a compute model of nulls,
+    // as sweeplaw writes them for a fit that failed.
+    let nulls = r#"{"param_count": "nonembedding", "fits": {"chinchilla": {"params": {"E": 0.0, "A": 7.7e56, "B": 7.4e10, "alpha": null, "beta": 0.035, "compute": {"coefficient": null, "params_exponent": null}}, "a": null, "verdict": "not identified"}}}"#;
+    std::fs::write(dir.join("fit.json"), nulls).unwrap();
+    let e = crate::config::CentreLaw::read(&dir.join("fit.json")).unwrap_err();
+    assert!(e.contains("fit.json: approach 3 has no finite fitted alpha") && e.contains("cannot centre a grid"), "{e}");
+    // With every parameter finite, the nulls of the compute model do not stop it being read.
+    std::fs::write(dir.join("fit.json"), nulls.replace(r#""alpha": null"#, r#""alpha": 0.19"#)).unwrap();
+    let law = crate::config::CentreLaw::read(&dir.join("fit.json")).unwrap();
+    assert_eq!((law.alpha, law.assessment.verdict), (0.19, crate::records::verdict::Verdict::NotIdentified));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -287,12 +287,13 @@ impl Default for ChinchillaParams {
     }
 }
 
-/// C = coefficient · N^params_exponent · D (a fit.json without one read C = 6·N·D).
+/// C = coefficient · N^params_exponent · D (a fit.json without one read C = 6·N·D; a null, a
+/// NaN the writer stored, reads as NaN).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ComputeModel {
-    #[serde(default = "lenient::six")]
+    #[serde(default = "lenient::six", deserialize_with = "lenient::number")]
     pub coefficient: f64,
-    #[serde(default = "lenient::one")]
+    #[serde(default = "lenient::one", deserialize_with = "lenient::number")]
     pub params_exponent: f64,
 }
 
@@ -460,6 +461,7 @@ mod tests {
         assert_eq!((fit.param_count.as_str(), fit.points, fit.flop_count.as_str()), ("total", 0, ""));
         let chinchilla = fit.fits.chinchilla.as_ref().ok_or_else(|| Error::Usage("no chinchilla".into()))?;
         assert_eq!(chinchilla.params.e, 1.5);
+        assert_eq!(chinchilla.params.compute, ComputeModel::default());
         assert!(chinchilla.params.a.is_nan() && chinchilla.params.alpha.is_nan() && chinchilla.a.is_nan());
         assert_eq!(chinchilla.ci95.keys().collect::<Vec<_>>(), vec!["E"]);
         let isoflop = fit.fits.isoflop.as_ref().ok_or_else(|| Error::Usage("no isoflop".into()))?;
@@ -469,6 +471,18 @@ mod tests {
         assert_eq!((holdout.law.as_str(), holdout.held_out.len()), ("chinchilla", 1));
         assert!(holdout.held_out[0].predicted.is_nan() && holdout.max_rel_error.is_nan());
         assert!(fit.fits.frontier.is_none() && fit.fits.kaplan_n.is_none());
+        Ok(())
+    }
+
+    /// A fit that failed writes its NaN compute model as nulls (serde_json's NaN); it reads back.
+    #[test]
+    fn a_compute_model_of_nulls_reads_as_nan() -> Result<()> {
+        let text = br#"{ "fits": { "chinchilla": { "params": { "E": 0.0, "alpha": 0.19,
+            "compute": { "coefficient": null, "params_exponent": null } } } } }"#;
+        let fit = parse_fit(Path::new("fit.json"), text)?;
+        let chinchilla = fit.fits.chinchilla.ok_or_else(|| Error::Usage("no chinchilla".into()))?;
+        assert_eq!(chinchilla.params.alpha, 0.19);
+        assert!(chinchilla.params.compute.coefficient.is_nan() && chinchilla.params.compute.params_exponent.is_nan());
         Ok(())
     }
 
