@@ -160,6 +160,34 @@ fn kaplan_laws_take_fixed_parameters_and_refuse_unknown_ones() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A tied parameter that is also fixed would have two values (the tie fitted beta at alpha's
+/// 0.3 while fit.json recorded beta fixed at 0.4): a usage error naming the conflict.
+#[test]
+fn a_parameter_both_fixed_and_tied_is_a_usage_error() {
+    let dir = scratch("fit-fix-tie");
+    let mut csv = String::from("N,D,loss\n");
+    for n in [1e6f64, 3e6, 1e7, 3e7, 1e8] {
+        for d in [2e7f64, 2e8, 2e9] {
+            csv.push_str(&format!("{n},{d},{}\n", 1.69 + 406.4 / n.powf(0.34) + 410.7 / d.powf(0.28)));
+        }
+    }
+    let path = write(&dir, "points.csv", &csv);
+    let out_path = dir.join("fit.json");
+    for (fix, tie, says) in [
+        ("alpha=0.3,beta=0.4", "alpha=beta", "alpha and beta are both fixed (to 0.3 and 0.4) and tied"),
+        ("beta=0.4", "alpha=beta", "beta is both fixed (beta = 0.4) and tied (--tie alpha=beta)"),
+    ] {
+        let args = ["fit", path.to_str().unwrap(), "--law", "chinchilla", "--bootstrap", "0"];
+        let out = run(&[&args[..], &["--fix", fix, "--tie", tie, "--out", out_path.to_str().unwrap()]].concat());
+        assert_eq!(out.status.code(), Some(2), "--fix {fix} --tie {tie}: {}", stdout(&out));
+        let errors: Vec<String> = stderr(&out).lines().filter(|l| l.starts_with("error:")).map(String::from).collect();
+        assert_eq!(errors.len(), 1, "one error line: {}", stderr(&out));
+        assert!(errors[0].contains(says) && errors[0].contains("chinchilla"), "{}", errors[0]);
+        assert!(!out_path.exists(), "no fit.json from contradictory options");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_repeated_or_ambiguous_column_is_an_error_naming_both() {
     let dir = scratch("fit-repeated-column");

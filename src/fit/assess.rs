@@ -137,21 +137,56 @@ impl Span {
         }
     }
 
-    fn sizes_fix(&self) -> String {
-        format!("add model sizes above {}", number(4.0 * self.max_params))
+    pub(crate) fn sizes_fix(&self) -> String {
+        match times(4.0, self.max_params) {
+            Some(above) => format!("add model sizes above {above}"),
+            None => unrepresentable("N"),
+        }
     }
 
-    fn tokens_fix(&self) -> String {
-        format!("add token counts above {}", number(4.0 * self.max_tokens))
+    pub(crate) fn tokens_fix(&self) -> String {
+        match times(4.0, self.max_tokens) {
+            Some(above) => format!("add token counts above {above}"),
+            None => unrepresentable("D"),
+        }
     }
 
-    fn budget_fix(&self) -> String {
-        format!("add a FLOP budget above {}", number(10.0 * self.max_flops))
+    pub(crate) fn budget_fix(&self) -> String {
+        match times(10.0, self.max_flops) {
+            Some(above) => format!("add a FLOP budget above {above}"),
+            None => unrepresentable("C"),
+        }
     }
 }
 
+/// How many decades [low, high] spans (0 < low <= high), as log10(high) - log10(low), which
+/// stays finite where high / low overflows.
+pub(crate) fn decades(low: f64, high: f64) -> f64 {
+    high.log10() - low.log10()
+}
+
+/// `factor` x `largest` for a fix, written as a power of ten where the product overflows
+/// (inputs near 1e308); `None` where `largest` itself is not finite (C = 6 N D of such
+/// inputs), so that a fix never names inf or NaN.
+fn times(factor: f64, largest: f64) -> Option<String> {
+    let value = factor * largest;
+    if value.is_finite() {
+        return Some(number(value));
+    }
+    let log10 = factor.log10() + largest.log10();
+    log10.is_finite().then(|| format!("10^{log10:.1}"))
+}
+
+/// The fix where the data's largest value cannot be named: the inputs' units.
+fn unrepresentable(what: &str) -> String {
+    format!(
+        "give N, D and C in larger units: the largest {what} of the runs is not a finite 64-bit number, so no \
+         larger one can be named"
+    )
+}
+
 /// The exponent criteria: positive, below EXPONENT_MAX, interval excluding 0 and narrow.
-fn exponent(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 2]>, fix: &str) {
+pub(crate) fn exponent(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 2]>, fix: &str) {
     let fix = Some(fix.to_string());
     if !value.is_finite() || value <= 0.0 {
         assessment.not_identified(format!("{name} = {} is not positive", number(value)), fix.clone());
@@ -163,8 +198,10 @@ fn exponent(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f6
     }
     let Some(&[low, high]) = ci else { return };
     if low <= 0.0 {
+        // "includes 0" only where it does: an interval wholly below 0 is a loss that rises.
+        let relation = if high < 0.0 { "lies below 0" } else { "includes 0" };
         assessment.not_identified(
-            format!("{name}'s 95% interval [{}, {}] includes 0", number(low), number(high)),
+            format!("{name}'s 95% interval [{}, {}] {relation}", number(low), number(high)),
             fix.clone(),
         );
     }
@@ -200,7 +237,7 @@ fn allocation(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[
 }
 
 /// The scale criteria: positive and finite, interval spanning few decades.
-fn scale(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 2]>, fix: &str) {
+pub(crate) fn scale(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 2]>, fix: &str) {
     let fix = Some(fix.to_string());
     if !(value.is_finite() && value > 0.0) {
         assessment.not_identified(format!("{name} = {} is not a positive number", number(value)), fix.clone());
@@ -211,7 +248,9 @@ fn scale(assessment: &mut Assessment, name: &str, value: f64, ci: Option<&[f64; 
         assessment.not_identified(format!("{name}'s 95% interval reaches {}", number(low)), fix);
         return;
     }
-    let decades = (high / low).log10();
+    // The difference of the logarithms: high / low overflows where the interval spans more
+    // than about 308 decades (it printed "spans inf decades").
+    let decades = decades(low, high);
     let reason = |limit: f64| {
         format!(
             "{name}'s 95% interval [{}, {}] spans {decades:.2} decades (more than {limit})",

@@ -207,7 +207,59 @@ impl Constraints {
                 });
             }
         }
+        for (key, specs) in laws {
+            if let Some(conflict) = self.for_law(key, specs).conflict() {
+                return Err(FitError::InvalidOption { option: "fix/tie", message: format!("{key}: {conflict}") });
+            }
+        }
         Ok(())
+    }
+
+    /// Why one law's constraints (names unqualified, as `for_law` gives them) contradict each
+    /// other, if they do. A tie holds its follower at its leader's value, so a tied parameter
+    /// that is also fixed would have two values (`--fix alpha=0.3,beta=0.4 --tie alpha=beta`
+    /// fitted beta at 0.3 while fit.json said 0.4); a follower tied to two leaders would keep
+    /// only one tie; ties that lead round in a circle name no leader.
+    pub(crate) fn conflict(&self) -> Option<String> {
+        for (follower, leader) in &self.tied {
+            let tie = format!("--tie {follower}={leader}");
+            match (self.fixed.get(follower), self.fixed.get(leader)) {
+                (Some(f), Some(l)) => {
+                    return Some(format!(
+                        "{follower} and {leader} are both fixed (to {f} and {l}) and tied ({tie}); drop the tie or \
+                         the fix"
+                    ))
+                }
+                (Some(v), None) | (None, Some(v)) => {
+                    let name = if self.fixed.contains_key(follower) { follower } else { leader };
+                    return Some(format!(
+                        "{name} is both fixed ({name} = {v}) and tied ({tie}); to hold both at {v}, fix both \
+                         (--fix {follower}={v},{leader}={v}) and drop the tie"
+                    ));
+                }
+                (None, None) => {}
+            }
+        }
+        for (k, (follower, leader)) in self.tied.iter().enumerate() {
+            if let Some((_, other)) = self.tied[..k].iter().find(|(f, l)| f == follower && l != leader) {
+                return Some(format!(
+                    "{follower} is tied to both {other} and {leader}; tie it to one (a chain such as \
+                     {follower}={other},{other}={leader} holds all three equal)"
+                ));
+            }
+        }
+        let leader_of = |name: &str| self.tied.iter().find(|(f, _)| f == name).map(|(_, l)| l.as_str());
+        for (follower, _) in &self.tied {
+            let mut chain = vec![follower.as_str()];
+            while let Some(next) = leader_of(chain[chain.len() - 1]) {
+                if chain.contains(&next) {
+                    chain.push(next);
+                    return Some(format!("the ties {} lead round in a circle; drop one of them", chain.join(" = ")));
+                }
+                chain.push(next);
+            }
+        }
+        None
     }
 }
 
@@ -244,10 +296,18 @@ impl Mapping {
 
     /// The mapping of a law with parameters `specs` under `constraints` (names of other laws
     /// are ignored). A fixed scale parameter must be positive; a tie must join two parameters
-    /// of the same kind (both logarithmic or both not); ties may chain (alpha=beta, beta=...).
+    /// of the same kind (both logarithmic or both not); ties may chain (alpha=beta, beta=...);
+    /// a tied parameter cannot also be fixed (`Constraints::conflict`).
     pub fn new(specs: &[ParamSpec], constraints: &Constraints) -> Result<Mapping, FitError> {
         let index = |name: &str| specs.iter().position(|s| s.name == name);
         let invalid = |message: String| FitError::InvalidOption { option: "fix/tie", message };
+        let own = Constraints {
+            fixed: constraints.fixed.iter().filter(|(k, _)| index(k).is_some()).map(|(k, v)| (k.clone(), *v)).collect(),
+            tied: constraints.tied.iter().filter(|(f, l)| index(f).is_some() && index(l).is_some()).cloned().collect(),
+        };
+        if let Some(conflict) = own.conflict() {
+            return Err(invalid(conflict));
+        }
         // Resolve each parameter to the root of its tie chain.
         let mut leader: Vec<usize> = (0..specs.len()).collect();
         for (follower, lead) in &constraints.tied {
@@ -271,16 +331,13 @@ impl Mapping {
         let mut free_of_root: BTreeMap<usize, usize> = BTreeMap::new();
         for k in 0..specs.len() {
             let r = root(k).ok_or_else(|| invalid(format!("the ties of {} form a cycle", specs[k].name)))?;
-            // A fixed value anywhere in the chain fixes the whole chain.
-            let chain_value = (0..specs.len())
-                .filter(|&j| root(j) == Some(r))
-                .find_map(|j| constraints.fixed.get(specs[j].name).map(|v| (j, *v)));
-            sources[k] = match chain_value {
-                Some((j, value)) => {
-                    if specs[j].log && value <= 0.0 {
-                        return Err(invalid(format!("{} = {value} must be positive", specs[j].name)));
+            // No parameter of a tie chain is fixed (checked above): a fixed one stands alone.
+            sources[k] = match constraints.fixed.get(specs[k].name) {
+                Some(&value) => {
+                    if specs[k].log && value <= 0.0 {
+                        return Err(invalid(format!("{} = {value} must be positive", specs[k].name)));
                     }
-                    Source::Fixed(if specs[j].log { value.ln() } else { value })
+                    Source::Fixed(if specs[k].log { value.ln() } else { value })
                 }
                 None => Source::Free(*free_of_root.entry(r).or_insert_with(|| {
                     free += 1;
@@ -420,6 +477,45 @@ mod tests {
         let message = beta.check_against(&laws).unwrap_err().to_string();
         assert!(message.contains("beta") && message.contains("kaplan_n: E, alpha_N, N_c"), "{message}");
         assert!(single.check_against(&laws).is_ok());
+        Ok(())
+    }
+
+    /// A tied parameter that is also fixed would have two values; a follower with two leaders
+    /// would keep one tie; a circle of ties names no leader: each is a usage error naming it.
+    #[test]
+    fn contradictory_fixes_and_ties_are_usage_errors() -> Result<(), FitError> {
+        let given = |fix: &str, tie: &str| -> Result<Constraints, FitError> {
+            let usage = |option: &'static str| move |message| FitError::InvalidOption { option, message };
+            Ok(Constraints {
+                fixed: Constraints::parse_fixed(fix).map_err(usage("fix"))?,
+                tied: Constraints::parse_tied(tie).map_err(usage("tie"))?,
+            })
+        };
+        let laws: [(&str, &[ParamSpec]); 2] = [("chinchilla", &CHINCHILLA), ("kaplan_nd", &KAPLAN_JOINT)];
+        let refused = |fix: &str, tie: &str| -> Result<String, FitError> {
+            let constraints = given(fix, tie)?;
+            let Err(error) = constraints.check_against(&laws) else { return Ok(String::new()) };
+            assert!(matches!(error, FitError::InvalidOption { .. }), "{error}");
+            Ok(error.to_string())
+        };
+        let both = refused("alpha=0.3,beta=0.4", "alpha=beta")?;
+        assert!(both.contains("chinchilla: alpha and beta are both fixed (to 0.3 and 0.4)"), "{both}");
+        for (fix, tie, fixed) in [("alpha=0.3", "alpha=beta", "alpha"), ("beta=0.3", "alpha=beta", "beta")] {
+            let message = refused(fix, tie)?;
+            assert!(message.contains(&format!("{fixed} is both fixed ({fixed} = 0.3)")), "{message}");
+            assert!(message.contains("--fix alpha=0.3,beta=0.3"), "{message}");
+            assert!(Mapping::new(&CHINCHILLA, &given(fix, tie)?).is_err());
+        }
+        let two = refused("", "A=B,A=E")?;
+        assert!(two.contains("A is tied to both B and E"), "{two}");
+        let circle = refused("", "alpha=beta,beta=alpha")?;
+        assert!(circle.contains("alpha = beta = alpha lead round in a circle"), "{circle}");
+        // A chain, a fix beside a tie, and a fix in one law with a tie in another are fine.
+        assert_eq!(refused("alpha=0.3", "A=B,B=E")?, "");
+        assert_eq!(refused("E=1.7", "alpha=beta")?, "");
+        assert_eq!(refused("chinchilla.alpha=0.3", "kaplan_nd.alpha_N=kaplan_nd.alpha_D")?, "");
+        let chained = Mapping::new(&CHINCHILLA, &given("", "A=B,B=E")?)?;
+        assert_eq!(chained.free(), 3);
         Ok(())
     }
 

@@ -116,7 +116,7 @@ pub(crate) fn fit_single(
         if mappings.power.is_identity() {
             free_line
         } else {
-            fit_power_held(&x, &y, &mappings.power, &free_line)
+            fit_power_held(&x, &y, &vec![1.0; x.len()], &mappings.power, &free_line)
                 .ok_or_else(|| FitError::NoOptimum { law: key.to_string(), starts: 1 })?
         }
     };
@@ -130,6 +130,36 @@ pub(crate) fn fit_single(
             Values::from([("E".to_string(), e.exp()), (exponent.to_string(), a), (scale.to_string(), c.exp())])
         });
     Ok(LawFit::new(params, irreducible, None, pairs.len()))
+}
+
+/// A bootstrap refit of (X_c/X)^alpha on the law's own points (`law_points` of every run),
+/// each weighted by how often the resample drew it; a held fit starts from `start`, the
+/// full-data (alpha, log X_c). `None` where the drawn points do not determine the free
+/// parameters (one distinct X for a line).
+///
+/// L(N) and L(D) are resampled over these points, not over runs: a size's point is its lowest
+/// loss over its runs, and the lowest loss over a resample of those runs can only be higher,
+/// so every run-resampled refit moved the law the same way (with alpha_N fixed, N_c's
+/// interval started exactly at its estimate and measured how much worse a size's next-best
+/// run was, not how well the points pin the law).
+pub(crate) fn refit_power(
+    pairs: &[(f64, f64)],
+    weights: &[f64],
+    variable: Variable,
+    mapping: &Mapping,
+    start: [f64; 2],
+) -> Option<Values> {
+    let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+    let [alpha, ln_scale] = if mapping.free() == 0 {
+        start
+    } else if mapping.is_identity() {
+        let line = fit_line(&x, &y, weights)?;
+        [-line.slope, line.intercept / -line.slope]
+    } else {
+        fit_power_held(&x, &y, weights, mapping, &start)?
+    };
+    let (_, exponent, scale) = variable.names();
+    Some(Values::from([(exponent.to_string(), alpha), (scale.to_string(), ln_scale.exp())]))
 }
 
 /// log L = alpha (log X_c - log X), parameters (alpha, log X_c).
@@ -153,12 +183,11 @@ impl LogModel for Power<'_> {
     }
 }
 
-/// The power law with some of (alpha, log X_c) held: the least-squares line's values for the
-/// free ones to start from.
-fn fit_power_held(x: &[f64], y: &[f64], mapping: &Mapping, line: &[f64; 2]) -> Option<[f64; 2]> {
-    let weights = vec![1.0; x.len()];
+/// The power law on weighted points with some of (alpha, log X_c) held: `line`'s values (the
+/// least-squares line's, or the full-data fit's) for the free ones to start from.
+fn fit_power_held(x: &[f64], y: &[f64], weights: &[f64], mapping: &Mapping, line: &[f64; 2]) -> Option<[f64; 2]> {
     let model = Power { x, y };
-    let objective = LogFit { model: &model, weights: &weights, penalty: Penalty::Squared };
+    let objective = LogFit { model: &model, weights, penalty: Penalty::Squared };
     let constrained = Constrained { inner: &objective, mapping };
     let start = mapping.project(line);
     let best = minimize_from_starts(&constrained, &[start], &Settings::default())?;

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crate::fit::bootstrap::is_scale;
 use crate::fit::chinchilla;
 use crate::records::fit::{FitReport, Intervals, LawFit, Prediction, Values};
-use crate::records::verdict::Assessment;
+use crate::records::verdict::{Assessment, Verdict};
 
 /// A number with 4 significant digits, in scientific notation when very large or small.
 pub(crate) fn number(value: f64) -> String {
@@ -30,9 +30,20 @@ fn parameter_interval(ci95: &Intervals, key: &str) -> String {
     let text = interval(ci95, key);
     match ci95.get(key) {
         Some([low, high]) if is_scale(key) && *low > 0.0 && *high > 0.0 => {
-            format!("{text}  (log space, x/ {})", number((high / low).sqrt()))
+            format!("{text}  (log space, x/ {})", spread(*low, *high))
         }
         _ => text,
+    }
+}
+
+/// The factor sqrt(high / low); as a power of ten where high / low overflows (an interval of
+/// more than about 308 decades printed "x/ inf").
+pub(crate) fn spread(low: f64, high: f64) -> String {
+    let factor = (high / low).sqrt();
+    if factor.is_finite() {
+        number(factor)
+    } else {
+        format!("10^{:.1}", crate::fit::assess::decades(low, high) / 2.0)
     }
 }
 
@@ -201,34 +212,42 @@ fn kaplan_section(out: &mut String, report: &FitReport) {
     }
 }
 
-fn prediction_row(out: &mut String, name: &str, p: &Prediction) {
-    let loss = p.loss.map(number).unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "  {name:<24} N_opt {} {}  D_opt {} {}  loss {loss} {}",
+/// One approach's prediction; an approach whose law is not `identified` carries its verdict,
+/// since its prediction is no better than the law (see the verdict above).
+fn prediction_row(out: &mut String, name: &str, p: &Prediction, verdict: Verdict) {
+    let loss = match p.loss {
+        Some(loss) => format!("loss {} {}", number(loss), interval(&p.ci95, "loss")),
+        None => "loss not predicted".to_string(),
+    };
+    let label = if verdict == Verdict::Identified { String::new() } else { format!("  verdict: {verdict}") };
+    let row = format!(
+        "  {name:<24} N_opt {} {}  D_opt {} {}  {loss}",
         number(p.n_opt),
         interval(&p.ci95, "N_opt"),
         number(p.d_opt),
         interval(&p.ci95, "D_opt"),
-        interval(&p.ci95, "loss")
     );
+    let _ = writeln!(out, "{}{label}", row.trim_end());
 }
 
 fn predictions_section(out: &mut String, report: &FitReport) {
     let fits = &report.fits;
+    fn entry<'a>(prediction: Option<&'a Prediction>, assessment: &Assessment) -> Option<(&'a Prediction, Verdict)> {
+        prediction.map(|p| (p, assessment.verdict))
+    }
     let rows = [
-        ("approach 1", fits.frontier.as_ref().and_then(|f| f.prediction.as_ref())),
-        ("approach 2", fits.isoflop.as_ref().and_then(|f| f.prediction.as_ref())),
-        ("approach 3", fits.chinchilla.as_ref().and_then(|f| f.prediction.as_ref())),
+        ("approach 1", fits.frontier.as_ref().and_then(|f| entry(f.prediction.as_ref(), &f.assessment))),
+        ("approach 2", fits.isoflop.as_ref().and_then(|f| entry(f.prediction.as_ref(), &f.assessment))),
+        ("approach 3", fits.chinchilla.as_ref().and_then(|f| entry(f.prediction.as_ref(), &f.assessment))),
     ];
     let mut header = false;
     for (name, prediction) in rows {
-        let Some(p) = prediction else { continue };
+        let Some((p, verdict)) = prediction else { continue };
         if !header {
             let _ = writeln!(out, "\nCompute-optimal allocation at C = {}:", number(p.flops));
             header = true;
         }
-        prediction_row(out, name, p);
+        prediction_row(out, name, p, verdict);
     }
 }
 

@@ -195,7 +195,8 @@ fn the_headline_counts_runs_against_the_plan_when_summary_csv_lists_fewer() {
     let listed = sweep.runs.len();
     let first_item = |sweep: &crate::plot::records::Sweep| {
         let blocks = sections::headline(sweep, None, &crate::plot::records::Counting::default());
-        match blocks.iter().find_map(|b| if let document::Block::List(items) = b { Some(items.clone()) } else { None }) {
+        match blocks.iter().find_map(|b| if let document::Block::List(items) = b { Some(items.clone()) } else { None })
+        {
             Some(items) => items[0].clone(),
             None => panic!("no list in the headline: {blocks:?}"),
         }

@@ -109,10 +109,12 @@ pub(super) fn kaplan_single(fit: &LawFit, variable: Variable, data: &Dataset, sp
         Variable::Tokens => span.tokens_fix(),
         Variable::Compute => span.budget_fix(),
     };
-    if let Some(&value) = fit.params.get(exponent_name) {
+    // A fixed parameter is the user's, not a measurement: only the free ones are judged.
+    let free = |name: &str| !fit.fixed.contains_key(name);
+    if let (true, Some(&value)) = (free(exponent_name), fit.params.get(exponent_name)) {
         exponent(&mut assessment, exponent_name, value, fit.ci95.get(exponent_name), &fix);
     }
-    if let Some(&value) = fit.params.get(scale_name) {
+    if let (true, Some(&value)) = (free(scale_name), fit.params.get(scale_name)) {
         scale(&mut assessment, scale_name, value, fit.ci95.get(scale_name), &fix);
     }
     if variable == Variable::Compute {

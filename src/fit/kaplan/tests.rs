@@ -172,3 +172,26 @@ fn held_irreducible_term_recovers_the_rest() -> TestResult {
     assert!(close(with_e["N_c"], 1e8, 1e-4), "{with_e:?}");
     Ok(())
 }
+
+/// A fixed exponent gets no interval, and the scale's interval brackets its estimate. Before,
+/// L(N) was refitted on each size's lowest loss over a resample of runs, which can only be
+/// higher than over all of them: every refit moved N_c up, and its interval started exactly
+/// at the estimate (the tester's [1.862e17, 2.895e18] about 1.862e17).
+#[test]
+fn a_held_exponent_has_no_interval_and_the_scale_brackets_its_estimate() -> TestResult {
+    use crate::fit::options::{FitOptions, Law};
+    let data = Dataset::from_points("p", per_size_points(|n| (8.8e13 / n).powf(0.076), 0.01));
+    let constraints = Constraints { fixed: [("kaplan_n.alpha_N".to_string(), 0.076)].into(), ..Default::default() };
+    let options = FitOptions { law: Law::Kaplan, bootstrap: 300, constraints, ..FitOptions::default() };
+    let report = crate::fit::fit(&data, &options)?;
+    let fit = report.fits.kaplan_n.as_ref().ok_or("L(N) not fitted")?;
+    assert!(!fit.ci95.contains_key("alpha_N"), "a fixed parameter has no interval: {:?}", fit.ci95);
+    assert!(!report.table().contains("0.07600 [0.07600, 0.07600]"), "{}", report.table());
+    let estimate = fit.params["N_c"];
+    let [low, high] = *fit.ci95.get("N_c").ok_or("no interval of N_c")?;
+    assert!(low < estimate / 1.02 && high > estimate * 1.02, "[{low:e}, {high:e}] about {estimate:e}");
+    // L(D) is resampled over its points too; the free exponent of the joint law keeps its interval.
+    let free = report.fits.kaplan_nd.as_ref().ok_or("L(N, D) not fitted")?;
+    assert!(free.ci95.contains_key("alpha_N"), "{:?}", free.ci95);
+    Ok(())
+}

@@ -1,5 +1,8 @@
 //! The bootstrap of every fitted law: one warm-started refit per law, run on shared
-//! resamples, and the intervals each law's entry in fit.json gets from them.
+//! resamples of the runs, and the intervals each law's entry in fit.json gets from them.
+//! Kaplan's L(N) and L(D) are resampled over their own points instead (each size's or token
+//! count's lowest loss): a minimum over a resample of runs can only rise, which would move
+//! every refit one way (`kaplan::refit_power`). Fixed parameters get no interval.
 
 use super::{kaplan_slot, Context, WarmStarts};
 use crate::fit::assess;
@@ -7,7 +10,7 @@ use crate::fit::bootstrap::{self, Draws, Refit};
 use crate::fit::chinchilla;
 use crate::fit::data_constrained::fit_repetition_mapped;
 use crate::fit::frontier::{fit_approach1, power_at};
-use crate::fit::kaplan::{fit_joint_mapped, fit_single, Variable};
+use crate::fit::kaplan::{fit_joint_mapped, fit_single, law_points, refit_power, Variable};
 use crate::fit::regress::Line;
 use crate::records::fit::{BootstrapSummary, ChinchillaParams, FitReport, Values};
 
@@ -44,7 +47,32 @@ pub(super) fn bootstrap_all(context: &Context<'_>, report: &mut FitReport, warm:
         failures.insert(slot.key(), draws.failed);
         store_intervals(report, slot, &draws, context.opts.bootstrap);
     }
+    for variable in [Variable::Params, Variable::Tokens] {
+        if let Some(draws) = bootstrap_over_points(context, report, variable) {
+            failures.insert(variable.names().0, draws.failed);
+            store_intervals(report, Slot::Kaplan(variable), &draws, context.opts.bootstrap);
+        }
+    }
     failures
+}
+
+/// Kaplan's L(N) or L(D), resampled over the points it is fitted on (each size's or token
+/// count's lowest loss; `kaplan::refit_power` says why not over runs), on the same seed.
+fn bootstrap_over_points(context: &Context<'_>, report: &FitReport, variable: Variable) -> Option<Draws> {
+    let fit = match variable {
+        Variable::Params => report.fits.kaplan_n.as_ref(),
+        Variable::Tokens => report.fits.kaplan_d.as_ref(),
+        Variable::Compute => None,
+    }?;
+    let (_, exponent, scale) = variable.names();
+    let start = [*fit.params.get(exponent)?, fit.params.get(scale)?.ln()];
+    let pairs = law_points(context.data, &context.ones, variable);
+    let k = Variable::ALL.iter().position(|v| *v == variable)?;
+    let mapping = &context.mappings.kaplan_single[k].power;
+    let points = pairs.len();
+    let refit: Refit<'_> = Box::new(move |w| refit_power(&pairs, w, variable, mapping, start));
+    let opts = context.opts;
+    bootstrap::run(points, opts.bootstrap, opts.seed, &[refit], false).pop()
 }
 
 /// The refit of every fitted law, warm-started where the law is fitted iteratively.
@@ -60,17 +88,14 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
             Some(chinchilla_values(&fit.params, target))
         }));
     }
-    for (k, variable) in Variable::ALL.into_iter().enumerate() {
-        let fitted = match variable {
-            Variable::Params => report.fits.kaplan_n.is_some(),
-            Variable::Tokens => report.fits.kaplan_d.is_some(),
-            Variable::Compute => report.fits.kaplan_c.is_some(),
-        };
-        if fitted {
-            slots.push(Slot::Kaplan(variable));
-            let mapping = &mappings.kaplan_single[k];
-            refits.push(Box::new(move |w| fit_single(data, w, variable, mapping).ok().map(|f| f.params)));
-        }
+    // L(C) is resampled over runs: its points, the compute frontier, come from the runs'
+    // curves, many from one run. L(N) and L(D) are resampled over their points
+    // (`bootstrap_over_points`).
+    if report.fits.kaplan_c.is_some() {
+        let variable = Variable::Compute;
+        slots.push(Slot::Kaplan(variable));
+        let mapping = &mappings.kaplan_single[2];
+        refits.push(Box::new(move |w| fit_single(data, w, variable, mapping).ok().map(|f| f.params)));
     }
     if let Some(starts) = warm.kaplan_nd.as_deref() {
         slots.push(Slot::KaplanJoint);
@@ -163,6 +188,8 @@ fn store_intervals(report: &mut FitReport, slot: Slot, draws: &Draws, resamples:
         }),
         Slot::Kaplan(variable) => {
             if let Some(fit) = kaplan_slot(fits, variable).as_mut() {
+                // Fixed parameters have no interval (their refits all hold the one value).
+                ci95.retain(|key, _| !fit.fixed.contains_key(key));
                 fit.ci95 = ci95;
             }
             None

@@ -124,3 +124,92 @@ fn a_bootstrap_that_mostly_fails_is_not_identified() {
     assert_eq!(not, Verdict::NotIdentified, "{reasons:?}");
     assert!(reasons[0].contains("785 of 1000 bootstrap refits failed (more than 50%)"), "{reasons:?}");
 }
+
+/// "includes 0" is said only of an interval that does (lo <= 0 <= hi); one wholly below 0 lies
+/// below it (inc.csv's alpha [-0.01194, -0.004084] was said to include 0).
+#[test]
+fn an_exponent_interval_below_zero_is_not_said_to_include_it() {
+    use crate::fit::assess::exponent;
+    use crate::records::verdict::Assessment;
+    let reasons = |ci: [f64; 2]| {
+        let mut assessment = Assessment::identified();
+        exponent(&mut assessment, "alpha", 0.1, Some(&ci), "fix");
+        (assessment.verdict, assessment.reasons.join("; "))
+    };
+    let (verdict, below) = reasons([-0.01194, -0.004084]);
+    assert_eq!(verdict, Verdict::NotIdentified);
+    assert!(below.contains("[-0.01194, -0.004084] lies below 0") && !below.contains("includes"), "{below}");
+    let (_, across) = reasons([-0.01, 0.02]);
+    assert!(across.contains("[-0.01000, 0.02000] includes 0"), "{across}");
+    let (_, reaching) = reasons([-0.01, 0.0]);
+    assert!(reaching.contains("includes 0"), "{reaching}");
+}
+
+/// A span in decades is log10(hi) - log10(lo): hi / lo overflowed for an interval over ~308
+/// decades, and the table's factor and the reason printed inf.
+#[test]
+fn spans_beyond_the_range_of_a_float_are_counted_in_decades() {
+    use crate::fit::assess::scale;
+    use crate::records::verdict::Assessment;
+    let mut assessment = Assessment::identified();
+    scale(&mut assessment, "N_c", 6.327e72, Some(&[1.368e-191, 6.172e131]), "fix");
+    let reasons = assessment.reasons.join("; ");
+    assert!(reasons.contains("spans 322.65 decades (more than 3)"), "{reasons}");
+    assert_eq!(crate::fit::table::spread(1.368e-191, 6.172e131), "10^161.3");
+    assert_eq!(crate::fit::table::spread(1.0, 4.0), "2.000");
+}
+
+/// A fix names no inf or NaN: a threshold past the largest float is written as a power of ten,
+/// and where the data's own largest value overflowed (C = 6 N D of N near 1e206) the fix says
+/// so instead of "add a FLOP budget above inf".
+#[test]
+fn fixes_never_name_inf() {
+    use crate::fit::assess::Span;
+    let data = Dataset::from_points(
+        "huge",
+        (0..4).map(|k| point(format!("r{k}"), 2.5e307 * (1 + k) as f64, 1e107 * (1 + k) as f64, 1.0)).collect(),
+    );
+    let span = Span::of(&data);
+    assert!(span.max_flops.is_infinite());
+    let fixes = [span.sizes_fix(), span.tokens_fix(), span.budget_fix()];
+    assert_eq!(fixes[0], "add model sizes above 10^308.6");
+    assert_eq!(fixes[1], "add token counts above 1.600e108");
+    assert!(fixes[2].contains("largest C of the runs is not a finite 64-bit number"), "{}", fixes[2]);
+    assert!(fixes.iter().all(|f| !f.contains("inf") && !f.contains("NaN")), "{fixes:?}");
+}
+
+/// A prediction carries its law's verdict where the law is not identified; approach 2, which
+/// predicts no loss, says so (its row ended in a bare "loss  "); a target more than a decade
+/// outside the compute of the runs is warned about, naming their range.
+#[test]
+fn predictions_carry_their_verdict_and_extrapolation_is_warned_about() -> TestResult {
+    let points = isoflop_points(&hoffmann(), &[1e18, 1e19, 1e20, 1e21, 1e22], 9, 0.005, 2);
+    let data = Dataset::from_points("planted", points);
+    let within = FitOptions { law: Law::Chinchilla, bootstrap: 50, target_flops: Some(1e21), ..FitOptions::default() };
+    let report = crate::fit::fit(&data, &within)?;
+    let table = report.table();
+    let row = |name: &str| table.lines().find(|l| l.trim_start().starts_with(name) && l.contains("N_opt"));
+    let two = row("approach 2").ok_or("no approach 2 prediction")?;
+    assert!(two.ends_with("loss not predicted") || two.contains("loss not predicted  verdict:"), "{two}");
+    let three = row("approach 3").ok_or("no approach 3 prediction")?;
+    assert_eq!(report.fits.chinchilla.as_ref().map(|f| f.assessment.verdict), Some(Verdict::Identified));
+    assert!(!three.contains("verdict"), "an identified law's prediction is unlabelled: {three}");
+    assert!(!report.warnings.iter().any(|w| w.contains("--target-flops")), "{:?}", report.warnings);
+
+    // The smoke grid's approach 3 is not identified; 1e15 is 3 decades above its compute.
+    let smoke = Dataset::from_points("smoke", smoke_grid());
+    let beyond = FitOptions { target_flops: Some(1e15), ..within };
+    let report = crate::fit::fit(&smoke, &beyond)?;
+    let table = report.table();
+    let three = table.lines().find(|l| l.contains("approach 3") && l.contains("N_opt")).ok_or("no prediction")?;
+    assert!(three.ends_with("verdict: not identified"), "{three}");
+    let warning = report.warnings.iter().find(|w| w.contains("--target-flops")).ok_or("no extrapolation warning")?;
+    assert!(
+        warning.starts_with("--target-flops 1.000e15: 3.0 decades above the largest compute of the runs fitted (C = 7.373e9 to 1.062e12)"),
+        "{warning}"
+    );
+    let below = crate::fit::pipeline::extrapolation_warning(&smoke, 1.0).ok_or("no warning below the data")?;
+    assert!(below.starts_with("--target-flops 1.000: 9.9 decades below the smallest"), "{below}");
+    assert!(crate::fit::pipeline::extrapolation_warning(&smoke, 1e13).is_none(), "within a decade of the data");
+    Ok(())
+}
