@@ -1,5 +1,8 @@
 //! `sweeplaw plot` and `sweeplaw report`: regenerate figures and the report from the records
-//! alone, running the fit first when fit.json is missing or older than the records.
+//! alone, running the fit first when fit.json is missing or older than the records. A stale
+//! fit.json is refitted with the options it records (its holdout, `--params`, `--fix`...), so
+//! that drawing a report never quietly replaces the fit a user asked for with the defaults; one
+//! that does not record them is kept as it is, with a warning.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -7,6 +10,7 @@ use std::time::SystemTime;
 use crate::error::Error;
 use crate::fit::{fit, load_points, FitError, FitOptions};
 use crate::plot::{plot_sweep, PlotError, PlotOutput};
+use crate::records::fit::read_fit;
 use crate::report::{write_report, ReportError, ReportOutput};
 
 /// Why regenerating failed: the stage that failed keeps its own error, so the records layer's
@@ -27,8 +31,9 @@ type Result<T, E = RegenerateError> = std::result::Result<T, E>;
 
 /// What regenerating did, for the command to print.
 pub struct Regenerated {
-    /// Whether the fit was (re)run because fit.json was missing or stale.
-    pub refitted: bool,
+    /// Whether the fit was (re)run because fit.json was missing or stale, and with which
+    /// options beyond the defaults (`--holdout 3`, ...).
+    pub refitted: Option<Vec<String>>,
     pub plots: PlotOutput,
     pub report: Option<ReportOutput>,
     pub warnings: Vec<String>,
@@ -39,8 +44,9 @@ impl Regenerated {
     /// (SVG and PNG), the figures skipped and why, the report's two files.
     pub fn lines(&self, sweep_dir: &Path) -> Vec<String> {
         let mut lines = Vec::new();
-        if self.refitted {
-            lines.push(format!("fitted the laws: {}", sweep_dir.join("fit.json").display()));
+        if let Some(flags) = &self.refitted {
+            let with = if flags.is_empty() { String::new() } else { format!(" (with {})", flags.join(" ")) };
+            lines.push(format!("fitted the laws{with}: {}", sweep_dir.join("fit.json").display()));
         }
         for f in &self.plots.figures {
             lines.push(format!("figure {}: {} and {}", f.name, f.svg.display(), f.png.display()));
@@ -71,23 +77,52 @@ pub fn regenerate(sweep_dir: &Path, report: bool) -> Result<Regenerated> {
     Ok(Regenerated { refitted, plots, report, warnings })
 }
 
-/// Runs the fit with its defaults when fit.json is missing or older than summary.csv or any
-/// metrics.csv. A fit that cannot be made is a warning: the record figures are still drawn.
-fn fit_if_stale(sweep_dir: &Path, warnings: &mut Vec<String>) -> Result<bool> {
+/// Runs the fit when fit.json is missing (with the defaults of the conventions the sweep was
+/// planned in) or older than summary.csv or any metrics.csv or run.json (with the options it
+/// records). A fit.json that records no options, or one that does not parse, is kept and
+/// warned about: refitting it with the defaults would lose what it was made with. A fit that
+/// cannot be made is a warning: the record figures are still drawn. Returns the flags beyond
+/// the defaults the fit ran with, when it ran.
+fn fit_if_stale(sweep_dir: &Path, warnings: &mut Vec<String>) -> Result<Option<Vec<String>>> {
     let fit_path = sweep_dir.join("fit.json");
     let fit_time = modified(&fit_path);
     if fit_time.is_some() && fit_time >= newest_record(sweep_dir) {
-        return Ok(false);
+        return Ok(None);
     }
     let (params, flops) = crate::fit::planned_conventions(sweep_dir)?;
-    let options = FitOptions { params, flops, ..FitOptions::default() };
+    let defaults = FitOptions { params, flops, ..FitOptions::default() };
+    let options = if fit_time.is_none() {
+        defaults.clone()
+    } else {
+        let recorded = match read_fit(&fit_path) {
+            Ok(fit) => fit.and_then(|fit| fit.options),
+            Err(error) => {
+                warnings.push(format!("{error}; not refitted, and the figures that draw the fit are skipped"));
+                return Ok(None);
+            }
+        };
+        let Some(recorded) = recorded else {
+            warnings.push(format!(
+                "{} is older than the records and does not say which options it was fitted with, so it is \
+                 kept as it is: refit it with `sweeplaw fit {}` and the options you want",
+                fit_path.display(),
+                sweep_dir.display()
+            ));
+            return Ok(None);
+        };
+        FitOptions::from_settings(&recorded)?
+    };
+    let flags = options.settings().flags_beyond(&defaults.settings());
     let (dataset, load_warnings) = load_points(sweep_dir, &options)?;
     warnings.extend(load_warnings);
     match fit(&dataset, &options) {
         Ok(report) => report.write_json(&fit_path)?,
+        Err(e) if fit_time.is_some() => {
+            warnings.push(format!("{} not refitted: {e}; the figures draw it as it was", fit_path.display()))
+        }
         Err(e) => warnings.push(format!("no fit.json: {e}")),
     }
-    Ok(true)
+    Ok(Some(flags))
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {

@@ -381,6 +381,44 @@ fn reuse_trains_again_a_run_whose_corpus_changed_under_the_same_spec() {
 }
 
 #[test]
+fn a_stale_fit_json_is_refitted_with_the_options_it_records_or_else_kept() {
+    // `report` refitted a stale fit.json with the defaults, so a user's --holdout, --params or
+    // --fix vanished whenever summary.csv was rebuilt (or a checkout made it look newer).
+    let dir = scratch("sweep-stale-fit");
+    let config = write(&dir, "sweep.toml", &sweep_config("stale", ""));
+    let results = dir.join("results");
+    run_to_end(&sweep_args(&config, &results));
+    let sweep_dir = results.join("stale");
+    let sweep_arg = sweep_dir.to_str().unwrap();
+    run_to_end(&["fit", sweep_arg, "--params", "total", "--bootstrap", "0", "--seed", "3"]);
+    let fit_path = sweep_dir.join("fit.json");
+    let read_json = || -> serde_json::Value { serde_json::from_slice(&std::fs::read(&fit_path).unwrap()).unwrap() };
+    assert_eq!(read_json()["options"]["params"], "total", "fit.json records its options");
+    let make_records_newer = || {
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let summary = std::fs::File::options().write(true).open(sweep_dir.join("summary.csv")).unwrap();
+        summary.set_modified(later).unwrap();
+    };
+    make_records_newer();
+    let out = run_to_end(&["report", sweep_arg]);
+    assert!(out.contains("fitted the laws (with --params total --bootstrap 0 --seed 3)"), "{out}");
+    let refitted = read_json();
+    assert_eq!((refitted["param_count"].as_str(), refitted["options"]["seed"].as_u64()), (Some("total"), Some(3)));
+    // A fit.json from before the options were recorded is kept, with a warning.
+    let mut old = refitted.clone();
+    old.as_object_mut().unwrap().remove("options");
+    let old_text = serde_json::to_string_pretty(&old).unwrap();
+    std::fs::write(&fit_path, &old_text).unwrap();
+    make_records_newer();
+    let out = run(&["plot", sweep_arg]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("fitted the laws"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("does not say which options it was fitted with"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&fit_path).unwrap(), old_text, "the fit.json is kept as it was");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn plot_and_report_regenerate_from_the_records_alone() {
     let dir = scratch("sweep-report");
     let config = write(&dir, "sweep.toml", &sweep_config("figs", ""));

@@ -9,6 +9,7 @@ use std::str::FromStr;
 pub use crate::counting::{FlopConvention as FlopCount, ParamCount};
 use crate::fit::constraints::Constraints;
 use crate::fit::error::FitError;
+use crate::records::fit::FitSettings;
 
 /// The law family (or all of them) to fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +125,16 @@ pub enum Overfit {
     Keep,
 }
 
+impl Overfit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overfit::Auto => "auto",
+            Overfit::Drop => "drop",
+            Overfit::Keep => "keep",
+        }
+    }
+}
+
 impl FromStr for Overfit {
     type Err = FitError;
     fn from_str(text: &str) -> Result<Self, FitError> {
@@ -190,6 +201,58 @@ impl Default for FitOptions {
 }
 
 impl FitOptions {
+    /// What fit.json records of these options (all but the progress bar), so that a stale
+    /// fit.json can be refitted the way it was made.
+    pub fn settings(&self) -> FitSettings {
+        FitSettings {
+            law: self.law.as_str().to_string(),
+            params: self.params.as_str().to_string(),
+            flops: self.flops.as_str().to_string(),
+            bootstrap: self.bootstrap,
+            holdout: self.holdout,
+            target_flops: self.target_flops,
+            seed: self.seed,
+            exclude_highest_loss: self.exclude_highest_loss,
+            isoflop_window: self.isoflop_window,
+            fixed: self.constraints.fixed.clone(),
+            tied: self.constraints.tied.clone(),
+            reduce: self.reduce.as_str().to_string(),
+            overfit: self.overfit.as_str().to_string(),
+        }
+    }
+
+    /// The options a fit.json recorded; a name this build does not know is an error.
+    pub fn from_settings(settings: &FitSettings) -> Result<FitOptions, FitError> {
+        let unknown = |what: &'static str, value: &str, expected: &'static str| FitError::UnknownValue {
+            what,
+            value: value.to_string(),
+            expected,
+        };
+        let options = FitOptions {
+            law: settings.law.parse()?,
+            params: settings
+                .params
+                .parse()
+                .map_err(|_| unknown("parameter count", &settings.params, "nonembedding, total, matmul"))?,
+            flops: settings
+                .flops
+                .parse()
+                .map_err(|_| unknown("FLOP count", &settings.flops, "6n, matmul_attn, chinchilla"))?,
+            bootstrap: settings.bootstrap,
+            holdout: settings.holdout,
+            target_flops: settings.target_flops,
+            seed: settings.seed,
+            exclude_highest_loss: settings.exclude_highest_loss,
+            isoflop_window: settings.isoflop_window,
+            constraints: Constraints { fixed: settings.fixed.clone(), tied: settings.tied.clone() },
+            reduce: settings.reduce.parse()?,
+            overfit: settings.overfit.parse()?,
+            progress: false,
+        };
+        options.validate()?;
+        Ok(options)
+    }
+
     /// Checks the ranges the types cannot express.
     pub fn validate(&self) -> Result<(), FitError> {
         if let Some(target) = self.target_flops {
@@ -228,6 +291,59 @@ mod tests {
         assert!("data_constrained".parse::<Law>().is_ok());
         assert!("chinchila".parse::<Law>().is_err());
         assert!("7n".parse::<FlopCount>().is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn options_round_trip_through_what_fit_json_records() -> Result<(), FitError> {
+        let options = FitOptions {
+            law: Law::Chinchilla,
+            params: ParamCount::Total,
+            flops: FlopCount::MatmulAttn,
+            bootstrap: 200,
+            holdout: 3,
+            target_flops: Some(1e15),
+            seed: 7,
+            exclude_highest_loss: 2,
+            isoflop_window: 4,
+            constraints: Constraints {
+                fixed: [("E".to_string(), 1.5)].into_iter().collect(),
+                tied: vec![("alpha".to_string(), "beta".to_string())],
+            },
+            reduce: Reduce::Mean,
+            overfit: Overfit::Keep,
+            progress: true,
+        };
+        let json = serde_json::to_string(&options.settings())
+            .map_err(|e| FitError::InvalidOption { option: "settings", message: e.to_string() })?;
+        let settings: FitSettings = serde_json::from_str(&json)
+            .map_err(|e| FitError::InvalidOption { option: "settings", message: e.to_string() })?;
+        let back = FitOptions::from_settings(&settings)?;
+        assert_eq!(back.settings(), options.settings());
+        assert!(!back.progress, "a refit from fit.json shows no progress bar");
+        let defaults = FitOptions::default().settings();
+        assert_eq!(
+            settings.flags_beyond(&defaults),
+            [
+                "--law chinchilla",
+                "--params total",
+                "--flops matmul_attn",
+                "--bootstrap 200",
+                "--holdout 3",
+                "--target-flops 1e15",
+                "--seed 7",
+                "--exclude-highest-loss 2",
+                "--isoflop-window 4",
+                "--fix E=1.5",
+                "--tie alpha=beta",
+                "--reduce mean",
+                "--overfit keep",
+            ]
+        );
+        assert!(defaults.flags_beyond(&defaults).is_empty());
+        let mut unknown = options.settings();
+        unknown.reduce = "median".into();
+        assert!(matches!(FitOptions::from_settings(&unknown), Err(FitError::UnknownValue { .. })));
         Ok(())
     }
 

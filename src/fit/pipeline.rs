@@ -128,6 +128,7 @@ pub fn fit(dataset: &Dataset, opts: &FitOptions) -> Result<FitReport, FitError> 
         mappings: Mappings::new(opts)?,
     };
     let mut report = FitReport::new(dataset);
+    report.options = Some(opts.settings());
     let mut warm = WarmStarts::default();
     for family in families(opts.law) {
         fit_family(family, &context, &mut report, &mut warm);

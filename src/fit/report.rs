@@ -89,6 +89,7 @@ impl FitReport {
             warnings: dataset.warnings.clone(),
             reduced: dataset.reduced.clone(),
             noise_floor: dataset.noise_floor,
+            options: None,
         }
     }
 

@@ -59,6 +59,18 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
         _ => format!("{done} of {} done", crate::human::plural(listed, "run")),
     };
     let mut items = vec![format!("{counted}; regenerate with `sweeplaw report {}`", sweep.dir.display())];
+    if let Some(options) = fit.and_then(|fit| fit.report.options.as_ref()) {
+        // The command that made fit.json, with its counting conventions always spelled out:
+        // an exponent is quotable only with the N and C it was fitted in.
+        let mut defaults = crate::fit::FitOptions::default().settings();
+        defaults.params.clear();
+        defaults.flops.clear();
+        items.push(format!(
+            "fitted by `sweeplaw fit {} {}`",
+            sweep.dir.display(),
+            options.flags_beyond(&defaults).join(" ")
+        ));
+    }
     let Some(fit) = fit else {
         blocks.push(Block::List(items));
         blocks.push(Block::Paragraph("No fit.json: run `sweeplaw fit` on this directory for the fitted laws.".into()));

@@ -210,6 +210,23 @@ fn the_headline_counts_runs_against_the_plan_when_summary_csv_lists_fewer() {
 }
 
 #[test]
+fn the_headline_gives_the_fit_command_with_its_counting_conventions() {
+    let (dir, _) = isoflop_sweep("report-command");
+    let (_, _, markdown, _) = report_of(&dir.0);
+    assert!(!markdown.contains("fitted by `sweeplaw fit"), "the fixture's fit.json records no options");
+    edit_fit(&dir.0, |json| {
+        let mut settings = crate::fit::FitOptions::default().settings();
+        settings.holdout = 3;
+        settings.flops = "matmul_attn".into();
+        json["options"] = serde_json::to_value(&settings).expect("settings are JSON");
+    });
+    let (_, _, markdown, _) = report_of(&dir.0);
+    let expected =
+        format!("fitted by `sweeplaw fit {} --params nonembedding --flops matmul_attn --holdout 3`", dir.0.display());
+    assert!(markdown.contains(&expected), "{expected} not in {markdown}");
+}
+
+#[test]
 fn a_fit_json_without_verdicts_reads_as_identified() {
     let (dir, _) = isoflop_sweep("report-noverdict");
     let (_, _, markdown, _) = report_of(&dir.0);
