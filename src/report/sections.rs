@@ -181,7 +181,9 @@ pub(crate) fn plan(sweep: &Sweep, counting: &Counting) -> Vec<Block> {
     ];
     for (name, range) in ranges {
         if let Some((low, high)) = range {
-            items.push(format!("{name} from {} to {} ({:.1} decades)", count(low), count(high), (high / low).log10()));
+            // In logs: high / low overflows for ranges beyond 308 decades.
+            let decades = high.log10() - low.log10();
+            items.push(format!("{name} from {} to {} ({decades:.1} decades)", count(low), count(high)));
         }
     }
     let total_compute: f64 = done.iter().map(|(_, p)| p.flops).sum();
@@ -390,13 +392,23 @@ pub(crate) fn exponents(fit: &FitJson) -> Vec<Block> {
 }
 
 /// The compute-optimal N, D and loss at the fit's target compute (or, without one, at ten
-/// times the sweep's largest run, from approach 3's point estimate).
+/// times the sweep's largest run, from approach 3's point estimate). Each row says its law's
+/// verdict where the law is not identified; without a target, a law that is not identified
+/// recommends nothing.
 pub(crate) fn recommendation(fit: &FitJson, largest_compute: Option<f64>) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(2, "Compute-optimal recommendation".into())];
-    let predictions: Vec<(&str, Prediction)> =
+    let from = |name: &str, law: &str| {
+        let assessment = fit.assessment(law);
+        if assessment.is_identified() {
+            name.to_string()
+        } else {
+            format!("{name} ({})", assessment.verdict)
+        }
+    };
+    let predictions: Vec<(String, Prediction)> =
         [("approach 3", "chinchilla"), ("approach 2", "isoflop"), ("approach 1", "frontier")]
             .into_iter()
-            .filter_map(|(name, law)| Some((name, fit.prediction(law)?)))
+            .filter_map(|(name, law)| Some((from(name, law), fit.prediction(law)?)))
             .collect();
     let header = ["from", "C (FLOPs)", "N", "95%", "D (tokens)", "95%", "D/N", "loss (nats/token)", "95%"]
         .map(String::from)
@@ -404,17 +416,30 @@ pub(crate) fn recommendation(fit: &FitJson, largest_compute: Option<f64>) -> Vec
     if !predictions.is_empty() {
         let rows = predictions.iter().map(|(name, p)| prediction_row(name, p)).collect();
         blocks.push(Block::Table { header, rows });
+        // The fit's own warning when the target lies far outside the compute it was fitted on.
+        for warning in fit.report.warnings.iter().filter(|w| w.starts_with("--target-flops")) {
+            blocks.push(Block::Paragraph(warning.clone()));
+        }
         return blocks;
     }
     let (Some(law), Some(largest)) = (fit.chinchilla(), largest_compute) else {
         blocks.push(Block::Paragraph("No prediction: the fit has no target compute and no approach-3 law.".into()));
         return blocks;
     };
+    let assessment = fit.assessment("chinchilla");
+    if assessment.verdict == Verdict::NotIdentified {
+        blocks.push(Block::Paragraph(
+            "No recommendation: approach 3 is not identified by these data (see \"What the data do not pin \
+             down\" for what to add), so its compute-optimal N and D are not results."
+                .into(),
+        ));
+        return blocks;
+    }
     let flops = 10.0 * largest;
     let (n_opt, d_opt) = law.compute_optimal(flops);
     let prediction =
         Prediction { flops, n_opt, d_opt, loss: Some(law.predict(n_opt, d_opt)), ci95: Default::default() };
-    blocks.push(Block::Table { header, rows: vec![prediction_row("approach 3", &prediction)] });
+    blocks.push(Block::Table { header, rows: vec![prediction_row(&from("approach 3", "chinchilla"), &prediction)] });
     blocks.push(Block::Paragraph(
         "fit.json has no target budget: shown at 10× the largest run, without intervals \
          (`sweeplaw fit --target-flops C` adds bootstrap intervals)."
@@ -435,7 +460,7 @@ fn prediction_row(name: &str, p: &Prediction) -> Vec<String> {
         count(p.d_opt),
         ci("D_opt", count),
         format!("{:.1}", p.d_opt / p.n_opt),
-        p.loss.map(table_number).unwrap_or_default(),
+        p.loss.map(table_number).unwrap_or_else(|| "not predicted".into()),
         ci("loss", table_number),
     ]
 }

@@ -227,6 +227,36 @@ fn the_headline_gives_the_fit_command_with_its_counting_conventions() {
 }
 
 #[test]
+fn the_recommendation_labels_its_laws_and_a_law_not_identified_recommends_nothing_unasked() {
+    // The text sweep's report recommended N = 5.95e4 from an approach 3 labelled not identified.
+    let (dir, _) = isoflop_sweep("report-recommend");
+    let section = |markdown: &str| {
+        let start = markdown.find("## Compute-optimal recommendation").expect("the section");
+        let rest = &markdown[start + 3..];
+        rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+    };
+    edit_fit(&dir.0, |json| {
+        json["fits"]["chinchilla"]["verdict"] = "weak".into();
+        json["fits"]["isoflop"]["verdict"] = "not identified".into();
+        json["fits"]["isoflop"]["prediction"] = serde_json::json!({ "flops": 1e16, "N_opt": 1e7, "D_opt": 1.6e8 });
+    });
+    let with_target = section(&report_of(&dir.0).2);
+    assert!(with_target.contains("| approach 3 (weak) |"), "{with_target}");
+    assert!(with_target.contains("| approach 2 (not identified) |"), "{with_target}");
+    assert!(with_target.contains("| not predicted |"), "approach 2 gives no loss: {with_target}");
+    edit_fit(&dir.0, |json| {
+        json["fits"]["chinchilla"].as_object_mut().expect("an object").remove("prediction");
+        json["fits"]["isoflop"].as_object_mut().expect("an object").remove("prediction");
+    });
+    let weak = section(&report_of(&dir.0).2);
+    assert!(weak.contains("| approach 3 (weak) |") && weak.contains("10× the largest run"), "{weak}");
+    edit_fit(&dir.0, |json| json["fits"]["chinchilla"]["verdict"] = "not identified".into());
+    let not_identified = section(&report_of(&dir.0).2);
+    assert!(not_identified.contains("No recommendation: approach 3 is not identified"), "{not_identified}");
+    assert!(!not_identified.contains("| approach 3"), "{not_identified}");
+}
+
+#[test]
 fn a_fit_json_without_verdicts_reads_as_identified() {
     let (dir, _) = isoflop_sweep("report-noverdict");
     let (_, _, markdown, _) = report_of(&dir.0);
