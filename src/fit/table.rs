@@ -191,7 +191,9 @@ fn law_section(out: &mut String, title: &str, fit: &LawFit) {
     values_rows(out, &fit.params, &fit.ci95);
     constraint_rows(out, &fit.fixed, &fit.tied);
     if let Some(irreducible) = &fit.irreducible {
-        let _ = writeln!(out, "  with an irreducible term E:");
+        // A side fit, not bootstrapped: its values are point estimates, and the verdict below
+        // judges the plain law, not this form.
+        let _ = writeln!(out, "  with an irreducible term E (point estimate, no interval, not judged by the verdict):");
         values_rows(out, irreducible, &Intervals::new());
     }
     verdict_rows(out, &fit.assessment);

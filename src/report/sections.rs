@@ -292,7 +292,7 @@ fn parameter_rows(fit: &FitJson, law: &str) -> Vec<Vec<String>> {
         .map(|(name, value)| vec![name.clone(), table_number(*value), interval(fit.interval(law, name))])
         .collect();
     for (name, value) in irreducible.iter().flatten() {
-        rows.push(vec![format!("{name} (form with E)"), table_number(*value), String::new()]);
+        rows.push(vec![format!("{name} (form with E)"), table_number(*value), "point estimate, not judged".into()]);
     }
     rows
 }
