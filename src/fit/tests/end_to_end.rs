@@ -165,8 +165,9 @@ fn fit_json_has_the_documented_keys() -> TestResult {
     let keys = |value: &serde_json::Value| -> BTreeSet<String> {
         value.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
     };
-    let top = ["excluded", "fits", "flop_count", "param_count", "points", "skipped", "source", "warnings"];
+    let top = ["excluded", "fits", "flop_count", "options", "param_count", "points", "skipped", "source", "warnings"];
     assert_eq!(keys(&json), top.iter().map(|s| s.to_string()).collect());
+    assert_eq!((json["options"]["holdout"].as_u64(), json["options"]["bootstrap"].as_u64()), (Some(2), Some(5)));
     let fits = &json["fits"];
     let expected = ["chinchilla", "frontier", "holdout", "isoflop", "kaplan_c", "kaplan_d", "kaplan_n", "kaplan_nd"];
     assert_eq!(keys(fits), expected.iter().map(|s| s.to_string()).collect());
