@@ -37,5 +37,6 @@ pub mod status;
 pub mod sweep;
 pub mod train;
 pub mod tune;
+pub mod verdict;
 
 pub use error::{Error, Result};

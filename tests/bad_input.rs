@@ -178,7 +178,8 @@ fn a_target_flops_that_is_not_a_positive_number_is_a_usage_error() {
     let dir = scratch("bad-target-flops");
     let csv = write(&dir, "points.csv", "N,D,C,loss\n1e6,2e7,1.2e14,3.0\n2e6,4e7,4.8e14,2.9\n4e6,8e7,1.92e15,2.8\n");
     for value in ["0", "-1e12", "nan", "inf", "1e400"] {
-        let out = run(&["fit", csv.to_str().unwrap(), "--bootstrap", "0", "--target-flops", value]);
+        let flag = format!("--target-flops={value}");
+        let out = run(&["fit", csv.to_str().unwrap(), "--bootstrap", "0", &flag]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "--target-flops {value}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "--target-flops {value}: {err}");

@@ -157,7 +157,7 @@ pub struct CentreLaw {
     /// support the optima it predicts. Read for the plan's warning, not part of the config's
     /// identity (the law's parameters are).
     #[serde(skip)]
-    pub assessment: crate::records::verdict::Assessment,
+    pub assessment: crate::verdict::Assessment,
 }
 
 /// `[budget]`: exactly one of `tokens`, `tokens_per_param` or `flops`.

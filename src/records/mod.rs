@@ -12,7 +12,9 @@ pub mod plan;
 pub mod run;
 pub mod summary;
 pub mod tuned;
-pub mod verdict;
+/// The verdict vocabulary (a top-level module: the config's centre law carries one too, and
+/// `config` may not depend on `records`), under the name fit.json's readers have always used.
+pub use crate::verdict;
 
 pub use metrics::{parse_metrics, read_metrics, MetricsRow, MetricsWriter, METRICS_HEADER};
 pub use plan::{check_component, parse_plan, read_plan};
