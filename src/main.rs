@@ -355,6 +355,9 @@ fn cmd_tune(args: TuneArgs) -> anyhow::Result<()> {
             tune.cost.sweep_flops,
             tune.table_path.display()
         );
+        if let Some(refusal) = &tune.over_budget {
+            eprintln!("warning: {refusal}; `sweeplaw tune` refuses to train this plan");
+        }
         return Ok(());
     }
     let options = sweeplaw::tune::TuneOptions { config: args.config, results: args.results, quiet: args.quiet };

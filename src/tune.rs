@@ -38,10 +38,13 @@ pub struct TunePlan {
     /// (shape, its N, tokens, its runs' ids by lr) per tuned size.
     pub sizes: Vec<SizeRuns>,
     pub table_path: PathBuf,
+    /// Why `tune` refuses to train this plan: it would cost more than tune.max_cost_fraction of
+    /// the sweep. `tune --dry-run` still shows the runs and the cost, with this beside them.
+    pub over_budget: Option<String>,
 }
 
-/// Plans the tuning runs of the sweep at `config_path`; refuses (naming the figures) when they
-/// would cost more than tune.max_cost_fraction of the sweep.
+/// Plans the tuning runs of the sweep at `config_path`, with their cost against the sweep's
+/// (`over_budget` says why `run_tune` would refuse them).
 pub fn plan_tuning(config_path: &Path, results: &Path) -> Result<TunePlan> {
     let config = crate::plan::load_sweep_config(config_path)?;
     let bad = |m: String| Error::config(config_path, m);
@@ -99,14 +102,14 @@ pub fn plan_tuning(config_path: &Path, results: &Path) -> Result<TunePlan> {
     let tune_flops: f64 = runs.iter().map(|r| run_flops(r, convention)).sum();
     let sweep_flops = sweep.total_flops(convention);
     let cost = TuneCost { tune_flops, sweep_flops, fraction: tune_flops / sweep_flops };
-    if cost.fraction > settings.max_cost_fraction {
-        return Err(bad(format!(
+    let over_budget = (cost.fraction > settings.max_cost_fraction).then(|| {
+        format!(
             "tuning would cost {tune_flops:.3e} FLOPs, {:.1}% of the sweep's {sweep_flops:.3e} \
              (tune.max_cost_fraction = {}): lower tune.tokens_per_param, tune.sizes or tune.lrs",
             100.0 * cost.fraction,
             settings.max_cost_fraction
-        )));
-    }
+        )
+    });
     let table_path = match &config.train.tuned_table {
         Some(file) => config_path.parent().unwrap_or(Path::new(".")).join(file),
         None => results.join(tune_name(&config)).join("tuned.json"),
@@ -120,7 +123,7 @@ pub fn plan_tuning(config_path: &Path, results: &Path) -> Result<TunePlan> {
         runs,
         warnings: Vec::new(),
     };
-    Ok(TunePlan { config, plan, cost, sizes, table_path })
+    Ok(TunePlan { config, plan, cost, sizes, table_path, over_budget })
 }
 
 /// The tuning sweep's name: `<name>-tune`.
@@ -208,10 +211,30 @@ pub fn fit_table(tune: &TunePlan, sweep_dir: &Path) -> Result<TunedTable> {
         });
     }
     if sizes.is_empty() {
-        return Err(Error::Run {
-            run: tune.plan.sweep.clone(),
-            message: "no tuned size: every tuning run failed".into(),
-        });
+        // Name what the runs' records say (a scan too high diverges; one too short fails).
+        let mut statuses: Vec<String> = Vec::new();
+        for (_, id) in tune.sizes.iter().flat_map(|(_, _, _, ids)| ids) {
+            let status = RunRecord::read(&sweep_dir.join("runs").join(id).join("run.json"))
+                .map(|r| r.status.as_str().to_string())
+                .unwrap_or_else(|_| "not recorded".into());
+            statuses.push(status);
+        }
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for status in statuses {
+            match counts.iter_mut().find(|(s, _)| *s == status) {
+                Some(entry) => entry.1 += 1,
+                None => counts.push((status, 1)),
+            }
+        }
+        let counted: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        return Err(Error::record(
+            sweep_dir,
+            format!(
+                "no tuned size: no tuning run finished with a finite loss ({}); see each run's run.json, and lower \
+                 tune.lr_centre if they diverged",
+                counted.join(", ")
+            ),
+        ));
     }
     let x: Vec<f64> = sizes.iter().map(|s| (s.params as f64).ln()).collect();
     let y: Vec<f64> = sizes.iter().map(|s| s.lr_opt.ln()).collect();
@@ -248,6 +271,9 @@ pub struct TuneReport {
 /// sweep's directory).
 pub fn run_tune(options: &TuneOptions) -> Result<TuneReport> {
     let tune = plan_tuning(&options.config, &options.results)?;
+    if let Some(refusal) = tune.over_budget {
+        return Err(Error::config(&options.config, refusal));
+    }
     let sweep_options = crate::sweep::SweepOptions {
         config: options.config.clone(),
         results: options.results.clone(),

@@ -140,6 +140,13 @@ fn tuning_that_would_cost_too_much_is_refused_before_training() {
     let err = stderr(&out);
     assert!(err.contains("tuning would cost") && err.contains("tune.max_cost_fraction = 0.01"), "{err}");
     assert!(!results.exists() && !dir.join("tuned.json").exists());
+    // The dry run exists to show that cost: it prints the runs and the cost, and says it would
+    // refuse (it refused outright before, showing nothing).
+    let out = run(&["tune", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("tuning costs") && stdout(&out).contains("-lr"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("tuning would cost") && stderr(&out).contains("refuses"), "{}", stderr(&out));
+    assert!(!results.exists() && !dir.join("tuned.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

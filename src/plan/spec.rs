@@ -13,9 +13,23 @@ use crate::records::plan::{RunRole, RunSpec};
 
 impl LrRule {
     /// The learning rate the tuned rule gives a model of this shape (N under the rule's count).
+    /// A rule that gives no finite positive rate for a planned size (an exponent edited to 500
+    /// overflows) is an error naming the table, not a run that trains on an infinite lr and
+    /// a plan.json that cannot be read back.
     pub fn lr_for(&self, shape: &ModelShape) -> std::result::Result<f64, String> {
         let n = params_of(shape, &self.param_count)? as f64;
-        Ok(self.coefficient * n.powf(self.exponent))
+        let lr = self.coefficient * n.powf(self.exponent);
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!(
+                "train.tuned_table: its rule lr = {:e}·N^{} gives {} a learning rate of {lr} (N = {n}, {}), not a \
+                 finite positive number; run `sweeplaw tune` on this config again or correct the table",
+                self.coefficient,
+                self.exponent,
+                size_label(shape),
+                self.param_count
+            ));
+        }
+        Ok(lr)
     }
 }
 

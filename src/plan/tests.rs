@@ -72,6 +72,21 @@ fn c_porian() -> SweepConfig {
 }
 
 #[test]
+fn a_tuned_rule_without_a_finite_rate_for_a_planned_size_is_an_error_naming_the_table() {
+    let tuned = "hyperparameters = \"tuned\"\nbatch_size = 4\ntuned_table = \"tuned.json\"";
+    let mut sweep = config("n_layers = [1]\nd_model = [32, 64]", "tokens = [25600]", tuned);
+    let rule =
+        |exponent: f64| crate::config::LrRule { coefficient: 0.07, exponent, param_count: "nonembedding".into() };
+    sweep.train.tuned = Some(rule(-0.2));
+    let plan = expand(&sweep).expect("a sane rule plans");
+    assert!(plan.runs.iter().all(|r| r.lr.is_finite() && r.lr > 0.0));
+    // An exponent edited to 500 overflows: the plan refused nothing and a run trained on lr = inf.
+    sweep.train.tuned = Some(rule(500.0));
+    let e = expand(&sweep).expect_err("lr = inf is refused");
+    assert!(e.contains("train.tuned_table") && e.contains("inf") && e.contains("L1-d32"), "{e}");
+}
+
+#[test]
 fn porian_rule_values() {
     let plan =
         expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", "hyperparameters = \"porian\"")).unwrap();
