@@ -150,6 +150,10 @@ pub struct TrainSection {
     /// The rule read from `tuned_table` (part of the config's identity); None until tuned.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub tuned: Option<LrRule>,
+    /// The tuned sizes (`L2-d32`) whose best lr lay at the edge of their scan, read with the
+    /// rule for the plan's warning; not part of the config's identity.
+    #[serde(skip)]
+    pub tuned_at_edge: Vec<String>,
 }
 
 /// Per-size hyperparameter rules.

@@ -17,6 +17,7 @@ const LISTED: usize = 4;
 pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {
     let limits = config.checks.clone().unwrap_or_default();
     let mut warnings = centre_warnings(config);
+    warnings.extend(tuned_edge_warning(config));
     let short: Vec<String> =
         runs.iter().filter(|r| r.steps < limits.min_steps).map(|r| format!("{} ({})", r.run_id, r.steps)).collect();
     if !short.is_empty() {
@@ -89,6 +90,24 @@ fn tokens_per_param_warnings(
         }
     }
     Ok(out)
+}
+
+/// A tuned rule fitted through sizes whose best lr lay at the edge of their scan: there the
+/// optimum may lie beyond the scan, so the rule lr*(N) = c·N^γ is partly a bound, and with every
+/// size at an edge it says nothing about the optimum at all.
+fn tuned_edge_warning(config: &SweepConfig) -> Option<String> {
+    let train = &config.train;
+    if train.hyperparameters != crate::config::HyperRule::Tuned || train.tuned_at_edge.is_empty() {
+        return None;
+    }
+    let file = train.tuned_table.as_deref().unwrap_or_default();
+    let which = first_of(&train.tuned_at_edge, LISTED);
+    Some(format!(
+        "train.tuned_table = {file:?}: the best lr of {} of the tuned sizes ({which}) lay at the edge of its scan, so \
+         the rule's rates there are bounds, not optima; move tune.lr_centre towards them or raise tune.lrs, and \
+         tune again",
+        train.tuned_at_edge.len()
+    ))
 }
 
 /// A grid centred on a fit.json whose approach-3 law is not `identified`: every budget's sizes

@@ -87,6 +87,27 @@ fn a_tuned_rule_without_a_finite_rate_for_a_planned_size_is_an_error_naming_the_
 }
 
 #[test]
+fn a_tuned_rule_through_sizes_at_the_edge_of_their_scan_is_a_plan_warning() {
+    let tuned = "hyperparameters = \"tuned\"\nbatch_size = 4\ntuned_table = \"tuned.json\"";
+    let mut sweep = config("n_layers = [1]\nd_model = [32, 64]", "tokens = [25600]", tuned);
+    sweep.train.tuned =
+        Some(crate::config::LrRule { coefficient: 0.07, exponent: 0.0, param_count: "nonembedding".into() });
+    let warns = |sweep: &SweepConfig| checks::design_warnings(sweep, &expand(sweep).unwrap().runs).unwrap();
+    assert!(!warns(&sweep).iter().any(|w| w.contains("edge of its scan")), "{:?}", warns(&sweep));
+    sweep.train.tuned_at_edge = vec!["L1-d32".into(), "L1-d64".into()];
+    let warnings = warns(&sweep);
+    let edge = warnings.iter().find(|w| w.contains("edge of its scan")).expect("a warning");
+    assert!(
+        edge.contains("train.tuned_table = \"tuned.json\"") && edge.contains("2 of the tuned sizes (L1-d32, L1-d64)"),
+        "{edge}"
+    );
+    // Identity: the sizes at the edge are read with the table, not part of the config's hash.
+    let mut without = sweep.clone();
+    without.train.tuned_at_edge.clear();
+    assert_eq!(crate::plan::config_hash(&sweep), crate::plan::config_hash(&without));
+}
+
+#[test]
 fn porian_rule_values() {
     let plan =
         expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", "hyperparameters = \"porian\"")).unwrap();
