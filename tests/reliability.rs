@@ -554,3 +554,50 @@ fn fit_on_a_sweep_directory_counts_as_its_budgets_were_planned() {
     assert!(overridden.contains("N = nonembedding, C = 6n"), "{overridden}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `small_sweep` on train.bin, 20,000 u16 ids below 64 (a pattern shifted by `offset`; the last
+/// tenth held out).
+fn token_file_sweep(dir: &Path, name: &str, offset: usize) -> std::path::PathBuf {
+    let ids: Vec<u8> = (0..20_000).flat_map(|i: usize| ((((i * 7) + offset) % 64) as u16).to_le_bytes()).collect();
+    std::fs::write(dir.join("train.bin"), ids).unwrap();
+    let data = "kind = \"tokens\"\ntrain = \"train.bin\"\ndtype = \"u16\"\nvocab_size = 64\nvalidation_fraction = 0.1";
+    let text = small_sweep(name)
+        .replace("kind = \"synthetic\"\nvocab_size = 256\nn_quanta = 512", data)
+        .replace("eval_tokens = 2048", "eval_tokens = 1024");
+    assert!(text.contains("train.bin"), "{text}");
+    write(dir, "sweep.toml", &text)
+}
+
+#[test]
+fn a_run_stopped_on_one_data_file_is_not_resumed_on_another() {
+    let dir = scratch("rel-resume-changed-data");
+    let config = token_file_sweep(&dir, "resume", 0);
+    let original = read(&dir.join("train.bin"));
+    let results = dir.join("results");
+    let run_dir = results.join("resume/runs/L1-d32-D10240-s0");
+    let child = spawn_until_checkpoints(&sweep_default_stale(&config, &results), &run_dir.join("checkpoint"), 1);
+    send("-INT", &child);
+    let out = wait_within(child, Duration::from_secs(60), "the signalled sweep");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let checkpoint = newest_checkpoint(&run_dir.join("checkpoint")).expect("a checkpoint to resume from");
+    let (run_json, metrics) = (read(&run_dir.join("run.json")), read(&run_dir.join("metrics.csv")));
+    // The same number of tokens, other ids: only the file's sha256 tells them apart.
+    token_file_sweep(&dir, "resume", 1);
+    let out = run(&sweep_default_stale(&config, &results));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for needle in ["run L1-d32-D10240-s0", "other data", "token_files_sha256", "restore the data", "aside"] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert_eq!(read(&run_dir.join("run.json")), run_json, "the record is kept");
+    assert_eq!(read(&run_dir.join("metrics.csv")), metrics);
+    assert!(checkpoint.join("state.json").is_file(), "the checkpoint is kept");
+    assert!(!run_dir.join("claim.json").exists(), "nothing claimed");
+    // The data as it was: the run resumes and the sweep finishes.
+    std::fs::write(dir.join("train.bin"), original).unwrap();
+    let out = run_to_end(&sweep_default_stale(&config, &results));
+    assert!(out.contains("trained 2"), "{out}");
+    assert_eq!(statuses(&results.join("resume")), ["done", "done"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

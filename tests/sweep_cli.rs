@@ -446,3 +446,53 @@ fn plot_and_report_regenerate_from_the_records_alone() {
     assert!(stderr(&out).contains("no summary.csv"), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_evaluation_larger_than_the_validation_split_is_refused_before_anything_is_written() {
+    let dir = scratch("sweep-small-validation");
+    let ids: Vec<u8> = (0..20_000).flat_map(|i: usize| (((i * 7) % 64) as u16).to_le_bytes()).collect();
+    std::fs::write(dir.join("train.bin"), ids).unwrap();
+    let data =
+        "kind = \"tokens\"\ntrain = \"train.bin\"\ndtype = \"u16\"\nvocab_size = 64\nvalidation_fraction = 0.001";
+    let text = sweep_config("tiny-val", "").replace("kind = \"synthetic\"\nvocab_size = 256\nn_quanta = 512", data);
+    let config = write(&dir, "sweep.toml", &text);
+    let results = dir.join("results");
+    let out = run(&sweep_args(&config, &results));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for needle in ["sweep.toml", "train.eval_tokens", "the validation split holds 20 tokens"] {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+    assert!(!results.join("tiny-val").exists(), "nothing written");
+    // `plan` shows it among its checks.
+    let out = run(&["plan", config.to_str().unwrap()]);
+    let shown = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(shown.contains("`sweep` refuses this data") && shown.contains("train.eval_tokens"), "{shown}");
+    // `train` refuses its single run the same way.
+    let text = tiny_run_config("tiny-val-run", "").replace("kind = \"synthetic\"", data);
+    let config = write(&dir, "run.toml", &text);
+    let out = run(&["train", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("run.toml") && err.contains("train.eval_tokens"), "{err}");
+    assert!(!results.exists(), "nothing written");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_reuse_directory_that_is_not_a_sweep_is_refused_before_anything_is_written() {
+    let dir = scratch("sweep-reuse-missing");
+    let config = write(&dir, "sweep.toml", &sweep_config("reuse-missing", ""));
+    let results = dir.join("results");
+    let missing = dir.join("nonexistent");
+    let mut args = sweep_args(&config, &results);
+    args.extend(["--reuse", missing.to_str().unwrap()]);
+    let out = run(&args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nonexistent") && err.contains("not a sweep directory"), "{err}");
+    assert!(!results.join("reuse-missing").exists(), "nothing written");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,6 +7,7 @@ pub mod claim;
 pub mod estimate;
 mod identity;
 mod progress;
+mod resume;
 pub mod reuse;
 pub mod store;
 
@@ -56,7 +57,8 @@ pub struct SweepReport {
     pub diverged: Vec<String>,
     pub failed: Vec<(String, String)>,
     /// Wall-clock seconds of the whole sweep command, and the model FLOPs (matmul_attn) of the
-    /// runs it trained: their ratio is the sweep's aggregate model FLOP/s.
+    /// steps it trained (a resumed run counts from its checkpoint): their ratio is the sweep's
+    /// aggregate model FLOP/s.
     pub wall_s: f64,
     pub model_flops: f64,
     /// The signal that stopped the sweep early, if one did, and the runs it stopped mid-training.
@@ -98,16 +100,13 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     let device = crate::device::resolve(&config.device, &config.precision)?;
     crate::plan::memory::check_fits(&plan.runs, &device.name).map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
+    crate::train::run::check_evaluation(&plan.runs, source.as_ref()).map_err(|m| Error::config(&options.config, m))?;
     let mut warnings = plan.warnings.clone();
     warnings.extend(data_warnings(&plan, source.as_ref()));
     if options.strict && !warnings.is_empty() {
         print_warnings(&warnings);
         return Err(Error::StrictRefusal(warnings.len()));
     }
-    let store = SweepStore::open(&options.results, &plan.sweep, &config_text, &plan)?;
-    // The plan checks' warnings, once the inputs have passed their checks and before training.
-    print_warnings(&warnings);
-    reuse::reuse_from_all(&store, &plan, source.as_ref(), &options.reuse)?;
     let mine: Vec<&RunSpec> = plan
         .runs
         .iter()
@@ -115,6 +114,13 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
         .filter(|(i, _)| options.worker.is_none_or(|(w, n)| i % n == w))
         .map(|(_, r)| r)
         .collect();
+    let sweep_dir = options.results.join(&plan.sweep);
+    reuse::check_reuse_dirs(&sweep_dir, &options.reuse)?;
+    resume::check_resume_data(&sweep_dir, &plan, &mine, source.as_ref())?;
+    let store = SweepStore::open(&options.results, &plan.sweep, &config_text, &plan)?;
+    // The plan checks' warnings, once the inputs have passed their checks and before training.
+    print_warnings(&warnings);
+    reuse::reuse_from_all(&store, &plan, source.as_ref(), &options.reuse)?;
     let started = std::time::Instant::now();
     let progress = SweepProgress::new(&plan, options.quiet);
     let slots = options.runs_per_device.max(1);
@@ -174,7 +180,12 @@ pub fn local_data_warnings(config: &SweepConfig, plan: &Plan) -> Result<Vec<Stri
         return Ok(Vec::new());
     }
     let source = config.data.build_source()?;
-    Ok(data_warnings(plan, source.as_ref()))
+    let mut warnings = data_warnings(plan, source.as_ref());
+    // `sweep` refuses this data; `plan` shows why, with the other checks.
+    if let Err(message) = crate::train::run::check_evaluation(&plan.runs, source.as_ref()) {
+        warnings.insert(0, format!("`sweep` refuses this data: {message}"));
+    }
+    Ok(warnings)
 }
 
 /// Each warning on its own line of stderr.
@@ -203,7 +214,8 @@ struct Worker<'a> {
 
 /// What became of one attempt at a run.
 enum Attempt {
-    /// Trained to its end here: the status and the run's model FLOPs (matmul_attn).
+    /// Trained to its end here: the status and the model FLOPs (matmul_attn) of the steps this
+    /// process trained (after the checkpoint it resumed from, if any).
     Finished(RunStatus, f64),
     AlreadyFinished,
     /// Held by a live worker (named, with the time since its heartbeat), or a branch whose
@@ -325,7 +337,7 @@ impl Worker<'_> {
         let attempt = match outcome {
             Ok(end) => {
                 self.clean_checkpoints(spec, &run_dir);
-                Attempt::Finished(end.status, end.result.map_or(0.0, |r| r.flops_matmul_attn))
+                Attempt::Finished(end.status, end.flops_trained_here)
             }
             Err(Error::ClaimLost { .. }) => Attempt::Waiting(None),
             Err(Error::Interrupted { signal, step, checkpoint, .. }) => {

@@ -59,12 +59,7 @@ pub fn reuse_from_all(store: &SweepStore, plan: &Plan, source: &dyn TokenSource,
 /// Copies into `store` every finished run of the sweep directory `from` that `plan` has and this
 /// store does not, where the run's spec and data are this plan's (module docs).
 pub fn reuse_finished(store: &SweepStore, plan: &Plan, source: &dyn TokenSource, from: &Path) -> Result<Reused> {
-    if !from.join("runs").is_dir() {
-        return Err(Error::config(from, "--reuse: not a sweep directory (it has no runs/ folder)"));
-    }
-    if same_directory(from, &store.dir) {
-        return Err(Error::config(from, "--reuse: this is the sweep's own results directory"));
-    }
+    check_reuse_dir(&store.dir, from)?;
     let mut reused = Reused::default();
     for spec in plan.runs.iter().filter(|s| matches!(s.role, RunRole::Independent)) {
         let path = from.join("runs").join(&spec.run_id).join("run.json");
@@ -81,6 +76,22 @@ pub fn reuse_finished(store: &SweepStore, plan: &Plan, source: &dyn TokenSource,
         }
     }
     Ok(reused)
+}
+
+/// Each `--reuse` directory must be another sweep's directory: checked before the sweep writes
+/// anything into `sweep_dir`, so a mistyped path leaves no half-made results directory.
+pub fn check_reuse_dirs(sweep_dir: &Path, dirs: &[PathBuf]) -> Result<()> {
+    dirs.iter().try_for_each(|from| check_reuse_dir(sweep_dir, from))
+}
+
+fn check_reuse_dir(sweep_dir: &Path, from: &Path) -> Result<()> {
+    if !from.join("runs").is_dir() {
+        return Err(Error::config(from, "--reuse: not a sweep directory (it has no runs/ folder)"));
+    }
+    if same_directory(from, sweep_dir) {
+        return Err(Error::config(from, "--reuse: this is the sweep's own results directory"));
+    }
+    Ok(())
 }
 
 /// The record at `path` when it is `spec`'s run finished on the data `source` gives it now, else

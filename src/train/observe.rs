@@ -28,6 +28,10 @@ pub struct RunEnd {
     pub status: RunStatus,
     pub reason: Option<String>,
     pub result: Option<RunResult>,
+    /// Model FLOPs (matmul_attn) of the steps this call trained: the whole run's from scratch,
+    /// only those after the checkpoint when it resumed (what a sweep's FLOP/s divides by its
+    /// own wall time).
+    pub flops_trained_here: f64,
 }
 
 pub trait RunObserver {

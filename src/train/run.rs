@@ -233,7 +233,8 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         }
     }
     let wall_s = elapsed_before + started.elapsed().as_secs_f64();
-    let mut end = finish(flops_per_token, last, last_val, stop, wall_s);
+    let tokens_before = first_step * (spec.batch_size * spec.shape.seq_len) as u64;
+    let mut end = finish(flops_per_token, last, last_val, stop, wall_s, tokens_before);
     if let (Some(result), Some(unique)) = (end.result.as_mut(), source.unique_tokens()) {
         result.epochs = Some(crate::counting::epochs(result.tokens, unique));
     }
@@ -276,6 +277,27 @@ fn run_source<'a>(spec: &RunSpec, source: &'a dyn TokenSource) -> Result<Option<
         (None, None) => return Ok(None),
     };
     Ok(Some(crate::data::limit_unique(source, limit, spec.shape.seq_len, spec.seed)?))
+}
+
+/// Refuses runs whose evaluation the data cannot hold: each (eval_sequences, seq_len) of `runs`
+/// checked against the validation split of a finite source (text, token files, hub data), so
+/// that `sweep` and `train` say so before writing anything instead of recording the run
+/// `failed` (and the config, once fixed, being refused as another's). The message names
+/// `train.eval_tokens` and the split's size. Synthetic data generates any validation set.
+pub fn check_evaluation(runs: &[RunSpec], source: &dyn TokenSource) -> std::result::Result<(), String> {
+    if source.unique_tokens().is_none() {
+        return Ok(());
+    }
+    let mut checked: Vec<(usize, usize)> = Vec::new();
+    for spec in runs {
+        let key = (spec.eval_sequences, spec.shape.seq_len);
+        if checked.contains(&key) {
+            continue;
+        }
+        checked.push(key);
+        source.validation_set(key.0, key.1).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Saves a rotating checkpoint every `checkpoint_every_steps` (keeping the newest two) and, for a
@@ -365,6 +387,7 @@ fn finish(
     last_val: Option<f64>,
     stop: Option<String>,
     wall_s: f64,
+    tokens_before: u64,
 ) -> RunEnd {
     let result = last.map(|r| RunResult {
         steps: r.step,
@@ -380,7 +403,8 @@ fn finish(
         epochs: None,
     });
     let status = if stop.is_some() { RunStatus::Diverged } else { RunStatus::Done };
-    RunEnd { status, reason: stop, result }
+    let tokens_here = result.as_ref().map_or(0.0, |r| r.tokens.saturating_sub(tokens_before) as f64);
+    RunEnd { status, reason: stop, result, flops_trained_here: flops_per_token.matmul_attn * tokens_here }
 }
 
 /// (inputs, targets) as u32 tensors of shape (B, T) on the run's device.
@@ -412,4 +436,55 @@ pub fn evaluate(model: &Model, validation: &ValidationSet, chunk: usize, device:
         start += rows;
     }
     Ok(total / v.batch_size as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context<'a>(
+        source: &'a dyn TokenSource,
+        device: &'a ComputeDevice,
+        checkpoint_dir: &Path,
+        start_points: Vec<StartPoint>,
+    ) -> RunContext<'a> {
+        RunContext {
+            source,
+            device,
+            observers: Vec::new(),
+            checkpoint_dir: Some(checkpoint_dir.to_path_buf()),
+            start_points,
+        }
+    }
+
+    #[test]
+    fn a_resumed_run_counts_only_the_flops_of_the_steps_it_trained() {
+        let dir = crate::data::text::tests::TempDir::new("resume-flops");
+        let config_path = dir.0.join("sweep.toml");
+        std::fs::write(
+            &config_path,
+            "name = \"f\"\ndevice = \"cpu\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\nn_quanta = 512\n\
+             [model]\nseq_len = 16\nhead_dim = 8\n[grid]\nn_layers = [1]\nd_model = [16]\n[budget]\n\
+             tokens = [1280]\n[train]\nbatch_size = 4\nlr = 1e-3\neval_tokens = 64\ncheckpoint_every_tokens = 256\n",
+        )
+        .unwrap();
+        let (config, plan) = crate::sweep::load_plan(&config_path).unwrap();
+        let spec = &plan.runs[0];
+        assert_eq!((spec.steps, spec.checkpoint_every_steps), (20, 4));
+        let source = config.data.build_source().unwrap();
+        let device = crate::device::resolve("cpu", "auto").unwrap();
+        let checkpoints = dir.0.join("checkpoint");
+        let whole = train(spec, context(source.as_ref(), &device, &checkpoints, Vec::new())).unwrap();
+        let whole_flops = whole.result.as_ref().unwrap().flops_matmul_attn;
+        assert_eq!(whole.flops_trained_here, whole_flops, "from scratch: every step");
+        // The newest rotating checkpoint is after step 16 of 20: resuming trains the last 4.
+        let newest = rotating_checkpoints(&checkpoints)[0].clone();
+        assert!(newest.ends_with("step-0000000016"), "{}", newest.display());
+        let point = StartPoint { checkpoint: newest, metrics: dir.0.join("metrics.csv") };
+        let resumed = train(spec, context(source.as_ref(), &device, &checkpoints, vec![point])).unwrap();
+        assert_eq!(resumed.result.as_ref().unwrap().flops_matmul_attn, whole_flops, "the run's own total");
+        let per_token = spec.shape.flops_per_token().matmul_attn;
+        assert_eq!(resumed.flops_trained_here, per_token * (4 * 4 * 16) as f64);
+        let _ = std::fs::remove_dir_all(&dir.0);
+    }
 }
