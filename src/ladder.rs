@@ -12,6 +12,15 @@
 //! `law-rung<K>.json` (fit.json of the law fitted to rungs 1..K, which centres rung K+1), and
 //! `ladder.json`. Rerunning the same command resumes: finished runs are skipped and predictions
 //! already written are kept as they were made, before their rung trained.
+//!
+//! A forecast carries the verdict of the law it comes from (law-rung<K>.json's approach 3),
+//! merged with its own fit's findings. Leaving out the bootstrap must never improve a verdict:
+//! a law's intervals are among its criteria (an alpha whose 95% interval spans 20 is `not
+//! identified`), and a fit without resamples cannot see them and calls the law only `weak`. So
+//! law-rung<K>.json is always bootstrapped: with `--bootstrap` resamples, or with fit's default
+//! (1000) under `--bootstrap 0`, which leaves out only the forecasts' own intervals; such a
+//! forecast is then at best `weak` (its intervals were not checked), as every `fit --bootstrap 0`
+//! verdict is, and a law that is `not identified` stays so.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::fit::{fit, load_points, Dataset, FitOptions, FitReport, Law, ParamCount};
 use crate::plan::expand;
 use crate::sweep::{run_plan, SweepOptions, SweepReport};
+use crate::verdict::Assessment;
 
 /// The version of ladder.json's layout.
 pub const LADDER_VERSION: u32 = 1;
@@ -35,7 +45,8 @@ pub struct LadderOptions {
     pub rungs: usize,
     /// Each rung's budgets are the previous rung's times this.
     pub step: f64,
-    /// Bootstrap resamples behind each prediction's interval.
+    /// Bootstrap resamples behind each prediction's interval (0: none) and each law-rung<K>.json
+    /// (0: fit's default, since the law's verdict reads its intervals).
     pub bootstrap: usize,
     pub quiet: bool,
 }
@@ -173,6 +184,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         progress: false,
         ..FitOptions::default()
     };
+    let law_options = law_options(&fit_options);
     for rung in 1..=options.rungs {
         let scale = options.step.powi(rung as i32 - 1);
         let budgets: Vec<f64> = base_budgets.iter().map(|b| b * scale).collect();
@@ -180,9 +192,12 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         config.name = format!("rung{rung}");
         config.budget.flops = Some(budgets.clone());
         let mut centred_on = None;
+        // The verdict of the law that centres this rung and predicts it (law-rung<K-1>.json).
+        let mut law_verdict = Assessment::identified();
         if rung > 1 {
             let law_path = dir.join(format!("law-rung{}.json", rung - 1));
             let law = CentreLaw::read(&law_path).map_err(|m| Error::record(&law_path, m))?;
+            law_verdict = law.assessment.clone();
             config.grid.centre = Some(law_path.display().to_string());
             config.grid.centre_law = Some(law);
             config.grid.n_layers = Vec::new();
@@ -203,7 +218,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         // The forecast, written down before the rung trains and never rewritten afterwards.
         if rung > 1 && record.rungs[index].predictions.is_empty() {
             let earlier = cumulative(&dir, rung - 1, &fit_options)?;
-            record.rungs[index].predictions = predict(&earlier, &budgets, rung - 1, &fit_options)?;
+            record.rungs[index].predictions = predict(&earlier, &budgets, rung - 1, &fit_options, &law_verdict)?;
         }
         write_record(&record_path, &record)?;
         let config_path = dir.join(format!("rung{rung}.toml"));
@@ -238,7 +253,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         }
         // The law through this rung: it centres the next rung and is measured against this one.
         let through = cumulative(&dir, rung, &fit_options)?;
-        let law = fit(&through, &fit_options).map_err(|e| Error::record(&report.sweep_dir, e.to_string()))?;
+        let law = fit(&through, &law_options).map_err(|e| Error::record(&report.sweep_dir, e.to_string()))?;
         let law_path = dir.join(format!("law-rung{rung}.json"));
         law.write_json(&law_path).map_err(|e| Error::record(&law_path, e.to_string()))?;
         let this_rung = load_rung(&dir, rung, &fit_options)?;
@@ -247,6 +262,21 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         write_record(&record_path, &record)?;
     }
     Ok(LadderOutcome { dir, record, stopped: None })
+}
+
+/// The options of law-rung<K>.json: the forecasts' own, but never without a bootstrap, since
+/// the law's verdict (which labels the next rung's forecasts) reads its intervals.
+fn law_options(fit_options: &FitOptions) -> FitOptions {
+    let bootstrap = if fit_options.bootstrap == 0 { FitOptions::default().bootstrap } else { fit_options.bootstrap };
+    FitOptions { bootstrap, ..fit_options.clone() }
+}
+
+/// A forecast's verdict: the worse of its predicting law's (`law`, bootstrapped) and its own
+/// fit's (`own`), with the reasons of both.
+fn forecast_verdict(law: &Assessment, own: &Assessment) -> Assessment {
+    let mut verdict = law.clone();
+    verdict.merge(own);
+    verdict
 }
 
 /// A rung's finished runs as fit points.
@@ -273,12 +303,14 @@ fn cumulative(dir: &Path, through: usize, options: &FitOptions) -> Result<Datase
     Ok(data)
 }
 
-/// The law fitted to `data` (rungs 1..=`fitted_on_rungs`), predicted at each of `budgets`.
+/// The law fitted to `data` (rungs 1..=`fitted_on_rungs`), predicted at each of `budgets`;
+/// each forecast carries `law_verdict`, the verdict of that law's law-rung<K>.json, as well.
 fn predict(
     data: &Dataset,
     budgets: &[f64],
     fitted_on_rungs: usize,
     options: &FitOptions,
+    law_verdict: &Assessment,
 ) -> Result<Vec<BudgetPrediction>> {
     let mut predictions = Vec::new();
     for &flops in budgets {
@@ -292,14 +324,15 @@ fn predict(
             )));
         };
         let Some(prediction) = law.prediction.as_ref() else { continue };
+        let verdict = forecast_verdict(law_verdict, &law.assessment);
         predictions.push(BudgetPrediction {
             flops,
             n_opt: prediction.n_opt,
             n_opt_ci95: prediction.ci95.get("N_opt").map(|&[lo, hi]| (lo, hi)),
             loss: prediction.loss.unwrap_or(f64::NAN),
             loss_ci95: prediction.ci95.get("loss").map(|&[lo, hi]| (lo, hi)),
-            verdict: law.assessment.verdict.to_string(),
-            reasons: law.assessment.reasons.clone(),
+            verdict: verdict.verdict.to_string(),
+            reasons: verdict.reasons,
             fitted_on_rungs,
         });
     }
@@ -442,6 +475,23 @@ mod tests {
             n_opt_inside: None,
             loss_inside: None,
         }
+    }
+
+    #[test]
+    fn a_forecast_without_a_bootstrap_keeps_its_laws_worse_verdict() {
+        let mut law = Assessment::identified();
+        law.not_identified("alpha's 95% interval spans 21.45 (more than 1)", None);
+        let mut own = Assessment::identified();
+        own.weak("no bootstrap (--bootstrap 0): the intervals were not checked", None);
+        let verdict = forecast_verdict(&law, &own);
+        assert_eq!(verdict.verdict, crate::verdict::Verdict::NotIdentified);
+        assert_eq!(verdict.reasons.len(), 2, "{:?}", verdict.reasons);
+        // An identified law still leaves an unbootstrapped forecast at best weak.
+        let verdict = forecast_verdict(&Assessment::identified(), &own);
+        assert_eq!(verdict.verdict, crate::verdict::Verdict::Weak);
+        let options = FitOptions { bootstrap: 0, ..FitOptions::default() };
+        assert_eq!(law_options(&options).bootstrap, FitOptions::default().bootstrap);
+        assert_eq!(law_options(&FitOptions { bootstrap: 40, ..options }).bootstrap, 40);
     }
 
     #[test]

@@ -5,9 +5,16 @@
 //! after failures or time limits trains only what is missing.
 //!
 //! The sweep directory is opened here, before submission: sweep.toml and plan.json are written
-//! (a directory of another config is refused now rather than in every task), and the tasks read
-//! the copy `<results>/<name>/sweep.toml`, so editing the original config later cannot split a
-//! sweep between two configs.
+//! (a directory of another config is refused now rather than in every task). The tasks run the
+//! original config by its absolute path, not the directory's copy `<results>/<name>/sweep.toml`:
+//! a config's relative paths (`data.files`, `data.cache_dir`, `train.tuned_table`,
+//! `grid.centre`, ...) are resolved against the folder of the file read, and those of the copy
+//! would point inside the results directory. Editing the original config later still cannot
+//! split a sweep between two configs: each task opens the directory with the config's hash, and
+//! a config that differs from the one planned is refused there, as `sweep` refuses it.
+//!
+//! The values that go into `#SBATCH` lines are checked here (a Slurm time format, at least one
+//! CPU), so a mistake is a usage error now rather than a job Slurm rejects or never starts.
 
 use std::path::{Path, PathBuf};
 
@@ -64,19 +71,9 @@ pub struct SlurmScript {
 
 /// Plans the sweep, opens its directory and writes the sbatch script.
 pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
+    check_options(options)?;
     let (config, plan) = load_plan(&options.config)?;
     let workers = options.workers.unwrap_or(plan.runs.len());
-    if workers == 0 {
-        return Err(Error::Usage("--workers must be at least 1".into()));
-    }
-    for (flag, value) in [("--partition", &options.partition), ("--time", &options.time)] {
-        if let Some(value) = value {
-            check_sbatch_value(flag, value)?;
-        }
-    }
-    if !(options.stale_after > 0.0) {
-        return Err(Error::Usage("--stale-after must be a positive number of seconds".into()));
-    }
     let results = absolute(&options.results)?;
     check_plain_path("--results", &results)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
@@ -92,7 +89,7 @@ pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
         runs: plan.runs.len(),
         workers: workers.min(plan.runs.len()),
         binary: absolute(&options.binary)?,
-        config: store.dir.join("sweep.toml"),
+        config: absolute(&options.config)?,
         results,
         log_dir,
         gpus_per_task: options.gpus_per_task,
@@ -147,6 +144,66 @@ pub fn render(job: &JobArray) -> String {
     s
 }
 
+/// The flags that do not depend on the config: usage errors, before anything is read.
+fn check_options(options: &SlurmOptions) -> Result<()> {
+    if options.workers == Some(0) {
+        return Err(Error::Usage("--workers must be at least 1".into()));
+    }
+    if options.cpus_per_task == Some(0) {
+        return Err(Error::Usage("--cpus-per-task must be at least 1 (leave it out to take Slurm's default)".into()));
+    }
+    for (flag, value) in [("--partition", &options.partition), ("--time", &options.time)] {
+        if let Some(value) = value {
+            check_sbatch_value(flag, value)?;
+        }
+    }
+    if let Some(time) = &options.time {
+        check_time(time)?;
+    }
+    if !(options.stale_after > 0.0) {
+        return Err(Error::Usage("--stale-after must be a positive number of seconds".into()));
+    }
+    Ok(())
+}
+
+/// A Slurm time limit in one of the formats sbatch accepts: minutes, MM:SS, HH:MM:SS, D-HH,
+/// D-HH:MM, D-HH:MM:SS (or UNLIMITED / INFINITE). Minutes and seconds after the first field
+/// are below 60, and hours after a day count below 24.
+fn check_time(time: &str) -> Result<()> {
+    let bad = || {
+        Error::Usage(format!(
+            "--time {time:?}: not a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, e.g. 2:00:00 or 1-12)"
+        ))
+    };
+    if ["unlimited", "infinite"].contains(&time.to_ascii_lowercase().as_str()) {
+        return Ok(());
+    }
+    let number = |field: &str| -> Option<u64> {
+        let digits = !field.is_empty() && field.len() <= 9 && field.bytes().all(|b| b.is_ascii_digit());
+        if digits {
+            field.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (days, clock) = match time.split_once('-') {
+        Some((days, clock)) => (Some(number(days).ok_or_else(bad)?), clock),
+        None => (None, time),
+    };
+    let fields: Vec<u64> = clock.split(':').map(number).collect::<Option<_>>().ok_or_else(bad)?;
+    // With days the fields are hours[:minutes[:seconds]]; without, minutes[:seconds] or
+    // hours:minutes:seconds, whose first field has no bound.
+    let first = if days.is_some() { 24 } else { u64::MAX };
+    let bounds = [first, 60, 60];
+    if fields.len() > bounds.len() {
+        return Err(bad());
+    }
+    if fields.iter().zip(bounds).any(|(&value, bound)| value >= bound) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 /// `text` in single quotes for a POSIX shell.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -187,7 +244,7 @@ mod tests {
             runs: 8,
             workers: 4,
             binary: "/opt/sweeplaw/bin/sweeplaw".into(),
-            config: "/shared/results/smoke/sweep.toml".into(),
+            config: "/home/me/configs/smoke.toml".into(),
             results: "/shared/results".into(),
             log_dir: "/shared/results/smoke/slurm".into(),
             gpus_per_task: 1,
@@ -211,7 +268,7 @@ mod tests {
                         #SBATCH --output=/shared/results/smoke/slurm/%A_%a.out\n\
                         set -euo pipefail\n\
                         SWEEPLAW=\"${SWEEPLAW:-/opt/sweeplaw/bin/sweeplaw}\"\n\
-                        exec \"$SWEEPLAW\" sweep '/shared/results/smoke/sweep.toml' --results '/shared/results' \
+                        exec \"$SWEEPLAW\" sweep '/home/me/configs/smoke.toml' --results '/shared/results' \
                         --worker \"$SLURM_ARRAY_TASK_ID/4\" --stale-after 120 --quiet\n";
         assert!(text.starts_with("#!/bin/bash\n# Written by `sweeplaw slurm` for sweep smoke (8 runs, 4 array tasks)"));
         assert!(text.ends_with(expected), "{text}");
@@ -240,5 +297,41 @@ mod tests {
         }
         assert!(check_plain_path("--results", Path::new("/a b")).is_err());
         assert!(check_plain_path("--results", Path::new("/shared/results")).is_ok());
+    }
+
+    #[test]
+    fn time_limits_take_slurms_formats_only() {
+        for good in
+            ["30", "0", "90:30", "2:00:00", "100:00:00", "1-12", "1-12:30", "1-00:00:00", "UNLIMITED", "infinite"]
+        {
+            assert!(check_time(good).is_ok(), "{good:?}");
+        }
+        for bad in
+            ["banana", "", "1h", "2:00:00:00", "1:60", "1:00:60", "1-24", "1-", "-1", ":30", "1::00", "1-2-3", "1.5"]
+        {
+            let err = check_time(bad).expect_err(bad).to_string();
+            assert!(err.contains("--time") && err.contains("HH:MM:SS") && !err.contains('\n'), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn impossible_resources_are_refused_before_the_config_is_read() {
+        let options = SlurmOptions {
+            config: "/nonexistent/sweep.toml".into(),
+            results: "/nonexistent/results".into(),
+            workers: None,
+            gpus_per_task: 0,
+            cpus_per_task: Some(0),
+            partition: None,
+            time: None,
+            out: None,
+            binary: "/bin/true".into(),
+            stale_after: 120.0,
+            reuse: Vec::new(),
+        };
+        let err = write_script(&options).unwrap_err().to_string();
+        assert!(err.contains("--cpus-per-task must be at least 1"), "{err}");
+        let options = SlurmOptions { cpus_per_task: Some(4), time: Some("banana".into()), ..options };
+        assert!(write_script(&options).unwrap_err().to_string().contains("--time \"banana\""));
     }
 }

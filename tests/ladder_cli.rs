@@ -76,6 +76,71 @@ fn a_ladder_predicts_each_rung_before_training_it_and_resumes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// 0 identified, 1 weak, 2 not identified.
+fn rank(verdict: &serde_json::Value) -> usize {
+    let verdict = verdict.as_str().unwrap_or_default();
+    ["identified", "weak", "not identified"].iter().position(|v| *v == verdict).unwrap_or_else(|| panic!("{verdict}"))
+}
+
+#[test]
+fn leaving_out_the_bootstrap_never_improves_a_forecasts_verdict() {
+    let dir = scratch("ladder-no-bootstrap");
+    let config = write(&dir, "l.toml", &ladder_config("nob", "flops = [3e8, 1e9]", CENTRED));
+    let results = dir.join("results");
+    let climbed = run(&[
+        "ladder",
+        config.to_str().unwrap(),
+        "--rungs",
+        "2",
+        "--step",
+        "3",
+        "--bootstrap",
+        "0",
+        "--quiet",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(climbed.status.success(), "{}", stderr(&climbed));
+    let ladder = results.join("nob-ladder");
+    let read = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    // What a bootstrapped fit of rung 1 says of approach 3: the forecast may not be labelled better.
+    let oracle = dir.join("rung1-fit.json");
+    let out = run(&[
+        "fit",
+        ladder.join("rung1").to_str().unwrap(),
+        "--law",
+        "chinchilla",
+        "--bootstrap",
+        "200",
+        "--out",
+        oracle.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let oracle = &read(&oracle)["fits"]["chinchilla"];
+    let law_json = read(&ladder.join("law-rung1.json"));
+    let law = &law_json["fits"]["chinchilla"];
+    let record = read(&ladder.join("ladder.json"));
+    let predictions = record["rungs"][1]["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 2);
+    for prediction in predictions {
+        let verdict = rank(&prediction["verdict"]);
+        assert!(verdict >= rank(&oracle["verdict"]), "{} better than {}", prediction["verdict"], oracle["verdict"]);
+        assert!(verdict >= rank(&law["verdict"]).max(1), "{prediction}");
+        for reason in law["reasons"].as_array().unwrap() {
+            assert!(prediction["reasons"].as_array().unwrap().contains(reason), "{reason} missing: {prediction}");
+        }
+        assert!(prediction["loss_ci95"].is_null(), "no interval without a bootstrap: {prediction}");
+    }
+    // The law that predicts rung 2 is bootstrapped all the same: its verdict reads its intervals.
+    assert_eq!(law_json["options"]["bootstrap"], 1000, "{}", law_json["options"]);
+    let table = stdout(&climbed);
+    let label = format!("came from a law that is {}", predictions[0]["verdict"].as_str().unwrap());
+    assert!(table.contains(&label), "{table}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_ladder_refuses_what_it_cannot_climb() {
     let dir = scratch("ladder-bad");

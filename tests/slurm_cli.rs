@@ -40,9 +40,9 @@ fn the_script_runs_the_sweep_workers_as_an_array_over_the_shared_results() {
         "#SBATCH --time=1:00:00".to_string(),
         format!("#SBATCH --output={}/slurm/%A_%a.out", sweep_dir.display()),
         format!(
-            "exec \"$SWEEPLAW\" sweep '{}/sweep.toml' --results '{}' --worker \"$SLURM_ARRAY_TASK_ID/3\" \
+            "exec \"$SWEEPLAW\" sweep '{}' --results '{}' --worker \"$SLURM_ARRAY_TASK_ID/3\" \
              --stale-after 120 --quiet",
-            sweep_dir.display(),
+            config.display(),
             results.display()
         ),
     ] {
@@ -54,6 +54,67 @@ fn the_script_runs_the_sweep_workers_as_an_array_over_the_shared_results() {
     let out = run(&["slurm", other.to_str().unwrap(), "--results", results.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("belongs to another config"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs array task `task` of `script` as Slurm would start it, from another working directory.
+fn run_task(script: &Path, task: usize) -> std::process::Output {
+    Command::new("bash")
+        .arg(script)
+        .current_dir("/")
+        .env("SLURM_ARRAY_TASK_ID", task.to_string())
+        .env("SWEEPLAW", env!("CARGO_BIN_EXE_sweeplaw"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_tasks_find_the_files_the_config_names_by_relative_paths_and_refuse_it_once_edited() {
+    use crate::data_formats::{text_sweep_config, write_corpus};
+    let dir = scratch("slurm-relative");
+    let project = dir.join("project");
+    write_corpus(&project, 24);
+    // files = ["corpus/*.txt"] and cache_dir = "cache": relative to the config's folder.
+    write(&project, "tx.toml", &text_sweep_config("tx", "tokens = [512]", ""));
+    let out = sweeplaw()
+        .current_dir(&project)
+        .args(["slurm", "tx.toml", "--results", "shared", "--workers", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sweep_dir = project.join("shared/tx");
+    let script = sweep_dir.join("slurm/tx.sbatch");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains(&format!("sweep '{}'", project.join("tx.toml").display())), "{text}");
+    let out = run_task(&script, 0);
+    assert!(out.status.success(), "the task failed: {}", stderr(&out));
+    assert_eq!(statuses(&sweep_dir), vec!["done"]);
+    assert!(project.join("cache").is_dir() && !sweep_dir.join("cache").exists(), "cache_dir beside the config");
+    // The config edited after submission: the tasks refuse it rather than split the sweep.
+    write(&project, "tx.toml", &text_sweep_config("tx", "tokens = [1024]", ""));
+    let out = run_task(&script, 0);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("belongs to another config"), "{}", stderr(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn impossible_sbatch_values_are_refused_with_one_line() {
+    let dir = scratch("slurm-bad");
+    let config = write(&dir, "sweep.toml", &sweep_config("bad", ""));
+    let results = dir.join("shared");
+    for (flag, value, says) in [
+        ("--time", "banana", "not a Slurm time limit"),
+        ("--time", "1:75", "not a Slurm time limit"),
+        ("--cpus-per-task", "0", "--cpus-per-task must be at least 1"),
+        ("--workers", "0", "--workers must be at least 1"),
+    ] {
+        let out = run(&["slurm", config.to_str().unwrap(), "--results", results.to_str().unwrap(), flag, value]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert!(err.contains(says) && err.trim().lines().count() == 1, "{flag} {value}: {err}");
+    }
+    assert!(!results.exists(), "nothing written for refused flags");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
