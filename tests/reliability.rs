@@ -133,6 +133,8 @@ fn without_plan_json_another_config_is_still_refused_by_sweep_toml_and_the_run_r
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("belongs to another config"), "{err}");
+    // The hint names the command that has --reuse (`tune` refuses with the same words).
+    assert!(err.contains("`sweeplaw sweep --reuse <this directory>`"), "{err}");
     assert_eq!(read(&sweep_dir.join("sweep.toml")), toml);
     assert!(!sweep_dir.join("plan.json").exists());
     // sweep.toml gone too: the run records still say whose directory it is.

@@ -184,8 +184,8 @@ fn refuse_other_hash(path: &Path, recorded: &str, config: &str, why: impl FnOnce
         path,
         format!(
             "this results directory belongs to another config (hash {}…, this config {}…){why}; \
-             use another --results directory or sweep name, with --reuse <this directory> to copy in the \
-             finished runs this config shares",
+             use another --results directory or sweep name (`sweeplaw sweep --reuse <this directory>` copies \
+             in the finished runs this config shares)",
             short_hash(recorded),
             short_hash(config)
         ),
