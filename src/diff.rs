@@ -88,6 +88,20 @@ pub fn there_and_here(difference: &Difference) -> String {
     )
 }
 
+/// "data differs at source (X there, Y here)", naming up to two keys where the serialized
+/// values `there` (recorded) and `here` (now) differ; None when they are equal.
+pub fn differs<T: serde::Serialize>(what: &str, there: &T, here: &T) -> Option<String> {
+    let (Ok(there), Ok(here)) = (serde_json::to_value(there), serde_json::to_value(here)) else {
+        return Some(format!("its {what} does not compare"));
+    };
+    let found = differences(&there, &here);
+    if found.is_empty() {
+        return None;
+    }
+    let keys: Vec<String> = found.iter().take(2).map(there_and_here).collect();
+    Some(format!("{what} differs at {}", keys.join(", ")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

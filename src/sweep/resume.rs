@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use crate::data::TokenSource;
-use crate::diff::differences;
+use crate::diff::differs;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, RunRole, RunSpec};
 use crate::records::{RunRecord, RunStatus};
@@ -60,28 +60,14 @@ pub fn check_resume_data(sweep_dir: &Path, plan: &Plan, mine: &[&RunSpec], sourc
 /// Err naming `run` (the run that would resume) when `record` (of `spec`'s run) was trained on
 /// other data than `source` gives `spec` now; `folder` is the run folder to move aside.
 fn compare(spec: &RunSpec, run: &str, record: &RunRecord, folder: &Path, source: &dyn TokenSource) -> Result<()> {
-    let now = data_info(spec, source)?;
-    let (Ok(recorded), Ok(now)) = (serde_json::to_value(&record.data), serde_json::to_value(&now)) else {
-        return Ok(());
-    };
-    let found = differences(&recorded, &now);
-    if found.is_empty() {
-        return Ok(());
-    }
-    let shown = |v: Option<&serde_json::Value>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
-    let keys: Vec<String> = found
-        .iter()
-        .take(2)
-        .map(|d| format!("data.{} ({} recorded, {} now)", d.key, shown(d.before.as_ref()), shown(d.after.as_ref())))
-        .collect();
+    let Some(why) = differs("data", &record.data, &data_info(spec, source)?) else { return Ok(()) };
     let whose =
         if spec.run_id == run { "its checkpoint was".to_string() } else { format!("its trunk {} was", spec.run_id) };
     Err(Error::Run {
         run: run.to_string(),
         message: format!(
-            "{whose} trained on other data than the data now: {}; nothing was changed: restore the data it \
+            "{whose} trained on other data than the data now ({why}); nothing was changed: restore the data it \
              started on to resume it, or move {} aside to train it again",
-            keys.join(", "),
             folder.display()
         ),
     })

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::data::TokenSource;
-use crate::diff::{differences, there_and_here};
+use crate::diff::differs;
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
 use crate::plan::{Plan, RunRole, RunSpec};
@@ -112,19 +112,6 @@ fn check_reusable(path: &Path, spec: &RunSpec, source: &dyn TokenSource) -> Resu
         return Ok(Err(why));
     }
     Ok(Ok(record))
-}
-
-/// "spec differs at lr (0.006 there, 0.003 here)", naming up to two keys; None when equal.
-fn differs<T: serde::Serialize>(what: &str, there: &T, here: &T) -> Option<String> {
-    let (Ok(there), Ok(here)) = (serde_json::to_value(there), serde_json::to_value(here)) else {
-        return Some(format!("its {what} does not compare"));
-    };
-    let found = differences(&there, &here);
-    if found.is_empty() {
-        return None;
-    }
-    let keys: Vec<String> = found.iter().take(2).map(there_and_here).collect();
-    Some(format!("{what} differs at {}", keys.join(", ")))
 }
 
 /// Writes the run's folder under a temporary name and renames it into place; false when another
