@@ -3,10 +3,10 @@
 //! E = e^e) by the Huber loss (delta = 1e-3, summed over points) with L-BFGS from the
 //! published grid of 4,500 starting points, and the compute-optimal allocation of eq. 4.
 
-use crate::fit::constraints::{Constrained, Mapping};
 use crate::fit::data::Point;
 use crate::fit::error::FitError;
 use crate::fit::fastmath;
+use crate::fit::mapping::{Constrained, Mapping};
 use crate::fit::optim::{
     distinct_ends, huber, huber_slope, lowest, minimize_each, minimize_sequential, Minimum, Objective, Settings,
 };

@@ -11,9 +11,9 @@
 //! logarithms) are fitted by L-BFGS on the Huber loss of log L.
 
 use crate::fit::chinchilla::HUBER_DELTA;
-use crate::fit::constraints::{Constrained, Mapping};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
+use crate::fit::mapping::{Constrained, Mapping};
 use crate::fit::model::{LogFit, LogModel, Penalty};
 use crate::fit::optim::{distinct_ends, lowest, minimize_each, minimize_sequential, Settings};
 use crate::records::fit::ChinchillaParams;

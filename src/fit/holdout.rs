@@ -4,10 +4,10 @@
 
 use crate::fit::assess::EXPONENT_MAX;
 use crate::fit::chinchilla::{check_supported_free, fit_mapped, LogPoints};
-use crate::fit::constraints::Mapping;
 use crate::fit::data::{Dataset, Point};
 use crate::fit::error::FitError;
 use crate::fit::kaplan::{fit_joint_mapped, Joint};
+use crate::fit::mapping::Mapping;
 use crate::fit::options::{FitOptions, Law};
 use crate::records::fit::{ChinchillaParams, HeldOut, HoldoutReport, Values};
 

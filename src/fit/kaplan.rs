@@ -5,10 +5,11 @@
 //! when `--fix` holds one of their parameters); the forms with E and the joint law are fitted by
 //! L-BFGS on squared log residuals.
 
-use crate::fit::constraints::{Constrained, Constraints, Mapping, ParamSpec, KAPLAN_C, KAPLAN_D, KAPLAN_N};
+use crate::fit::constraints::{Constraints, ParamSpec, KAPLAN_C, KAPLAN_D, KAPLAN_N};
 use crate::fit::data::Dataset;
 use crate::fit::error::FitError;
 use crate::fit::frontier::envelope;
+use crate::fit::mapping::{Constrained, Mapping};
 use crate::fit::model::{log_sum_exp2, LogFit, LogModel, Penalty};
 use crate::fit::optim::{distinct_ends, lowest, minimize_each, minimize_from_starts, minimize_sequential, Settings};
 use crate::fit::regress::fit_line;

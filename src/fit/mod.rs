@@ -29,6 +29,7 @@ pub(crate) mod frontier;
 mod holdout;
 pub(crate) mod isoflop;
 mod kaplan;
+mod mapping;
 mod model;
 mod optim;
 mod options;

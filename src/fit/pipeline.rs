@@ -4,9 +4,7 @@
 
 use crate::fit::assess;
 use crate::fit::chinchilla::{self, LogPoints};
-use crate::fit::constraints::{
-    Constraints, Mapping, ParamSpec, CHINCHILLA, DATA_CONSTRAINED, KAPLAN_JOINT, REPETITION,
-};
+use crate::fit::constraints::{Constraints, ParamSpec, CHINCHILLA, DATA_CONSTRAINED, KAPLAN_JOINT, REPETITION};
 use crate::fit::data::{Dataset, Point};
 use crate::fit::data_constrained::{self, fit_repetition_mapped, repeated_weights, repeats_data};
 use crate::fit::error::FitError;
@@ -14,6 +12,7 @@ use crate::fit::frontier::{fit_approach1, power_at};
 use crate::fit::holdout::backtest;
 use crate::fit::isoflop;
 use crate::fit::kaplan::{fit_joint_mapped, fit_single, SingleMappings, Variable};
+use crate::fit::mapping::Mapping;
 use crate::fit::options::{FitOptions, Law, Overfit};
 use crate::fit::regress::Line;
 use crate::fit::table::number;
