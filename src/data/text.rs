@@ -186,8 +186,17 @@ impl TextSource {
         };
         let train = Stream::new(segments(&split.train));
         let validation = Stream::new(segments(&split.validation));
+        // The description is what a run records as its data and what resume and `--reuse`
+        // compare, so it must change whenever the text does. A trained tokenizer's cache path
+        // already carries the corpus hash (`tokenizer_for`); a given tokenizer's does not, and
+        // an edit that keeps every count (two documents' texts swapped, a word replaced by one
+        // of as many tokens) would otherwise pass as the same data: name the corpus hash then.
+        let corpus_named = match config.tokenizer {
+            Some(_) => format!(", corpus sha256:{}", hex(&corpus.hash, 12)),
+            None => String::new(),
+        };
         let describe = format!(
-            "text(files={}, documents={} ({} train, {} validation), tokens={} ({} train), tokenizer={} sha256:{}, vocab={})",
+            "text(files={}, documents={} ({} train, {} validation), tokens={} ({} train), tokenizer={} sha256:{}, vocab={}{})",
             files.len(),
             corpus.documents.len(),
             split.train.len(),
@@ -196,7 +205,8 @@ impl TextSource {
             train.len(),
             tokenizer.path.display(),
             hex(&tokenizer.hash, 12),
-            tokenizer.vocab_size()
+            tokenizer.vocab_size(),
+            corpus_named
         );
         let streams = Streams {
             tokens: cache.tokens,

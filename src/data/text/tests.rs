@@ -122,6 +122,35 @@ fn second_build_reuses_the_cache_and_a_changed_tokenizer_invalidates_it() {
 }
 
 #[test]
+fn an_edit_keeping_every_count_changes_the_recorded_data_under_a_given_tokenizer() {
+    // Resume and `--reuse` compare the description a run recorded with the data's now; two
+    // training documents' texts swapped keep every count, so only the corpus hash tells.
+    let dir = TempDir::new("swap");
+    write_corpus(&dir.0, 8, 200);
+    let trained = text_config(&dir.0, 300);
+    let tokenizer = TextSource::new(&trained).unwrap().tokenizer_path;
+    std::fs::copy(&tokenizer, dir.0.join("tokenizer.json")).unwrap();
+    let given = TextConfig { tokenizer: Some("tokenizer.json".into()), vocab_size: None, ..trained.clone() };
+    let before = (TextSource::new(&given).unwrap().describe(), TextSource::new(&trained).unwrap().describe());
+
+    let files = corpus::expand_files(&given.files, &given.base()).unwrap();
+    let corpus = corpus::read_corpus(&files, None, given.text_field()).unwrap();
+    let split = corpus::split_documents(&corpus, given.validation_fraction, given.split_seed).unwrap();
+    let (a, b) = (&files[split.train[0]], &files[split.train[1]]);
+    let (text_a, text_b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    std::fs::write(a, &text_b).unwrap();
+    std::fs::write(b, &text_a).unwrap();
+    let after = (TextSource::new(&given).unwrap().describe(), TextSource::new(&trained).unwrap().describe());
+
+    let counts = |line: &str| line.split(", corpus sha256:").next().unwrap().to_string();
+    assert_eq!(counts(&before.0), counts(&after.0), "the swap keeps every count and the tokenizer");
+    assert!(before.0.contains(", corpus sha256:"), "{}", before.0);
+    assert_ne!(before.0, after.0, "a given tokenizer: the corpus hash names the edit");
+    assert!(!before.1.contains("corpus sha256:"), "a trained tokenizer's path carries the hash: {}", before.1);
+    assert_ne!(before.1, after.1, "a trained tokenizer: retrained on the new corpus, at a new path");
+}
+
+#[test]
 fn split_is_by_whole_documents_and_fixed() {
     let dir = TempDir::new("split");
     let docs = write_corpus(&dir.0, 10, 150);
