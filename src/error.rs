@@ -38,9 +38,13 @@ pub enum Error {
     /// resumes from (None when it had no checkpoint to write).
     #[error("run {run}: stopped by {} after step {step}", signal_name(*signal))]
     Interrupted { run: String, signal: i32, step: u64, checkpoint: Option<PathBuf> },
-    /// Bad arguments to a command.
+    /// A bad flag or argument value on the command line (exit status 2).
     #[error("{0}")]
     Usage(String),
+    /// An operation that failed for a reason its message gives (a check that found no
+    /// gradient, a fit the ladder needs that could not be made, a worker thread that panicked).
+    #[error("{0}")]
+    Failed(String),
     /// `--strict` and a plan whose checks warned (the warnings are printed above the error).
     #[error("--strict: the plan has {0} warning(s) (above); fix the design or drop --strict")]
     StrictRefusal(usize),

@@ -316,10 +316,10 @@ fn predict(
     for &flops in budgets {
         let options = FitOptions { target_flops: Some(flops), ..options.clone() };
         let report = fit(data, &options)
-            .map_err(|e| Error::Usage(format!("ladder: the law of rungs 1-{fitted_on_rungs}: {e}")))?;
+            .map_err(|e| Error::Failed(format!("ladder: the law of rungs 1-{fitted_on_rungs}: {e}")))?;
         let Some(law) = report.fits.chinchilla.as_ref() else {
             let why = report.skipped.get("chinchilla").cloned().unwrap_or_else(|| "not fitted".into());
-            return Err(Error::Usage(format!(
+            return Err(Error::Failed(format!(
                 "ladder: approach 3 could not be fitted to rungs 1-{fitted_on_rungs} ({why}): add sizes or budgets to the config"
             )));
         };

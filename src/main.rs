@@ -103,8 +103,9 @@ fn error_text(error: &anyhow::Error) -> String {
     text
 }
 
-/// 1 for an error; 2 for a usage error the fitter found in its options (`--fix` of a parameter
-/// the law does not have) and for a plan `--strict` refused; 128 + the signal for a run stopped
+/// 1 for an error; 2 for a bad flag value (`--workers 0`, `--time banana`), a usage error the
+/// fitter found in its options (`--fix` of a parameter the law does not have) and a plan
+/// `--strict` refused; 128 + the signal for a run stopped
 /// by SIGINT (130) or SIGTERM (143).
 fn exit_code(error: &anyhow::Error) -> u8 {
     if matches!(
@@ -113,7 +114,10 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     ) {
         return 2;
     }
-    if matches!(error.downcast_ref::<sweeplaw::Error>(), Some(sweeplaw::Error::StrictRefusal(_))) {
+    if matches!(
+        error.downcast_ref::<sweeplaw::Error>(),
+        Some(sweeplaw::Error::StrictRefusal(_) | sweeplaw::Error::Usage(_))
+    ) {
         return 2;
     }
     let signal = match error.downcast_ref::<sweeplaw::Error>() {

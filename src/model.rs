@@ -346,7 +346,7 @@ impl Model {
     fn final_hidden(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.shape.seq_len {
-            return Err(Error::Usage(format!("sequence of {t} tokens is longer than seq_len {}", self.shape.seq_len)));
+            return Err(Error::Failed(format!("sequence of {t} tokens is longer than seq_len {}", self.shape.seq_len)));
         }
         let rope = if t == self.shape.seq_len { self.rope_ref() } else { self.rope_prefix(t)? };
         let mut x = self.wte.embedding(&ids.flatten_all()?)?.reshape((b, t, self.shape.d_model))?; // (B, T, d)

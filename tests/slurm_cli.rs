@@ -111,7 +111,7 @@ fn impossible_sbatch_values_are_refused_with_one_line() {
     ] {
         let out = run(&["slurm", config.to_str().unwrap(), "--results", results.to_str().unwrap(), flag, value]);
         let err = stderr(&out);
-        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: a bad flag value is a usage error");
         assert!(err.contains(says) && err.trim().lines().count() == 1, "{flag} {value}: {err}");
     }
     assert!(!results.exists(), "nothing written for refused flags");

@@ -58,7 +58,7 @@ pub fn gradient_check(shape: &ModelShape, device: &Device) -> Result<GradientChe
     let mut check = GradientCheck { max_relative_error: 0.0, worst: String::new(), checked: 0 };
     for p in model.params() {
         let Some(grad) = grads.get(p.var.as_tensor()) else {
-            return Err(Error::Usage(format!("gradient check: no gradient reaches {}", p.name)));
+            return Err(Error::Failed(format!("gradient check: no gradient reaches {}", p.name)));
         };
         let grad = grad.flatten_all()?.to_vec1::<f64>()?;
         let original = p.var.flatten_all()?.to_vec1::<f64>()?;
@@ -87,12 +87,12 @@ pub fn gradient_check(shape: &ModelShape, device: &Device) -> Result<GradientChe
 /// seed-0 weights, with f32 master weights and `matmul_dtype` matmul operands.
 pub fn training_losses(shape: &ModelShape, device: &Device, matmul_dtype: DType, steps: usize) -> Result<Vec<f64>> {
     let language = SyntheticSource::new(&SyntheticConfig { vocab_size: shape.vocab_size, ..Default::default() })
-        .map_err(|e| Error::Usage(format!("device check: {e}")))?;
+        .map_err(|e| Error::Failed(format!("device check: {e}")))?;
     let model = Model::new(shape, 0, DType::F32, matmul_dtype, device)?;
     let mut optimizer = AdamW::new(model.params(), AdamWConfig::default())?;
     let mut losses = Vec::with_capacity(steps);
     for step in 0..steps as u64 {
-        let batch = language.train_batch(step, 8, shape.seq_len).map_err(|e| Error::Usage(e.to_string()))?;
+        let batch = language.train_batch(step, 8, shape.seq_len).map_err(|e| Error::Failed(e.to_string()))?;
         let ids = Tensor::from_slice(&batch.inputs, (8, shape.seq_len), device)?;
         let targets = Tensor::from_slice(&batch.targets, (8, shape.seq_len), device)?;
         let loss = model.loss(&ids, &targets)?;

@@ -520,15 +520,15 @@ mod tests {
                       "holdout": { "held_out": [ { "run": "r", "actual": 3.0, "predicted": null } ] } } }"#;
         let fit = parse_fit(Path::new("fit.json"), text)?;
         assert_eq!((fit.param_count.as_str(), fit.points, fit.flop_count.as_str()), ("total", 0, ""));
-        let chinchilla = fit.fits.chinchilla.as_ref().ok_or_else(|| Error::Usage("no chinchilla".into()))?;
+        let chinchilla = fit.fits.chinchilla.as_ref().ok_or_else(|| Error::Failed("no chinchilla".into()))?;
         assert_eq!(chinchilla.params.e, 1.5);
         assert_eq!(chinchilla.params.compute, ComputeModel::default());
         assert!(chinchilla.params.a.is_nan() && chinchilla.params.alpha.is_nan() && chinchilla.a.is_nan());
         assert_eq!(chinchilla.ci95.keys().collect::<Vec<_>>(), vec!["E"]);
-        let isoflop = fit.fits.isoflop.as_ref().ok_or_else(|| Error::Usage("no isoflop".into()))?;
+        let isoflop = fit.fits.isoflop.as_ref().ok_or_else(|| Error::Failed("no isoflop".into()))?;
         assert_eq!((isoflop.a, isoflop.minima.len(), isoflop.minima[0].inside), (0.5, 1, true));
         assert!(isoflop.b.is_nan() && isoflop.minima[0].loss.is_nan());
-        let holdout = fit.fits.holdout.as_ref().ok_or_else(|| Error::Usage("no holdout".into()))?;
+        let holdout = fit.fits.holdout.as_ref().ok_or_else(|| Error::Failed("no holdout".into()))?;
         assert_eq!((holdout.law.as_str(), holdout.held_out.len()), ("chinchilla", 1));
         assert!(holdout.held_out[0].predicted.is_nan() && holdout.max_rel_error.is_nan());
         assert!(fit.fits.frontier.is_none() && fit.fits.kaplan_n.is_none());
@@ -541,7 +541,7 @@ mod tests {
         let text = br#"{ "fits": { "chinchilla": { "params": { "E": 0.0, "alpha": 0.19,
             "compute": { "coefficient": null, "params_exponent": null } } } } }"#;
         let fit = parse_fit(Path::new("fit.json"), text)?;
-        let chinchilla = fit.fits.chinchilla.ok_or_else(|| Error::Usage("no chinchilla".into()))?;
+        let chinchilla = fit.fits.chinchilla.ok_or_else(|| Error::Failed("no chinchilla".into()))?;
         assert_eq!(chinchilla.params.alpha, 0.19);
         assert!(chinchilla.params.compute.coefficient.is_nan() && chinchilla.params.compute.params_exponent.is_nan());
         Ok(())

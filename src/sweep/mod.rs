@@ -152,7 +152,7 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Usage("a sweep thread panicked".into()))))
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Failed("a sweep thread panicked".into()))))
             .collect()
     });
     progress.finish();
