@@ -596,10 +596,13 @@ fn a_run_stopped_on_one_data_file_is_not_resumed_on_another() {
     assert_eq!(read(&run_dir.join("metrics.csv")), metrics);
     assert!(checkpoint.join("state.json").is_file(), "the checkpoint is kept");
     assert!(!run_dir.join("claim.json").exists(), "nothing claimed");
-    // The data as it was: the run resumes and the sweep finishes.
+    // The data as it was: the run resumes and the sweep finishes, though started from another
+    // working directory (so the token file is reached by another path, as a Slurm task's is).
     std::fs::write(dir.join("train.bin"), original).unwrap();
-    let out = run_to_end(&sweep_default_stale(&config, &results));
-    assert!(out.contains("trained 2"), "{out}");
+    let out =
+        sweeplaw().current_dir(&dir).args(["sweep", "sweep.toml", "--results", "results", "--quiet"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("trained 2"), "{}", stdout(&out));
     assert_eq!(statuses(&results.join("resume")), ["done", "done"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

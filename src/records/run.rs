@@ -78,6 +78,53 @@ pub struct DataInfo {
     pub token_files_sha256: std::collections::BTreeMap<String, String>,
 }
 
+impl DataInfo {
+    /// The record as resume and `--reuse` compare it: without where its files were reached
+    /// from. A source names its files (a tokenizer, a token file) by their paths resolved
+    /// against the config's folder as the command was given it, so one config started from two
+    /// working directories, or by a Slurm task through its absolute path, names the same files
+    /// differently; what they hold is named by the sha256 beside each. So each path is cut to
+    /// its file name, keeping a trained tokenizer's cache folder (`bpe-<vocab>-<key>`, keyed by
+    /// the corpus it was trained on).
+    pub fn wherever(&self) -> DataInfo {
+        let mut source = self.source.clone();
+        for (key, end) in [("tokenizer=", " sha256:"), ("train=", " ("), ("validation=", " (")] {
+            source = shorten_path_after(&source, key, end);
+        }
+        let mut token_files_sha256 = std::collections::BTreeMap::new();
+        for (path, sha) in &self.token_files_sha256 {
+            let mut name = file_name(path);
+            let mut n = 1;
+            while token_files_sha256.contains_key(&name) {
+                n += 1;
+                name = format!("{} ({n})", file_name(path));
+            }
+            token_files_sha256.insert(name, sha.clone());
+        }
+        DataInfo { source, token_files_sha256, ..self.clone() }
+    }
+}
+
+/// `text` with the path between `key` (at the start or after "(" or " ") and the next `end`
+/// cut to [`file_name`]; unchanged where there is no such path.
+fn shorten_path_after(text: &str, key: &str, end: &str) -> String {
+    let found = text.match_indices(key).find(|(at, _)| *at == 0 || matches!(text.as_bytes()[at - 1], b'(' | b' '));
+    let Some((at, _)) = found else { return text.to_string() };
+    let start = at + key.len();
+    let Some(length) = text[start..].find(end) else { return text.to_string() };
+    format!("{}{}{}", &text[..start], file_name(&text[start..start + length]), &text[start + length..])
+}
+
+/// A path's file name, with its folder when that is a trained tokenizer's cache entry.
+fn file_name(path: &str) -> String {
+    let path = Path::new(path);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match path.parent().and_then(Path::file_name).map(|p| p.to_string_lossy()) {
+        Some(folder) if folder.starts_with("bpe-") => format!("{folder}/{name}"),
+        _ => name,
+    }
+}
+
 /// Final figures of a run (present once it has trained at least one step).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
@@ -283,5 +330,52 @@ impl RunRecord {
             opt(r.map(|r| r.flops_chinchilla)),
             opt(self.data.true_entropy),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(source: &str, files: &[(&str, &str)]) -> DataInfo {
+        DataInfo {
+            source: source.into(),
+            vocab_size: 64,
+            unique_tokens: None,
+            true_entropy: None,
+            unigram_entropy: None,
+            eval_tokens: 1024,
+            data_seed: None,
+            validation_sample: None,
+            token_files_sha256: files.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn where_the_files_were_reached_from_is_not_part_of_the_data() {
+        let text = |at: &str, key: &str| {
+            data(&format!("text(files=2, tokens=9 (8 train), tokenizer={at}/{key}/tokenizer.json sha256:6822, vocab=1024), first 8 training tokens"), &[])
+        };
+        let here = text("configs/../data/cache", "bpe-1024-3b9a");
+        assert_eq!(here.wherever(), text("/home/me/project/data/cache", "bpe-1024-3b9a").wherever());
+        assert!(here.wherever().source.contains("tokenizer=bpe-1024-3b9a/tokenizer.json sha256:6822, vocab"));
+        assert_ne!(here.wherever(), text("configs/../data/cache", "bpe-1024-77aa").wherever(), "another corpus");
+
+        let tokens = |at: &str, sha: &str| {
+            data(
+                &format!("tokens(train={at}/train.bin (18000 tokens, sha256:{sha}), validation={at}/val.bin (90 tokens, sha256:ee), 2 bytes per id, vocab=64)"),
+                &[(&format!("{at}/train.bin"), sha), (&format!("{at}/val.bin"), "ee")],
+            )
+        };
+        let relative = tokens("./data", "aa58");
+        assert_eq!(relative.wherever(), tokens("/srv/project/data", "aa58").wherever());
+        assert_eq!(relative.wherever().token_files_sha256.keys().collect::<Vec<_>>(), ["train.bin", "val.bin"]);
+        assert_ne!(relative.wherever(), tokens("./data", "c35c").wherever(), "another file's content");
+        // Two files of one name in different folders are both kept.
+        let same_name = data("tokens(x)", &[("a/t.bin", "1"), ("b/t.bin", "2")]).wherever();
+        assert_eq!(same_name.token_files_sha256.len(), 2);
+        // A source that names no path is left as it is.
+        let synthetic = data("synthetic(seed=1, vocab=64, validation = its last 9 tokens)", &[]);
+        assert_eq!(synthetic.wherever(), synthetic);
     }
 }

@@ -5,7 +5,8 @@
 //! the rest of the run on other data, under another tokenizer even, and record a curve that is
 //! neither run's. So before any training, each run about to resume from a checkpoint (its own,
 //! or for a WSD branch its trunk's) has its recorded data compared with what the data gives it
-//! now, exactly as `--reuse` compares a finished run's; a difference refuses the sweep with one
+//! now (paths cut to file names, [`DataInfo::wherever`](crate::records::DataInfo::wherever)),
+//! exactly as `--reuse` compares a finished run's; a difference refuses the sweep with one
 //! line naming the run, what differs and how to go on. Nothing is deleted or rewritten: restore
 //! the data and the run resumes, or move the run's folder aside and it trains again.
 
@@ -60,7 +61,9 @@ pub fn check_resume_data(sweep_dir: &Path, plan: &Plan, mine: &[&RunSpec], sourc
 /// Err naming `run` (the run that would resume) when `record` (of `spec`'s run) was trained on
 /// other data than `source` gives `spec` now; `folder` is the run folder to move aside.
 fn compare(spec: &RunSpec, run: &str, record: &RunRecord, folder: &Path, source: &dyn TokenSource) -> Result<()> {
-    let Some(why) = differs("data", &record.data, &data_info(spec, source)?) else { return Ok(()) };
+    let Some(why) = differs("data", &record.data.wherever(), &data_info(spec, source)?.wherever()) else {
+        return Ok(());
+    };
     let whose =
         if spec.run_id == run { "its checkpoint was".to_string() } else { format!("its trunk {} was", spec.run_id) };
     Err(Error::Run {
