@@ -58,6 +58,43 @@ pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
 }
 
 /// Seconds since the Unix epoch.
+/// The path from the folder `from` to `to`, both absolute and canonical (`../../configs`
+/// from `/p/results/x` to `/p/configs`); `.` when they are the same.
+pub fn relative_path(to: &Path, from: &Path) -> PathBuf {
+    let (to, from): (Vec<_>, Vec<_>) = (to.components().collect(), from.components().collect());
+    let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+    let mut path: PathBuf = std::iter::repeat_n("..", from.len() - common).collect();
+    path.extend(&to[common..]);
+    if path.as_os_str().is_empty() {
+        path.push(".");
+    }
+    path
+}
+
+/// `path` (relative) reached from the folder `base` instead of from where it was: `base`
+/// joined to it, each leading `..` of `path` taking away a folder `base` ends with
+/// (`../../configs` and `../results/t.json` give `../../results/t.json`). `base`'s folders
+/// must be real folders, not links, as those of [`relative_path`]'s are; `path` is kept as
+/// written after its leading `..`s.
+pub fn join_relative(base: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut base = base.to_path_buf();
+    let mut rest = path.components().filter(|c| *c != Component::CurDir).peekable();
+    while rest.peek() == Some(&Component::ParentDir)
+        && matches!(base.components().next_back(), Some(Component::Normal(_)))
+    {
+        base.pop();
+        rest.next();
+    }
+    let joined = base.join(rest.collect::<PathBuf>());
+    let joined = joined.strip_prefix(".").map(Path::to_path_buf).unwrap_or(joined);
+    if joined.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        joined
+    }
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -85,5 +122,19 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("summary.csv")], "no temporary file is left");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_relative_path_is_rewritten_to_reach_the_same_file_from_another_folder() {
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(relative_path(&p("/p/configs"), &p("/p/results/x")), p("../../configs"));
+        assert_eq!(relative_path(&p("/p/results/x"), &p("/p/configs")), p("../results/x"));
+        assert_eq!(relative_path(&p("/p"), &p("/p")), p("."));
+        let back = p("../../configs");
+        assert_eq!(join_relative(&back, &p("../results/t/tuned.json")), p("../../results/t/tuned.json"));
+        assert_eq!(join_relative(&back, &p("../../data/*.txt")), p("../../../data/*.txt"));
+        assert_eq!(join_relative(&back, &p("./train.bin")), p("../../configs/train.bin"));
+        assert_eq!(join_relative(&p("."), &p("data/x/../t.bin")), p("data/x/../t.bin"), "the path's own .. is kept");
+        assert_eq!(join_relative(&p("sub"), &p("..")), p("."));
     }
 }

@@ -185,6 +185,9 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         ..FitOptions::default()
     };
     let law_options = law_options(&fit_options);
+    // Each rung's config lives in the ladder's folder, its paths relative to it.
+    let config_dir = options.config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = base.moved(config_dir, &dir).map_err(|e| Error::io(config_dir, e))?;
     for rung in 1..=options.rungs {
         let scale = options.step.powi(rung as i32 - 1);
         let budgets: Vec<f64> = base_budgets.iter().map(|b| b * scale).collect();
@@ -198,7 +201,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
             let law_path = dir.join(format!("law-rung{}.json", rung - 1));
             let law = CentreLaw::read(&law_path).map_err(|m| Error::record(&law_path, m))?;
             law_verdict = law.assessment.clone();
-            config.grid.centre = Some(law_path.display().to_string());
+            config.grid.centre = Some(format!("law-rung{}.json", rung - 1));
             config.grid.centre_law = Some(law);
             config.grid.n_layers = Vec::new();
             config.grid.d_model = None;
@@ -222,9 +225,9 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         }
         write_record(&record_path, &record)?;
         let config_path = dir.join(format!("rung{rung}.toml"));
-        let text = toml::to_string(&config).map_err(|e| Error::record(&config_path, e.to_string()))?;
+        let text = config.to_toml().map_err(|e| Error::record(&config_path, e))?;
         let header = format!(
-            "# Rung {rung} of the ladder of {} (budgets x {} per rung), as run. The data paths are those of that config.\n",
+            "# Rung {rung} of the ladder of {} (budgets x {} per rung), as run; its paths are relative to this file.\n",
             options.config.display(),
             options.step
         );

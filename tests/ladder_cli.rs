@@ -66,13 +66,38 @@ fn a_ladder_predicts_each_rung_before_training_it_and_resumes() {
     }
     let table = stdout(&out);
     assert!(table.contains("predicted loss [95%]") && table.contains("forecast loss error: max"), "{table}");
-    // The rerun trains nothing and keeps the forecast as it was made, before rung 2 trained.
-    let out = run(&with_results);
+    // The rerun, from another working directory, trains nothing and keeps the forecast as it
+    // was made, before rung 2 trained: no rung's identity depends on where it was started from.
+    let out = sweeplaw()
+        .current_dir(&dir)
+        .args([
+            "ladder",
+            "l.toml",
+            "--rungs",
+            "2",
+            "--step",
+            "3",
+            "--bootstrap",
+            "40",
+            "--quiet",
+            "--results",
+            "results",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ladder.join("ladder.json")).unwrap()).unwrap();
     assert_eq!(again["rungs"][1]["predictions"], record["rungs"][1]["predictions"]);
     assert!(!stderr(&out).contains("done C"), "retrained: {}", stderr(&out));
+    // rung2.toml is the rung's config as run: it plans the same sweep, and sweeping it into the
+    // ladder's folder finds every run done.
+    let rung2 = ladder.join("rung2.toml");
+    let out = run(&["plan", rung2.to_str().unwrap(), "--no-measure"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["sweep", rung2.to_str().unwrap(), "--results", ladder.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("trained 0"), "{}", stdout(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -91,6 +91,17 @@ impl DataConfig {
         }
     }
 
+    /// The data section's paths that are relative to the config file (files and globs, a
+    /// tokenizer, a cache folder, token files), to rewrite when the config moves.
+    fn paths_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            DataConfig::Synthetic(_) => Vec::new(),
+            DataConfig::Text(t) => t.files.iter_mut().chain(t.tokenizer.as_mut()).chain(t.cache_dir.as_mut()).collect(),
+            DataConfig::Hub(h) => h.cache_dir.as_mut().into_iter().collect(),
+            DataConfig::Tokens(t) => std::iter::once(&mut t.train).chain(t.validation.as_mut()).collect(),
+        }
+    }
+
     /// Relative paths in the data section are relative to `config_path`'s directory.
     pub fn set_config_path(&mut self, config_path: &Path) {
         let dir = config_path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -204,6 +204,35 @@ impl SweepConfig {
         Ok(config)
     }
 
+    /// This config as a file in `to` would say it, for one loaded from a file in `from` (both
+    /// folders that exist): every path relative to the config file (the data's files, the tuned
+    /// table, the fit.json of `grid.centre`) rewritten to reach the same file from `to`, and the
+    /// data section's base folder set to `to`. `ladder` writes each rung's config into the
+    /// ladder's folder this way, so that the file it keeps is one that runs as it is.
+    pub fn moved(&self, from: &Path, to: &Path) -> std::io::Result<SweepConfig> {
+        let way_back = crate::fs::relative_path(&std::fs::canonicalize(from)?, &std::fs::canonicalize(to)?);
+        let mut config = self.clone();
+        let rebase = |path: &mut String| {
+            if Path::new(path.as_str()).is_relative() {
+                *path = crate::fs::join_relative(&way_back, Path::new(path.as_str())).display().to_string();
+            }
+        };
+        config.data.paths_mut().into_iter().for_each(rebase);
+        config.train.tuned_table.as_mut().into_iter().for_each(rebase);
+        config.grid.centre.as_mut().filter(|c| c.as_str() != "chinchilla").into_iter().for_each(rebase);
+        config.data.set_config_path(&to.join("config.toml"));
+        Ok(config)
+    }
+
+    /// The config as TOML a user would write: without what is read from the files it names
+    /// (`grid.centre`'s law, the tuned rule), which a config that is loaded reads again.
+    pub fn to_toml(&self) -> std::result::Result<String, String> {
+        let mut written = self.clone();
+        written.grid.centre_law = None;
+        written.train.tuned = None;
+        toml::to_string(&written).map_err(|e| e.to_string())
+    }
+
     /// Checks everything that does not need the plan; errors name the key.
     pub fn validate(&self) -> std::result::Result<(), String> {
         super::check_run_id(&self.name).map_err(|e| format!("name: {e}"))?;
@@ -312,5 +341,68 @@ impl BudgetSection {
         positive("flops", &self.flops)?;
         self.param_count.parse::<ParamCount>().map_err(|e| format!("budget.param_count: {e}"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DataConfig;
+
+    #[test]
+    fn a_moved_config_reaches_the_same_files_from_its_new_folder_and_writes_as_a_config() {
+        let root = std::env::temp_dir().join(format!("sweeplaw-moved-{}", std::process::id()));
+        let (configs, ladder) = (root.join("configs"), root.join("results/x-ladder"));
+        std::fs::create_dir_all(&configs).unwrap();
+        std::fs::create_dir_all(&ladder).unwrap();
+        let text = r#"name = "x"
+device = "cpu"
+[data]
+kind = "text"
+files = ["../data/**/*.txt", "/abs/corpus.txt"]
+vocab_size = 300
+cache_dir = "../cache"
+[model]
+seq_len = 16
+head_dim = 8
+[grid]
+centre = "../results/earlier/fit.json"
+aspect_ratio = 8
+[budget]
+flops = [1e9]
+[train]
+hyperparameters = "tuned"
+tuned_table = "../results/t-tune/tuned.json"
+batch_size = 4
+"#;
+        let path = configs.join("x.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut config = SweepConfig::parse_file(&path).unwrap();
+        if let DataConfig::Text(data) = &mut config.data {
+            data.tokenizer = Some("tok/tokenizer.json".into()); // not read: validation would
+        }
+        config.grid.centre_law = Some(CentreLaw {
+            e: 1.0,
+            a: 2.0,
+            alpha: 0.3,
+            b: 3.0,
+            beta: 0.3,
+            param_count: "non_embedding".into(),
+            assessment: crate::verdict::Assessment::identified(),
+        });
+        let moved = config.moved(&configs, &ladder).unwrap();
+        let DataConfig::Text(data) = &moved.data else { panic!("text") };
+        assert_eq!(data.files, ["../../data/**/*.txt", "/abs/corpus.txt"]);
+        assert_eq!(data.tokenizer.as_deref(), Some("../../configs/tok/tokenizer.json"));
+        assert_eq!(data.cache_dir.as_deref(), Some("../../cache"));
+        assert_eq!(data.base_dir.as_deref(), Some(ladder.as_path()));
+        assert_eq!(moved.grid.centre.as_deref(), Some("../../results/earlier/fit.json"));
+        assert_eq!(moved.train.tuned_table.as_deref(), Some("../../results/t-tune/tuned.json"));
+        // Written out, it is a config that parses: the law read from the centre is not in it.
+        let written = moved.to_toml().unwrap();
+        assert!(!written.contains("centre_law"), "{written}");
+        let again: SweepConfig = crate::config::parse_toml(&ladder.join("rung1.toml"), &written).unwrap();
+        assert_eq!(again.grid.centre, moved.grid.centre);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
