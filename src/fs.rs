@@ -3,6 +3,8 @@
 //! instant leaves the previous good version or the whole new one. Records, checkpoints, data
 //! caches and job scripts depend on this module; it depends on nothing else in the crate, so it
 //! returns its own error (the path and the OS error), which the library's `Error::Io` takes in.
+//! It also holds the path arithmetic for a config written into another folder (a ladder's
+//! rungs): how to reach, from there, a file the config names relative to itself.
 
 use std::fs::{self, File};
 use std::io::Write;

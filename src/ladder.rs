@@ -8,7 +8,9 @@
 //! written beside them with the prediction's error.
 //!
 //! Layout, under `<results>/<name>-ladder/`: `rung<K>/` (each rung a sweep directory like any
-//! other: resumable, fittable, reportable), `rung<K>.toml` (the rung's config as run),
+//! other: resumable, fittable, reportable), `rung<K>.toml` (the rung's config as run, a config
+//! that plans and sweeps where it lies: its paths are relative to it, so no rung's identity
+//! depends on the working directory the ladder was started from),
 //! `law-rung<K>.json` (fit.json of the law fitted to rungs 1..K, which centres rung K+1), and
 //! `ladder.json`. Rerunning the same command resumes: finished runs are skipped and predictions
 //! already written are kept as they were made, before their rung trained.
