@@ -15,11 +15,11 @@
 //! `ladder.json`. Rerunning the same command resumes: finished runs are skipped and predictions
 //! already written are kept as they were made, before their rung trained.
 //!
-//! A forecast carries the verdict of the law it comes from (law-rung<K>.json's approach 3),
+//! A forecast carries the verdict of the law it comes from (`law-rung<K>.json`'s approach 3),
 //! merged with its own fit's findings. Leaving out the bootstrap must never improve a verdict:
 //! a law's intervals are among its criteria (an alpha whose 95% interval spans 20 is `not
 //! identified`), and a fit without resamples cannot see them and calls the law only `weak`. So
-//! law-rung<K>.json is always bootstrapped: with `--bootstrap` resamples, or with fit's default
+//! `law-rung<K>.json` is always bootstrapped: with `--bootstrap` resamples, or with fit's default
 //! (1000) under `--bootstrap 0`, which leaves out only the forecasts' own intervals; such a
 //! forecast is then at best `weak` (its intervals were not checked), as every `fit --bootstrap 0`
 //! verdict is, and a law that is `not identified` stays so.
@@ -47,7 +47,7 @@ pub struct LadderOptions {
     pub rungs: usize,
     /// Each rung's budgets are the previous rung's times this.
     pub step: f64,
-    /// Bootstrap resamples behind each prediction's interval (0: none) and each law-rung<K>.json
+    /// Bootstrap resamples behind each prediction's interval (0: none) and each `law-rung<K>.json`
     /// (0: fit's default, since the law's verdict reads its intervals).
     pub bootstrap: usize,
     pub quiet: bool,

@@ -31,7 +31,7 @@ pub enum Split {
     Validation,
 }
 
-/// Row-major token ids, shape (batch_size, seq_len); targets[i] is the token after inputs[i].
+/// Row-major token ids, shape (batch_size, seq_len); `targets[i]` is the token after `inputs[i]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     pub inputs: Vec<u32>,

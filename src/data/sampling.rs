@@ -114,7 +114,7 @@ impl QuantizedDist {
         self.cumulative.is_empty()
     }
 
-    /// The outcome for a uniform 32-bit draw: the first i with draw < cumulative[i].
+    /// The outcome for a uniform 32-bit draw: the first `i` with `draw < cumulative[i]`.
     #[inline]
     pub fn sample(&self, draw: u32) -> usize {
         let draw = draw as u64;

@@ -125,7 +125,7 @@ impl SyntheticSource {
         Some(self.config.ngram_orders[quantum % self.config.ngram_orders.len()])
     }
 
-    /// Exact ln p(row[i] | row[..i]) for i = 1..row.len(), for a row that starts at a document
+    /// Exact `ln p(row[i] | row[..i])` for `i = 1..row.len()`, for a row that starts at a document
     /// boundary (as every generated row does). Err if a token is impossible at its position.
     pub fn target_log_probs(&self, row: &[u32]) -> Result<Vec<f64>, DataError> {
         let Some((&first, rest)) = row.split_first() else {

@@ -33,7 +33,7 @@ pub const BF16_TOLERANCE: f64 = 0.05;
 #[derive(Clone, Debug)]
 pub struct GradientCheck {
     pub max_relative_error: f64,
-    /// "parameter[index]" of the largest error.
+    /// `parameter[index]` of the largest error.
     pub worst: String,
     pub checked: usize,
 }

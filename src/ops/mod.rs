@@ -129,7 +129,7 @@ pub fn cuda_kernel_enabled(kernel: CudaKernel) -> bool {
 }
 
 /// Which ops a model on `device` runs: "fused" where sweeplaw's fused CPU ops or CUDA kernels
-/// apply and are on, "fused except <kernels>" where some CUDA kernels were turned off, else
+/// apply and are on, `"fused except <kernels>"` where some CUDA kernels were turned off, else
 /// "composite" (recorded in run.json and by `sweeplaw bench`).
 pub fn ops_in_use(device: &candle_core::Device) -> String {
     let fused = match device {
@@ -175,7 +175,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     composite::rms_norm(x, weight, eps)
 }
 
-/// Rotary position embedding (Su et al. 2021, eq. 34) on interleaved pairs (x[2i], x[2i+1]):
+/// Rotary position embedding (Su et al. 2021, eq. 34) on interleaved pairs `(x[2i], x[2i+1])`:
 /// x (B, H, T, hd); cos, sin (T, hd/2).
 /// `out[2i] = x[2i] cos_i - x[2i+1] sin_i`, `out[2i+1] = x[2i] sin_i + x[2i+1] cos_i`.
 /// No gradient flows to cos and sin (they are fixed tables).

@@ -156,8 +156,8 @@ pub struct RunRecord {
     pub data: DataInfo,
     pub result: Option<RunResult>,
     pub device: String,
-    /// Which ops trained the run: "fused" (sweeplaw's fused CPU ops or CUDA kernels), "fused
-    /// except <kernels>" (CUDA kernels that failed their check and were turned off) or
+    /// Which ops trained the run: "fused" (sweeplaw's fused CPU ops or CUDA kernels),
+    /// `"fused except <kernels>"` (CUDA kernels that failed their check and were turned off) or
     /// "composite" (candle's ops only: `SWEEPLAW_OPS=composite`); empty until the run starts, and
     /// in records written before this field existed.
     #[serde(default)]

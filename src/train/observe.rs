@@ -48,7 +48,7 @@ pub trait RunObserver {
     }
 }
 
-/// Writes runs/<id>/run.json (at start and end) and metrics.csv (a row per step).
+/// Writes `runs/<id>/run.json` (at start and end) and metrics.csv (a row per step).
 pub struct RecordWriter {
     run_dir: PathBuf,
     record: Option<RunRecord>,

@@ -3,8 +3,8 @@
 //! small header, memory-mapped so that a sweep tokenizes once and its runs share the pages.
 //!
 //! Layout (all little-endian): magic `SWLTOKS\0`, format version u32, bytes per token u32,
-//! vocab size u64, tokenizer SHA-256 [32], corpus SHA-256 [32], documents u64, tokens u64, then
-//! documents + 1 token offsets u64 (document i is tokens offsets[i]..offsets[i+1]), then the tokens.
+//! vocab size u64, tokenizer SHA-256 (32 bytes), corpus SHA-256 (32 bytes), documents u64, tokens u64, then
+//! documents + 1 token offsets u64 (document `i` is tokens `offsets[i]..offsets[i+1]`), then the tokens.
 //! Written to a temporary file and renamed, so a reader never sees half a cache.
 
 use std::path::Path;
