@@ -351,6 +351,22 @@ mod tests {
         }
     }
 
+    /// Resume compares the data a run recorded with the data now, to the bit: a number must read
+    /// back from run.json as the very number written. serde_json's default parser may miss by
+    /// one unit in the last place (1.4142682562448459, the true entropy of a synthetic sweep,
+    /// read back as 1.414268256244846), which refused every resume of that sweep; its
+    /// `float_roundtrip` parser does not.
+    #[test]
+    fn every_number_of_the_data_reads_back_as_written() {
+        let mut written = data("synthetic(seed=1)", &[]);
+        for value in [1.4142682562448459, 5.917583862007863, 0.1 + 0.2, 2.0f64.sqrt(), 1e-300, f64::MAX] {
+            written.true_entropy = Some(value);
+            written.unigram_entropy = Some(value / 3.0);
+            let read: DataInfo = serde_json::from_str(&serde_json::to_string_pretty(&written).unwrap()).unwrap();
+            assert_eq!(read, written, "{value:?}");
+        }
+    }
+
     #[test]
     fn where_the_files_were_reached_from_is_not_part_of_the_data() {
         let text = |at: &str, key: &str| {
