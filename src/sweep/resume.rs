@@ -5,7 +5,8 @@
 //! the rest of the run on other data, under another tokenizer even, and record a curve that is
 //! neither run's. So before any training, each run about to resume from a checkpoint (its own,
 //! or for a WSD branch its trunk's) has its recorded data compared with what the data gives it
-//! now (paths cut to file names, [`DataInfo::wherever`](crate::records::DataInfo::wherever)),
+//! now (as run.json would hold it, paths cut to file names:
+//! [`DataInfo::comparable`](crate::records::DataInfo::comparable)),
 //! exactly as `--reuse` compares a finished run's; a difference refuses the sweep with one
 //! line naming the run, what differs and how to go on. Nothing is deleted or rewritten: restore
 //! the data and the run resumes, or move the run's folder aside and it trains again.
@@ -61,7 +62,7 @@ pub fn check_resume_data(sweep_dir: &Path, plan: &Plan, mine: &[&RunSpec], sourc
 /// Err naming `run` (the run that would resume) when `record` (of `spec`'s run) was trained on
 /// other data than `source` gives `spec` now; `folder` is the run folder to move aside.
 fn compare(spec: &RunSpec, run: &str, record: &RunRecord, folder: &Path, source: &dyn TokenSource) -> Result<()> {
-    let Some(why) = differs("data", &record.data.wherever(), &data_info(spec, source)?.wherever()) else {
+    let Some(why) = differs("data", &record.data.comparable(), &data_info(spec, source)?.comparable()) else {
         return Ok(());
     };
     let whose =

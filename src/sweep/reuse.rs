@@ -108,7 +108,7 @@ fn check_reusable(path: &Path, spec: &RunSpec, source: &dyn TokenSource) -> Resu
         return Ok(Err(why));
     }
     let data = crate::train::run::data_info(spec, source)?;
-    if let Some(why) = differs("data", &record.data.wherever(), &data.wherever()) {
+    if let Some(why) = differs("data", &record.data.comparable(), &data.comparable()) {
         return Ok(Err(why));
     }
     Ok(Ok(record))
