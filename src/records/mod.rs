@@ -24,5 +24,28 @@ pub use summary::{
     rebuild_hint, write_summary, RejectedRow, SummaryFile, SummaryRow, SUMMARY_HEADER,
 };
 
+/// `value` as a record holds it: written as JSON and read back. serde_json's parser may land one
+/// unit in the last place off a number it wrote (1.4142682562448459 reads back as
+/// 1.414268256244846), so a value computed now equals one read from a record only after the
+/// same trip; every comparison of a computed spec or data with a recorded one goes through
+/// here. (The parser is kept: config hashes hold the numbers it reads from tuned.json and
+/// fit.json.) A value that does not make the trip is returned as it is.
+pub fn as_recorded<T: serde::Serialize + serde::de::DeserializeOwned + Clone>(value: &T) -> T {
+    serde_json::to_string(value).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_else(|| value.clone())
+}
+
 /// The atomic write lives in the filesystem layer (`crate::fs`); these paths are kept for callers.
 pub use crate::fs::{commit_temp, temp_sibling, unix_now, write_atomic};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_computed_number_equals_its_record_after_the_same_trip() {
+        let computed = vec![1.4142682562448459_f64, 6e-3, 0.1 + 0.2];
+        let recorded: Vec<f64> = serde_json::from_str(&serde_json::to_string_pretty(&computed).unwrap()).unwrap();
+        assert_ne!(recorded[0], computed[0], "serde_json reads this one back one unit in the last place off");
+        assert_eq!(as_recorded(&computed), recorded);
+    }
+}

@@ -81,11 +81,8 @@ pub struct DataInfo {
 impl DataInfo {
     /// The record as resume and `--reuse` compare it, so that the same data compare equal:
     ///
-    /// - as run.json holds it: its numbers written and read back. serde_json's parser may land
-    ///   one unit in the last place off the number written (1.4142682562448459, the true entropy
-    ///   of a synthetic sweep, reads back as 1.414268256244846), so a computed value equals a
-    ///   recorded one only once it has made the same trip. (The parser stays as it is: config
-    ///   hashes hold the numbers it reads from tuned.json and fit.json.)
+    /// - as run.json holds it ([`as_recorded`](crate::records::as_recorded)): a computed
+    ///   entropy equals a recorded one only once it has made the same trip through JSON.
     /// - without where its files were reached from. A source names its files (a tokenizer, a
     ///   token file) by their paths resolved against the config's folder as the command was
     ///   given it, so one config started from two working directories, or by a Slurm task
@@ -93,8 +90,7 @@ impl DataInfo {
     ///   the sha256 beside each. So each path is cut to its file name, keeping a trained
     ///   tokenizer's cache folder (`bpe-<vocab>-<key>`, keyed by the corpus it was trained on).
     pub fn comparable(&self) -> DataInfo {
-        let recorded = serde_json::to_string(self).ok().and_then(|text| serde_json::from_str::<DataInfo>(&text).ok());
-        let recorded = recorded.unwrap_or_else(|| self.clone());
+        let recorded = crate::records::as_recorded(self);
         let mut source = recorded.source.clone();
         for (key, end) in [("tokenizer=", " sha256:"), ("train=", " ("), ("validation=", " (")] {
             source = shorten_path_after(&source, key, end);

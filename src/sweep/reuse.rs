@@ -104,7 +104,7 @@ fn check_reusable(path: &Path, spec: &RunSpec, source: &dyn TokenSource) -> Resu
     if !matches!(record.status, RunStatus::Done | RunStatus::Diverged) {
         return Ok(Err(format!("{} there, not finished", record.status.as_str())));
     }
-    if let Some(why) = differs("spec", &record.spec, spec) {
+    if let Some(why) = differs("spec", &record.spec, &crate::records::as_recorded(spec)) {
         return Ok(Err(why));
     }
     let data = crate::train::run::data_info(spec, source)?;

@@ -39,7 +39,7 @@ pub fn train_single(options: &TrainOptions) -> Result<RunRecord> {
                 ),
             )
         })?;
-        if existing.spec != spec {
+        if existing.spec != crate::records::as_recorded(&spec) {
             return Err(Error::config(
                 &options.config,
                 format!(
