@@ -261,6 +261,14 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         let law = fit(&through, &law_options).map_err(|e| Error::record(&report.sweep_dir, e.to_string()))?;
         let law_path = dir.join(format!("law-rung{rung}.json"));
         law.write_json(&law_path).map_err(|e| Error::record(&law_path, e.to_string()))?;
+        // What the rung measured, written once it has trained. A rerun that trains nothing in it
+        // keeps that: measured again against forecasts read back from ladder.json (a number
+        // read back can move by one unit in the last place), the errors would move in their
+        // last digits.
+        let measured = !record.rungs[index].observed.is_empty();
+        if measured && report.trained.is_empty() && report.diverged.is_empty() {
+            continue;
+        }
         let this_rung = load_rung(&dir, rung, &fit_options)?;
         let observed = observe(&this_rung, &plan, &budgets, &law, &record.rungs[index].predictions);
         record.rungs[index].observed = observed;
@@ -398,7 +406,17 @@ fn read_record(path: &Path) -> Result<Option<LadderRecord>> {
     }
 }
 
+/// Writes ladder.json, leaving it as it is when it already holds `record`: a rerun that finds
+/// every rung done then keeps the file's bytes, so each forecast stays to the last digit as it
+/// was written before its rung trained (read back and written again, a number can move by one
+/// unit in the last place: `records::as_recorded`).
 fn write_record(path: &Path, record: &LadderRecord) -> Result<()> {
+    use crate::records::as_recorded;
+    if let Ok(Some(on_disk)) = read_record(path) {
+        if as_recorded(&on_disk) == as_recorded(record) {
+            return Ok(());
+        }
+    }
     let json = serde_json::to_string_pretty(record).map_err(|e| Error::record(path, e.to_string()))?;
     crate::fs::write_atomic(path, json.as_bytes())?;
     Ok(())

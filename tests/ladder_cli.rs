@@ -86,6 +86,7 @@ fn a_ladder_predicts_each_rung_before_training_it_and_resumes() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(ladder.join("ladder.json")).unwrap(), text, "ladder.json kept to the byte");
     let again: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ladder.join("ladder.json")).unwrap()).unwrap();
     assert_eq!(again["rungs"][1]["predictions"], record["rungs"][1]["predictions"]);
