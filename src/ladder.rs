@@ -411,11 +411,8 @@ fn read_record(path: &Path) -> Result<Option<LadderRecord>> {
 /// was written before its rung trained (read back and written again, a number can move by one
 /// unit in the last place: `records::as_recorded`).
 fn write_record(path: &Path, record: &LadderRecord) -> Result<()> {
-    use crate::records::as_recorded;
-    if let Ok(Some(on_disk)) = read_record(path) {
-        if as_recorded(&on_disk) == as_recorded(record) {
-            return Ok(());
-        }
+    if read_record(path).ok().flatten().as_ref() == Some(record) {
+        return Ok(());
     }
     let json = serde_json::to_string_pretty(record).map_err(|e| Error::record(path, e.to_string()))?;
     crate::fs::write_atomic(path, json.as_bytes())?;

@@ -41,6 +41,11 @@ pub struct FlopsPerToken {
     pub chinchilla: f64,
 }
 
+/// `L{layers}-d{width}`: a model size as run ids, warnings and tables name it.
+pub fn size_label(n_layers: usize, d_model: usize) -> String {
+    format!("L{n_layers}-d{d_model}")
+}
+
 impl ModelShape {
     /// Checks the shape is buildable; the error names the offending field.
     pub fn validate(&self) -> std::result::Result<(), String> {

@@ -77,6 +77,7 @@ pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
     let results = absolute(&options.results)?;
     check_plain_path("--results", &results)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
+    crate::sweep::reuse::check_reuse_dirs(&results.join(&config.name), &options.reuse)?;
     let store = SweepStore::open(&results, &config.name, &config_text, &plan)?;
     if !options.reuse.is_empty() {
         let source = config.data.build_source()?;

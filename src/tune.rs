@@ -186,7 +186,7 @@ pub fn fit_table(tune: &TunePlan, sweep_dir: &Path) -> Result<TunedTable> {
                 record.result.and_then(|r| r.val_loss).filter(|v| v.is_finite())
             })
             .collect();
-        let label = format!("L{}-d{}", shape.n_layers, shape.d_model);
+        let label = crate::plan::size_label(shape);
         let Some((lr_opt, at_edge)) = scan_optimum(&lrs, &val_losses) else {
             warnings.push(format!("{label}: no tuning run finished; size left out of the rule"));
             continue;
@@ -212,15 +212,10 @@ pub fn fit_table(tune: &TunePlan, sweep_dir: &Path) -> Result<TunedTable> {
     }
     if sizes.is_empty() {
         // Name what the runs' records say (a scan too high diverges; one too short fails).
-        let mut statuses: Vec<String> = Vec::new();
+        let mut counts: Vec<(&str, usize)> = Vec::new();
         for (_, id) in tune.sizes.iter().flat_map(|(_, _, _, ids)| ids) {
             let status = RunRecord::read(&sweep_dir.join("runs").join(id).join("run.json"))
-                .map(|r| r.status.as_str().to_string())
-                .unwrap_or_else(|_| "not recorded".into());
-            statuses.push(status);
-        }
-        let mut counts: Vec<(String, usize)> = Vec::new();
-        for status in statuses {
+                .map_or("not recorded", |r| r.status.as_str());
             match counts.iter_mut().find(|(s, _)| *s == status) {
                 Some(entry) => entry.1 += 1,
                 None => counts.push((status, 1)),

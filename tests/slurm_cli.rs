@@ -114,6 +114,16 @@ fn impossible_sbatch_values_are_refused_with_one_line() {
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: a bad flag value is a usage error");
         assert!(err.contains(says) && err.trim().lines().count() == 1, "{flag} {value}: {err}");
     }
+    let bogus = dir.join("not-a-sweep");
+    let out = run(&[
+        "slurm",
+        config.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--reuse",
+        bogus.to_str().unwrap(),
+    ]);
+    assert!(stderr(&out).contains("--reuse: not a sweep directory"), "{}", stderr(&out));
     assert!(!results.exists(), "nothing written for refused flags");
     std::fs::remove_dir_all(&dir).unwrap();
 }

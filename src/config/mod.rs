@@ -105,7 +105,11 @@ impl DataConfig {
     /// Relative paths in the data section are relative to `config_path`'s directory.
     pub fn set_config_path(&mut self, config_path: &Path) {
         let dir = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        self.set_base_dir(if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir });
+    }
+
+    /// The folder the data section's relative paths are relative to.
+    pub fn set_base_dir(&mut self, dir: PathBuf) {
         match self {
             DataConfig::Synthetic(_) => {}
             DataConfig::Text(t) => t.base_dir = Some(dir),

@@ -220,7 +220,7 @@ impl SweepConfig {
         config.data.paths_mut().into_iter().for_each(rebase);
         config.train.tuned_table.as_mut().into_iter().for_each(rebase);
         config.grid.centre.as_mut().filter(|c| c.as_str() != "chinchilla").into_iter().for_each(rebase);
-        config.data.set_config_path(&to.join("config.toml"));
+        config.data.set_base_dir(to.to_path_buf());
         Ok(config)
     }
 

@@ -26,6 +26,15 @@ pub(crate) enum Variable {
 impl Variable {
     pub const ALL: [Variable; 3] = [Variable::Params, Variable::Tokens, Variable::Compute];
 
+    /// Its place in `ALL`, which the per-variable arrays (mappings, constraints) follow.
+    pub fn index(self) -> usize {
+        match self {
+            Variable::Params => 0,
+            Variable::Tokens => 1,
+            Variable::Compute => 2,
+        }
+    }
+
     /// The parameters of the law with its irreducible term: (log E, alpha, log X_c).
     pub fn specs(self) -> &'static [ParamSpec] {
         match self {

@@ -46,6 +46,7 @@ pub use crate::records::fit::{
     BootstrapSummary, ChinchillaFit, ChinchillaParams, ComputeModel, Excluded, FitReport, Fits, FrontierFit, HeldOut,
     HoldoutReport, Intervals, IsoFlopFit, IsoFlopMinimum, LawFit, Prediction, Values,
 };
+pub(crate) use assess::decades;
 pub use constraints::Constraints;
 pub use data::{load_points, planned_conventions, Curve, CurvePoint, Dataset, Point};
 pub use error::FitError;

@@ -285,7 +285,7 @@ pub fn run_id_with_unique(
 
 /// `L{layers}-d{width}`: a size as run ids and warnings name it.
 pub(crate) fn size_label(shape: &ModelShape) -> String {
-    format!("L{}-d{}", shape.n_layers, shape.d_model)
+    crate::model::size_label(shape.n_layers, shape.d_model)
 }
 
 /// Drops runs that round to the same id (two budgets giving the same number of steps).

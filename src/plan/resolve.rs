@@ -40,8 +40,7 @@ pub(crate) fn resolve_tuned(train: &mut TrainSection, config_path: &Path) -> std
     let path = config_path.parent().unwrap_or(Path::new(".")).join(file);
     if path.exists() {
         let table = TunedTable::read(&path).map_err(|e| format!("train.tuned_table = {file:?}: {e}"))?;
-        train.tuned_at_edge =
-            table.sizes.iter().filter(|s| s.at_edge).map(|s| format!("L{}-d{}", s.n_layers, s.d_model)).collect();
+        train.tuned_at_edge = table.sizes.iter().filter(|s| s.at_edge).map(|s| s.label()).collect();
         train.tuned = Some(table.rule);
     }
     Ok(())

@@ -180,7 +180,7 @@ pub fn flop_budget_steps(
     tokens: u64,
     tokens_per_step: u64,
 ) -> std::result::Result<u64, String> {
-    let steps = (tokens as f64 / tokens_per_step as f64).round() as u64;
+    let steps = whole_steps(tokens, tokens_per_step);
     if steps == 0 {
         return Err(format!(
             "budget.flops = {flops:e} gives {} {tokens} tokens, {LESS_THAN_ONE_STEP} of batch_size × seq_len = \
@@ -191,6 +191,11 @@ pub fn flop_budget_steps(
     Ok(steps)
 }
 
+/// The optimiser steps `tokens` make at `tokens_per_step` each, rounded to the nearest.
+fn whole_steps(tokens: u64, tokens_per_step: u64) -> u64 {
+    (tokens as f64 / tokens_per_step as f64).round() as u64
+}
+
 /// What a budget too small for one optimiser step is (the plan leaves the size out of a FLOP budget).
 pub const LESS_THAN_ONE_STEP: &str = "less than one step";
 
@@ -199,7 +204,7 @@ pub fn budget_steps(tokens: u64, tokens_per_step: u64, key: &str) -> std::result
     if tokens == 0 {
         return Err(format!("{key} must be positive"));
     }
-    let steps = (tokens as f64 / tokens_per_step as f64).round() as u64;
+    let steps = whole_steps(tokens, tokens_per_step);
     if steps == 0 {
         return Err(format!(
             "{key} = {tokens} is {LESS_THAN_ONE_STEP} of batch_size × seq_len = {tokens_per_step} tokens"

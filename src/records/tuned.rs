@@ -29,6 +29,13 @@ pub struct TunedSize {
     pub at_edge: bool,
 }
 
+impl TunedSize {
+    /// `L{layers}-d{width}`, as the tuning runs' ids name the size.
+    pub fn label(&self) -> String {
+        crate::model::size_label(self.n_layers, self.d_model)
+    }
+}
+
 /// What tuning cost against the sweep it tunes (FLOPs under budget.flop_convention).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TuneCost {

@@ -181,8 +181,7 @@ pub(crate) fn plan(sweep: &Sweep, counting: &Counting) -> Vec<Block> {
     ];
     for (name, range) in ranges {
         if let Some((low, high)) = range {
-            // In logs: high / low overflows for ranges beyond 308 decades.
-            let decades = high.log10() - low.log10();
+            let decades = crate::fit::decades(low, high);
             items.push(format!("{name} from {} to {} ({decades:.1} decades)", count(low), count(high)));
         }
     }

@@ -48,7 +48,7 @@ pub(crate) fn section(sweep_dir: &Path) -> Vec<Block> {
         .map(|size| {
             let best = size.val_losses.iter().flatten().copied().min_by(f64::total_cmp);
             vec![
-                format!("L{}-d{}", size.n_layers, size.d_model),
+                size.label(),
                 compact(size.params as f64, 3),
                 compact(size.tokens as f64, 3),
                 format!("{:.3e}", size.lr_opt),

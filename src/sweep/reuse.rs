@@ -47,7 +47,8 @@ impl Reused {
     }
 }
 
-/// `reuse_finished` for each directory of `--reuse`, its summary line printed on stderr.
+/// `reuse_finished` for each directory of `--reuse`, its summary line printed on stderr. The
+/// callers (`sweep`, `slurm`) check `dirs` with `check_reuse_dirs` before they open the store.
 pub fn reuse_from_all(store: &SweepStore, plan: &Plan, source: &dyn TokenSource, dirs: &[PathBuf]) -> Result<()> {
     for from in dirs {
         let reused = reuse_finished(store, plan, source, from)?;
@@ -58,8 +59,7 @@ pub fn reuse_from_all(store: &SweepStore, plan: &Plan, source: &dyn TokenSource,
 
 /// Copies into `store` every finished run of the sweep directory `from` that `plan` has and this
 /// store does not, where the run's spec and data are this plan's (module docs).
-pub fn reuse_finished(store: &SweepStore, plan: &Plan, source: &dyn TokenSource, from: &Path) -> Result<Reused> {
-    check_reuse_dir(&store.dir, from)?;
+fn reuse_finished(store: &SweepStore, plan: &Plan, source: &dyn TokenSource, from: &Path) -> Result<Reused> {
     let mut reused = Reused::default();
     for spec in plan.runs.iter().filter(|s| matches!(s.role, RunRole::Independent)) {
         let path = from.join("runs").join(&spec.run_id).join("run.json");

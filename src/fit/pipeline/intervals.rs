@@ -67,8 +67,7 @@ fn bootstrap_over_points(context: &Context<'_>, report: &FitReport, variable: Va
     let (_, exponent, scale) = variable.names();
     let start = [*fit.params.get(exponent)?, fit.params.get(scale)?.ln()];
     let pairs = law_points(context.data, &context.ones, variable);
-    let k = Variable::ALL.iter().position(|v| *v == variable)?;
-    let mapping = &context.mappings.kaplan_single[k].power;
+    let mapping = &context.mappings.kaplan_single[variable.index()].power;
     let points = pairs.len();
     let refit: Refit<'_> = Box::new(move |w| refit_power(&pairs, w, variable, mapping, start));
     let opts = context.opts;
@@ -94,7 +93,7 @@ fn refits<'a>(context: &'a Context<'a>, report: &FitReport, warm: &'a WarmStarts
     if report.fits.kaplan_c.is_some() {
         let variable = Variable::Compute;
         slots.push(Slot::Kaplan(variable));
-        let mapping = &mappings.kaplan_single[2];
+        let mapping = &mappings.kaplan_single[variable.index()];
         refits.push(Box::new(move |w| fit_single(data, w, variable, mapping).ok().map(|f| f.params)));
     }
     if let Some(starts) = warm.kaplan_nd.as_deref() {
