@@ -26,18 +26,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::CentreLaw;
 use crate::config::SweepConfig;
 use crate::error::{Error, Result};
 use crate::fit::{fit, load_points, Dataset, FitOptions, FitReport, Law, ParamCount};
 use crate::plan::expand;
+pub use crate::records::ladder::{BudgetObservation, BudgetPrediction, LadderRecord, RungRecord, LADDER_VERSION};
 use crate::sweep::{run_plan, SweepOptions, SweepReport};
 use crate::verdict::Assessment;
-
-/// The version of ladder.json's layout.
-pub const LADDER_VERSION: u32 = 1;
 
 /// Options of `sweeplaw ladder`.
 pub struct LadderOptions {
@@ -51,74 +47,6 @@ pub struct LadderOptions {
     /// (0: fit's default, since the law's verdict reads its intervals).
     pub bootstrap: usize,
     pub quiet: bool,
-}
-
-/// ladder.json: every rung's budgets, what was predicted before it trained and what it measured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LadderRecord {
-    pub format_version: u32,
-    /// The config the ladder climbs from, as given.
-    pub config: String,
-    pub step: f64,
-    pub rungs: Vec<RungRecord>,
-}
-
-/// One rung.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RungRecord {
-    pub rung: usize,
-    pub budgets: Vec<f64>,
-    /// The rung's sweep directory, relative to the ladder's.
-    pub sweep: String,
-    /// The law its sizes were centred on (None for rung 1: the config's own grid).
-    #[serde(default)]
-    pub centred_on: Option<String>,
-    /// Written before the rung trained (empty for rung 1: nothing to predict from).
-    #[serde(default)]
-    pub predictions: Vec<BudgetPrediction>,
-    /// Written after it trained.
-    #[serde(default)]
-    pub observed: Vec<BudgetObservation>,
-}
-
-/// The law's forecast at one budget of the next rung.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BudgetPrediction {
-    pub flops: f64,
-    pub n_opt: f64,
-    #[serde(default)]
-    pub n_opt_ci95: Option<(f64, f64)>,
-    pub loss: f64,
-    #[serde(default)]
-    pub loss_ci95: Option<(f64, f64)>,
-    /// The predicting law's verdict (identified, weak, not identified) and why.
-    pub verdict: String,
-    #[serde(default)]
-    pub reasons: Vec<String>,
-    /// The rungs the law was fitted to (1..=this).
-    pub fitted_on_rungs: usize,
-}
-
-/// What one budget of a rung measured, against its prediction.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BudgetObservation {
-    pub flops: f64,
-    /// The budget's runs that finished.
-    pub runs: usize,
-    pub n_opt: f64,
-    pub loss: f64,
-    /// "parabola" (approach 2's vertex, inside the sampled sizes) or "lowest run".
-    pub from: String,
-    /// predicted / observed − 1, where there was a prediction.
-    #[serde(default)]
-    pub n_opt_error: Option<f64>,
-    #[serde(default)]
-    pub loss_error: Option<f64>,
-    /// Whether the observed value lies inside the predicted 95% interval.
-    #[serde(default)]
-    pub n_opt_inside: Option<bool>,
-    #[serde(default)]
-    pub loss_inside: Option<bool>,
 }
 
 /// What `run_ladder` did: the record, and the signal that stopped it early, if one did.
@@ -161,7 +89,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
     let dir = ladder_dir(&options.results, &base);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let record_path = dir.join("ladder.json");
-    let mut record = read_record(&record_path)?.unwrap_or_else(|| LadderRecord {
+    let mut record = LadderRecord::read(&record_path)?.unwrap_or_else(|| LadderRecord {
         format_version: LADDER_VERSION,
         config: options.config.display().to_string(),
         step: options.step,
@@ -225,7 +153,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
             let earlier = cumulative(&dir, rung - 1, &fit_options)?;
             record.rungs[index].predictions = predict(&earlier, &budgets, rung - 1, &fit_options, &law_verdict)?;
         }
-        write_record(&record_path, &record)?;
+        record.write(&record_path)?;
         let config_path = dir.join(format!("rung{rung}.toml"));
         let text = config.to_toml().map_err(|e| Error::record(&config_path, e))?;
         let header = format!(
@@ -272,7 +200,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         let this_rung = load_rung(&dir, rung, &fit_options)?;
         let observed = observe(&this_rung, &plan, &budgets, &law, &record.rungs[index].predictions);
         record.rungs[index].observed = observed;
-        write_record(&record_path, &record)?;
+        record.write(&record_path)?;
     }
     Ok(LadderOutcome { dir, record, stopped: None })
 }
@@ -394,29 +322,6 @@ fn observe(
         });
     }
     observed
-}
-
-fn read_record(path: &Path) -> Result<Option<LadderRecord>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
-            Error::record(path, format!("not a ladder record ({e}); move it aside to start the ladder again"))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
-/// Writes ladder.json, leaving it as it is when it already holds `record`: a rerun that finds
-/// every rung done then keeps the file's bytes, so each forecast stays to the last digit as it
-/// was written before its rung trained (read back and written again, a number can move by one
-/// unit in the last place: `records::as_recorded`).
-fn write_record(path: &Path, record: &LadderRecord) -> Result<()> {
-    if read_record(path).ok().flatten().as_ref() == Some(record) {
-        return Ok(());
-    }
-    let json = serde_json::to_string_pretty(record).map_err(|e| Error::record(path, e.to_string()))?;
-    crate::fs::write_atomic(path, json.as_bytes())?;
-    Ok(())
 }
 
 /// The ladder as a table: per budget of each rung, the forecast and what was measured.

@@ -5,7 +5,8 @@
 //! absent, any field may be missing (a number reads as NaN, a list as empty), a NaN the writer
 //! stored as null reads as NaN again, and an entry of a list that does not parse (one IsoFLOP
 //! minimum, one held-out run) is left out. A file that is not JSON, or whose parts have the
-//! wrong shape, is an error naming the file.
+//! wrong shape, is an error naming the file. The lenient field readers are `fit/lenient.rs`;
+//! the options fit.json records, `fit/settings.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::records::verdict::Assessment;
+
+mod lenient;
+mod settings;
+
+pub use settings::FitSettings;
 
 /// Reads fit.json: `Ok(None)` when there is none.
 pub fn read_fit(path: &Path) -> Result<Option<FitReport>> {
@@ -266,62 +272,6 @@ pub struct FitReport {
     pub options: Option<FitSettings>,
 }
 
-/// The options of one `sweeplaw fit`, by their command-line names and values.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FitSettings {
-    pub law: String,
-    pub params: String,
-    pub flops: String,
-    pub bootstrap: usize,
-    pub holdout: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_flops: Option<f64>,
-    pub seed: u64,
-    pub exclude_highest_loss: usize,
-    pub isoflop_window: usize,
-    /// `--fix`: name -> value.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fixed: BTreeMap<String, f64>,
-    /// `--tie`: (follower, leader) pairs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tied: Vec<(String, String)>,
-    pub reduce: String,
-    pub overfit: String,
-}
-
-impl FitSettings {
-    /// The flags that differ from `defaults`, as one would type them after `sweeplaw fit PATH`.
-    pub fn flags_beyond(&self, defaults: &FitSettings) -> Vec<String> {
-        let mut flags = Vec::new();
-        let mut differs = |flag: &str, value: String, default: String| {
-            if value != default {
-                flags.push(format!("--{flag} {value}"));
-            }
-        };
-        differs("law", self.law.clone(), defaults.law.clone());
-        differs("params", self.params.clone(), defaults.params.clone());
-        differs("flops", self.flops.clone(), defaults.flops.clone());
-        differs("bootstrap", self.bootstrap.to_string(), defaults.bootstrap.to_string());
-        differs("holdout", self.holdout.to_string(), defaults.holdout.to_string());
-        let target = |t: Option<f64>| t.map(|c| format!("{c:e}")).unwrap_or_default();
-        differs("target-flops", target(self.target_flops), target(defaults.target_flops));
-        differs("seed", self.seed.to_string(), defaults.seed.to_string());
-        differs(
-            "exclude-highest-loss",
-            self.exclude_highest_loss.to_string(),
-            defaults.exclude_highest_loss.to_string(),
-        );
-        differs("isoflop-window", self.isoflop_window.to_string(), defaults.isoflop_window.to_string());
-        let fixed = |f: &BTreeMap<String, f64>| f.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-        differs("fix", fixed(&self.fixed), fixed(&defaults.fixed));
-        let tied = |t: &[(String, String)]| t.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>().join(",");
-        differs("tie", tied(&self.tied), tied(&defaults.tied));
-        differs("reduce", self.reduce.clone(), defaults.reduce.clone());
-        differs("overfit", self.overfit.clone(), defaults.overfit.clone());
-        flags
-    }
-}
-
 /// Fitted parameters of L = E + A/N^alpha + B/D^beta.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ChinchillaParams {
@@ -426,86 +376,6 @@ pub struct Excluded {
     pub run: String,
     #[serde(default)]
     pub reason: String,
-}
-
-/// The `deserialize_with` and `default` functions of the fit.json types.
-pub(crate) mod lenient {
-    use std::collections::BTreeMap;
-
-    use serde::de::DeserializeOwned;
-    use serde::{Deserialize, Deserializer};
-
-    /// NaN: the value of a number fit.json does not give.
-    pub(crate) fn nan() -> f64 {
-        f64::NAN
-    }
-
-    /// [NaN, NaN].
-    pub(crate) fn nan_pair() -> [f64; 2] {
-        [f64::NAN; 2]
-    }
-
-    /// 6 and 1: the compute model C = 6·N·D of fit.json files written before it was recorded.
-    pub(crate) fn six() -> f64 {
-        6.0
-    }
-
-    pub(crate) fn one() -> f64 {
-        1.0
-    }
-
-    /// "chinchilla": the law of a holdout that does not name it.
-    pub(crate) fn chinchilla() -> String {
-        "chinchilla".to_string()
-    }
-
-    /// `true`: what an IsoFLOP minimum without "inside" is.
-    pub(crate) fn yes() -> bool {
-        true
-    }
-
-    /// A number; null (how serde_json writes NaN and infinities) reads as NaN.
-    pub(crate) fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
-    }
-
-    /// A [low, high] pair; nulls read as NaN.
-    pub(crate) fn pair<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[f64; 2], D::Error> {
-        let [low, high] = <[Option<f64>; 2]>::deserialize(deserializer)?;
-        Ok([low.unwrap_or(f64::NAN), high.unwrap_or(f64::NAN)])
-    }
-
-    /// Named numbers; a name whose value is null (a NaN) is left out.
-    pub(crate) fn numbers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, f64>, D::Error> {
-        let map = BTreeMap::<String, Option<f64>>::deserialize(deserializer)?;
-        Ok(map.into_iter().filter_map(|(name, value)| Some((name, value?))).collect())
-    }
-
-    /// `numbers`, of an optional map.
-    pub(crate) fn optional_numbers<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<BTreeMap<String, f64>>, D::Error> {
-        let map = Option::<BTreeMap<String, Option<f64>>>::deserialize(deserializer)?;
-        Ok(map.map(|map| map.into_iter().filter_map(|(name, value)| Some((name, value?))).collect()))
-    }
-
-    /// Named [low, high] intervals; one that is not a pair of numbers is left out.
-    pub(crate) fn intervals<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<BTreeMap<String, [f64; 2]>, D::Error> {
-        let map = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
-        let pair = |value: serde_json::Value| -> Option<[f64; 2]> {
-            let [low, high] = serde_json::from_value::<[f64; 2]>(value).ok()?;
-            Some([low, high])
-        };
-        Ok(map.into_iter().filter_map(|(name, value)| Some((name, pair(value)?))).collect())
-    }
-
-    /// A list whose entries that do not parse are left out.
-    pub(crate) fn entries<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Vec<T>, D::Error> {
-        let items = Vec::<serde_json::Value>::deserialize(deserializer)?;
-        Ok(items.into_iter().filter_map(|item| serde_json::from_value(item).ok()).collect())
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! The results files of docs/DESIGN.md "Results: the stable contract", one module per file:
 //! run.json (`run`), metrics.csv (`metrics`), summary.csv (`summary`), plan.json (`plan`, with
-//! the `RunSpec`s), fit.json (`fit`, with the verdicts of `verdict`) and tuned.json (`tuned`).
+//! the `RunSpec`s), fit.json (`fit`, with the verdicts of `verdict`), tuned.json (`tuned`) and
+//! ladder.json (`ladder`).
 //! Each owns its typed structs, its one reader (tolerant where a damaged line
 //! can be skipped with a warning naming the file and line) and its one writer; every record is
 //! written through `crate::fs::write_atomic` (temporary file + rename, so a kill at any instant
 //! leaves the previous good version). Commands read records through here only.
 
 pub mod fit;
+pub mod ladder;
 pub mod metrics;
 pub mod plan;
 pub mod run;
