@@ -209,15 +209,18 @@ pub fn wait_within(mut child: std::process::Child, limit: Duration, what: &str) 
     child.wait_with_output().unwrap()
 }
 
+/// The checkpoints in `dir` that have a state.json, oldest first.
+fn complete_checkpoints(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join("state.json").is_file()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
 /// The newest checkpoint (by step) in `dir` that has a state.json.
 fn newest_checkpoint(dir: &Path) -> Option<std::path::PathBuf> {
-    let mut found: Vec<_> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("state.json").is_file())
-        .collect();
-    found.sort();
-    found.pop()
+    complete_checkpoints(dir).pop()
 }
 
 /// Spawns `args`, waits until `dir` holds `count` checkpoints with a state.json, then returns the
@@ -267,10 +270,10 @@ fn a_checkpoint_whose_step_was_edited_is_corrupt_and_the_previous_one_is_used() 
     let mut child = spawn_until_checkpoints(&sweep_args(&config, &edited), &checkpoints, 2);
     let _ = child.kill();
     let _ = child.wait();
-    let mut both: Vec<_> = std::fs::read_dir(&checkpoints).unwrap().map(|e| e.unwrap().path()).collect();
-    both.sort();
-    let older = read(&both[0].join("model.safetensors"));
-    std::fs::write(both[1].join("model.safetensors"), older).unwrap();
+    // The two newest complete checkpoints (the kill may land between a third's save and the prune).
+    let complete = complete_checkpoints(&checkpoints);
+    let [.., older, newer] = &complete[..] else { panic!("two complete checkpoints") };
+    std::fs::write(newer.join("model.safetensors"), read(&older.join("model.safetensors"))).unwrap();
     let out = run(&sweep_args(&config, &edited));
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");

@@ -178,31 +178,38 @@ fn corrupt_newest_checkpoint_resumes_from_the_previous_good_one() {
     let config = write(&dir, "sweep.toml", &sweep_config("corrupt", ""));
     let (reference, broken) = (dir.join("reference"), dir.join("broken"));
     run_to_end(&sweep_args(&config, &reference));
-    // Kill the first run once it holds two checkpoints, then corrupt the newer one.
+    // Kill the first run once it holds two checkpoints, then corrupt the newest complete one (the
+    // kill may land while a third is half written: one without state.json is never resumed from).
     let checkpoints = broken.join("corrupt/runs/L1-d32-D10240-s0/checkpoint");
-    let mut child = spawn(&sweep_args(&config, &broken));
-    let started = Instant::now();
-    let found = loop {
-        let n = std::fs::read_dir(&checkpoints)
-            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().join("state.json").exists()).count())
-            .unwrap_or(0);
-        if n >= 2 || started.elapsed() > Duration::from_secs(60) {
-            break n >= 2;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    if found {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&checkpoints).unwrap().map(|e| e.unwrap().path()).collect();
+    let complete = || {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&checkpoints)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("state.json").exists()).collect())
+            .unwrap_or_default();
         dirs.sort();
-        std::fs::write(dirs.last().unwrap().join("model.safetensors"), b"truncated garbage").unwrap();
+        dirs
+    };
+    let mut newest = None;
+    // A loaded machine may finish the run before the kill lands; then try again from scratch.
+    for _attempt in 0..3 {
+        let _ = std::fs::remove_dir_all(&broken);
+        let mut child = spawn(&sweep_args(&config, &broken));
+        let started = Instant::now();
+        while complete().len() < 2 && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let first_done = done_records(&broken.join("corrupt")).iter().any(|(id, _)| id == "L1-d32-D10240-s0");
+        newest = complete().pop().filter(|_| !first_done);
+        if newest.is_some() {
+            break;
+        }
     }
+    let newest = newest.expect("in 3 tries, the first run was never caught holding a complete checkpoint");
+    std::fs::write(newest.join("model.safetensors"), b"truncated garbage").unwrap();
     let out = run(&sweep_args(&config, &broken));
     assert!(out.status.success(), "{}", stderr(&out));
-    if found {
-        assert!(stderr(&out).contains("model.safetensors"), "the corrupt file is named: {}", stderr(&out));
-    }
+    assert!(stderr(&out).contains("model.safetensors"), "the corrupt file is named: {}", stderr(&out));
     assert_eq!(all_losses(&broken.join("corrupt")), all_losses(&reference.join("corrupt")));
     std::fs::remove_dir_all(&dir).unwrap();
 }
