@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use sweeplaw::diag::bench::reference_shape;
+use sweeplaw::sweep::claim::ClaimConfig;
 
 #[derive(Parser)]
 #[command(
@@ -62,7 +63,7 @@ pub(crate) struct StatusArgs {
     #[arg(long)]
     pub(crate) json: bool,
     /// Seconds without a heartbeat after which a claim counts as stale (as in `sweep`).
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64())]
     pub(crate) stale_after: f64,
 }
 
@@ -129,7 +130,7 @@ pub(crate) struct SweepArgs {
     #[arg(long, value_parser = sweeplaw::sweep::parse_worker)]
     pub(crate) worker: Option<(usize, usize)>,
     /// Seconds without a heartbeat after which another worker's claim is taken over.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64())]
     pub(crate) stale_after: f64,
     /// No progress bars.
     #[arg(long)]
@@ -175,7 +176,7 @@ pub(crate) struct SlurmArgs {
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Seconds without a heartbeat after which a dead task's claim is taken over.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64())]
     pub(crate) stale_after: f64,
     /// Another sweep directory (repeatable): its finished runs that this plan also has are copied
     /// in now, as `sweep --reuse` does, so the tasks train only the rest.

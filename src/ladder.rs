@@ -163,16 +163,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
         );
         crate::fs::write_atomic(&config_path, format!("{header}{text}").as_bytes())?;
         let plan = expand(&config).map_err(|m| Error::config(&config_path, m))?;
-        let sweep_options = SweepOptions {
-            config: config_path.clone(),
-            results: dir.clone(),
-            worker: None,
-            quiet: options.quiet,
-            stale_after: std::time::Duration::from_secs(120),
-            runs_per_device: 1,
-            strict: false,
-            reuse: Vec::new(),
-        };
+        let sweep_options = SweepOptions { quiet: options.quiet, ..SweepOptions::new(&config_path, &dir) };
         let report = run_plan(&sweep_options, config, plan.clone())?;
         if report.signal.is_some() {
             return Ok(LadderOutcome { dir, record, stopped: Some(report) });

@@ -270,14 +270,8 @@ pub fn run_tune(options: &TuneOptions) -> Result<TuneReport> {
         return Err(Error::config(&options.config, refusal));
     }
     let sweep_options = crate::sweep::SweepOptions {
-        config: options.config.clone(),
-        results: options.results.clone(),
-        worker: None,
         quiet: options.quiet,
-        stale_after: std::time::Duration::from_secs(120),
-        runs_per_device: 1,
-        strict: false,
-        reuse: Vec::new(),
+        ..crate::sweep::SweepOptions::new(&options.config, &options.results)
     };
     let report = crate::sweep::run_plan(&sweep_options, tune.config.clone(), tune.plan.clone())?;
     let table = fit_table(&tune, &report.sweep_dir)?;

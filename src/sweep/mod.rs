@@ -48,6 +48,23 @@ pub struct SweepOptions {
     pub reuse: Vec<PathBuf>,
 }
 
+impl SweepOptions {
+    /// The whole plan of `config` into `results`, one run at a time, as `sweeplaw sweep` with no
+    /// flags does.
+    pub fn new(config: impl Into<PathBuf>, results: impl Into<PathBuf>) -> Self {
+        SweepOptions {
+            config: config.into(),
+            results: results.into(),
+            worker: None,
+            quiet: false,
+            stale_after: claim::ClaimConfig::DEFAULT_STALE_AFTER,
+            runs_per_device: 1,
+            strict: false,
+            reuse: Vec::new(),
+        }
+    }
+}
+
 /// What a worker did.
 #[derive(Clone, Debug, Default)]
 pub struct SweepReport {
