@@ -82,6 +82,13 @@ pub fn plan_tuning(config_path: &Path, results: &Path) -> Result<TunePlan> {
         let mut ids = Vec::new();
         for j in 0..settings.lrs {
             let lr = centre * settings.lr_step.powf(j as f64 - (settings.lrs - 1) as f64 / 2.0);
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(bad(format!(
+                    "tune.lr_step = {:e} over tune.lrs = {} rates around {centre:e} reaches lr = {lr:e}: \
+                     every rate scanned must be a positive finite number",
+                    settings.lr_step, settings.lrs
+                )));
+            }
             let mut train = fixed.train.clone();
             train.lr = Some(lr);
             let run_id = format!("L{}-d{}-D{tokens}-lr{lr:.4e}-s{seed}", shape.n_layers, shape.d_model);

@@ -133,6 +133,14 @@ bad_inputs! {
     no_seeds: sweep(&[("device = \"cpu\"", "device = \"cpu\"\nseeds = []")], &["config.toml", "seeds"]);
     two_kinds_of_budget: sweep(&[("tokens = [2560]", "tokens = [2560]\nflops = [1e12]")], &["config.toml", "budget: give exactly one"]);
     vocabulary_too_small: sweep(&[("vocab_size = 256", "vocab_size = 3")], &["config.toml", "vocab_size"]);
+    // TOML allows inf and nan; no setting means anything at either, and JSON records cannot hold them.
+    infinite_grad_clip: sweep(&[("eval_tokens = 2048", "eval_tokens = 2048\n[train.optimizer]\ngrad_clip = inf")], &["config.toml", "train.optimizer.grad_clip = inf", "finite"]);
+    infinite_spike_factor_in_a_run_config: train(&[("eval_tokens = 4096", "eval_tokens = 4096\n[train.divergence]\nspike_factor = inf")], &["config.toml", "train.divergence.spike_factor = inf", "finite"]);
+    nan_in_a_budget_list: sweep(&[("tokens = [2560]", "tokens_per_param = [20.0, nan]")], &["config.toml", "budget.tokens_per_param[1] = NaN"]);
+    run_tokens_just_under_one_step: train(&[("tokens = 40960", "tokens = 255")], &["config.toml", "train.tokens = 255", "one step of batch_size × seq_len = 256"]);
+    unique_tokens_less_than_one_sequence: sweep(&[("tokens = [2560]", "tokens = [2560]\nunique_tokens = [10]")], &["config.toml", "budget.unique_tokens: 10", "model.seq_len = 32"]);
+    run_unique_tokens_less_than_one_sequence: train(&[("tokens = 40960", "tokens = 40960\nunique_tokens = 10")], &["config.toml", "train.unique_tokens = 10", "model.seq_len = 32"]);
+    token_file_less_than_one_sequence: sweep(&[("kind = \"synthetic\"\nvocab_size = 256\nn_quanta = 512", "kind = \"tokens\"\ntrain = \"tiny.bin\"\nvalidation = \"validation.bin\"\ndtype = \"u16\"\nvocab_size = 256")], &["config.toml", "training split holds 10 tokens", "seq_len"]);
     unknown_schedule: sweep(&[("eval_tokens = 2048", "eval_tokens = 2048\n[train.schedule]\nkind = \"sawtooth\"")], &["config.toml", "sawtooth"]);
     // Devices.
     unknown_device: sweep(&[("device = \"cpu\"", "device = \"tpu\"")], &["config.toml", "device = \"tpu\""]);
@@ -239,6 +247,11 @@ fn write_config(path: &Path, config: &Config) {
     }
     if let Some(dir) = path.parent() {
         std::fs::write(dir.join("tiny.txt"), "far too small").unwrap();
+        // Token files (u16): a training file of 10 tokens, less than one sequence; a validation
+        // file large enough for the evaluation.
+        let tokens = |n: u16| (0..n).flat_map(|t| (t % 200).to_le_bytes()).collect::<Vec<u8>>();
+        std::fs::write(dir.join("tiny.bin"), tokens(10)).unwrap();
+        std::fs::write(dir.join("validation.bin"), tokens(4096)).unwrap();
     }
 }
 

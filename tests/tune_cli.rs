@@ -151,6 +151,28 @@ fn tuning_that_would_cost_too_much_is_refused_before_training() {
 }
 
 #[test]
+fn a_scan_whose_rates_leave_the_positive_numbers_is_refused_before_training() {
+    let dir = scratch("tune-lr-step");
+    // 5 rates a factor 1e200 apart around 1e-2: the outer ones are 0 and inf.
+    let text = tune_config(0.2).replace("lrs = 5", "lrs = 5\nlr_step = 1e200");
+    let config = write(&dir, "sweep.toml", &text);
+    let results = dir.join("results");
+    for extra in [None, Some("--dry-run")] {
+        let mut args = vec!["tune", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet"];
+        args.extend(extra);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("sweep.toml") && err.contains("tune.lr_step = 1e200") && err.contains("lr = 0e0"),
+            "{err}"
+        );
+        assert!(!results.exists() && !dir.join("tuned.json").exists());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn report_on_a_tuning_directory_draws_the_scan_and_quotes_the_rule() {
     let dir = scratch("tune-report");
     let config = write(&dir, "sweep.toml", &tune_config(0.2));

@@ -285,8 +285,30 @@ pub fn check_run_id(id: &str) -> std::result::Result<(), String> {
 }
 
 /// Parses TOML into `T`; the error names the file, and toml's message names the key and line.
+/// TOML allows `inf` and `nan`, but no setting of sweeplaw's means anything at either (and JSON
+/// records cannot hold them), so a non-finite number anywhere is refused, naming its key.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
-    toml::from_str(text).map_err(|e| Error::config(path, one_line(&e.to_string())))
+    let parsed = toml::from_str(text).map_err(|e| Error::config(path, one_line(&e.to_string())))?;
+    if let Ok(table) = toml::from_str::<toml::Table>(text) {
+        if let Some((key, value)) = first_non_finite(&toml::Value::Table(table), String::new()) {
+            return Err(Error::config(path, format!("{key} = {value}: a number in a config must be finite")));
+        }
+    }
+    Ok(parsed)
+}
+
+/// The dotted key (with `[i]` for array items) and value of the first `inf` or `nan` in `value`.
+fn first_non_finite(value: &toml::Value, key: String) -> Option<(String, f64)> {
+    match value {
+        toml::Value::Float(x) if !x.is_finite() => Some((key, *x)),
+        toml::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| first_non_finite(item, format!("{key}[{i}]")))
+        }
+        toml::Value::Table(table) => table.iter().find_map(|(name, item)| {
+            first_non_finite(item, if key.is_empty() { name.clone() } else { format!("{key}.{name}") })
+        }),
+        _ => None,
+    }
 }
 
 fn one_line(message: &str) -> String {

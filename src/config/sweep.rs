@@ -259,6 +259,12 @@ impl SweepConfig {
         }
         self.grid.validate()?;
         self.budget.validate()?;
+        if let Some(&u) = self.budget.unique_tokens.iter().flatten().find(|&&u| u < f.seq_len as u64) {
+            return Err(format!(
+                "budget.unique_tokens: {u} is less than one sequence of model.seq_len = {} tokens",
+                f.seq_len
+            ));
+        }
         if self.grid.centre.is_some() && self.budget.flops.is_none() {
             return Err("grid.centre centres each IsoFLOP budget's sizes: it needs budget.flops".into());
         }

@@ -62,6 +62,12 @@ impl RunConfig {
         crate::device::check_spec(&self.device, &self.precision)?;
         self.train.validate()?;
         let tokens = self.train.tokens.ok_or("train.tokens is required: the run's token budget")?;
+        if let Some(u) = self.train.unique_tokens.filter(|&u| u < m.seq_len as u64) {
+            return Err(format!(
+                "train.unique_tokens = {u} is less than one sequence of model.seq_len = {} tokens",
+                m.seq_len
+            ));
+        }
         let run = RunIdentity {
             run_id: self.name.clone(),
             seed: self.seed,
@@ -199,13 +205,14 @@ fn whole_steps(tokens: u64, tokens_per_step: u64) -> u64 {
 /// What a budget too small for one optimiser step is (the plan leaves the size out of a FLOP budget).
 pub const LESS_THAN_ONE_STEP: &str = "less than one step";
 
-/// Number of whole steps in a token budget (rounded to nearest); an error when not one step fits.
+/// Number of whole steps in a token budget (rounded to nearest); an error when the budget is
+/// smaller than one step (rounding it up would train more tokens than were asked for).
 pub fn budget_steps(tokens: u64, tokens_per_step: u64, key: &str) -> std::result::Result<u64, String> {
     if tokens == 0 {
         return Err(format!("{key} must be positive"));
     }
     let steps = whole_steps(tokens, tokens_per_step);
-    if steps == 0 {
+    if tokens < tokens_per_step {
         return Err(format!(
             "{key} = {tokens} is {LESS_THAN_ONE_STEP} of batch_size × seq_len = {tokens_per_step} tokens"
         ));

@@ -50,6 +50,11 @@ fn budget_arithmetic() {
     // A budget smaller than one step is an error naming the key.
     let e = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [10]", FIXED)).unwrap_err();
     assert!(e.contains("train.tokens") && e.contains("less than one step"), "{e}");
+    // Even one that would round up to a whole step: it would train more than it asks for.
+    let step = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", FIXED)).unwrap().runs[0].tokens
+        / expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", FIXED)).unwrap().runs[0].steps;
+    let e = expand(&config("n_layers = [1]\nd_model = [32]", &format!("tokens = [{}]", step - 1), FIXED)).unwrap_err();
+    assert!(e.contains("less than one step"), "{e}");
 }
 
 #[test]

@@ -279,12 +279,21 @@ fn run_source<'a>(spec: &RunSpec, source: &'a dyn TokenSource) -> Result<Option<
     Ok(Some(crate::data::limit_unique(source, limit, spec.shape.seq_len, spec.seed)?))
 }
 
-/// Refuses runs whose evaluation the data cannot hold: each (eval_sequences, seq_len) of `runs`
-/// checked against the validation split of a finite source (text, token files, hub data), so
-/// that `sweep` and `train` say so before writing anything instead of recording the run
-/// `failed` (and the config, once fixed, being refused as another's). The message names
-/// `train.eval_tokens` and the split's size. Synthetic data generates any validation set.
+/// Refuses runs the data cannot serve: each run's training rows (at least one sequence of its
+/// seq_len within its `unique_tokens`) and each (eval_sequences, seq_len) of `runs` checked
+/// against the validation split of a finite source (text, token files, hub data), so that
+/// `sweep` and `train` say so before writing anything instead of recording the run `failed`
+/// (and the config, once fixed, being refused as another's). The message names the data's size
+/// and what to change. Synthetic data generates any validation set.
 pub fn check_evaluation(runs: &[RunSpec], source: &dyn TokenSource) -> std::result::Result<(), String> {
+    let mut rows_checked: Vec<(usize, Option<u64>)> = Vec::new();
+    for spec in runs {
+        let key = (spec.shape.seq_len, spec.unique_tokens);
+        if !rows_checked.contains(&key) {
+            rows_checked.push(key);
+            run_source(spec, source).map_err(|e| e.to_string())?;
+        }
+    }
     if source.unique_tokens().is_none() {
         return Ok(());
     }
