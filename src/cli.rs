@@ -57,13 +57,13 @@ pub(crate) struct StatusArgs {
     #[arg(long)]
     pub(crate) watch: bool,
     /// Seconds between redraws with --watch.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = parse_interval)]
     pub(crate) interval: f64,
     /// Print the same as JSON, for scripts.
     #[arg(long)]
     pub(crate) json: bool,
     /// Seconds without a heartbeat after which a claim counts as stale (as in `sweep`).
-    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64())]
+    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64(), value_parser = parse_stale_after)]
     pub(crate) stale_after: f64,
 }
 
@@ -76,7 +76,7 @@ pub(crate) struct PlanArgs {
     pub(crate) no_measure: bool,
     /// Estimate times from this model FLOP rate (matmul_attn FLOP/s) instead of measuring, e.g.
     /// 2.4e14 for an H100 at 30% of its bf16 peak.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_flop_rate, conflicts_with = "no_measure")]
     pub(crate) assume_flops: Option<f64>,
     /// Refuse the plan (exit 2) when a plan check warns.
     #[arg(long)]
@@ -130,7 +130,7 @@ pub(crate) struct SweepArgs {
     #[arg(long, value_parser = sweeplaw::sweep::parse_worker)]
     pub(crate) worker: Option<(usize, usize)>,
     /// Seconds without a heartbeat after which another worker's claim is taken over.
-    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64())]
+    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64(), value_parser = parse_stale_after)]
     pub(crate) stale_after: f64,
     /// No progress bars.
     #[arg(long)]
@@ -176,7 +176,7 @@ pub(crate) struct SlurmArgs {
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
     /// Seconds without a heartbeat after which a dead task's claim is taken over.
-    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64())]
+    #[arg(long, default_value_t = ClaimConfig::DEFAULT_STALE_AFTER.as_secs_f64(), value_parser = parse_stale_after)]
     pub(crate) stale_after: f64,
     /// Another sweep directory (repeatable): its finished runs that this plan also has are copied
     /// in now, as `sweep --reuse` does, so the tasks train only the rest.
@@ -277,10 +277,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_parser = ["gelu", "swiglu"], default_value = "gelu")]
     pub(crate) mlp: String,
     /// auto | cpu | cuda:N | metal
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = |s: &str| sweeplaw::device::check_spec(s, "auto").map(|()| s.to_string()))]
     pub(crate) device: String,
     /// auto | f32 | bf16 (auto: bf16 matmuls on CUDA, f32 elsewhere)
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16"])]
     pub(crate) precision: String,
     /// Print one JSON object as the last line.
     #[arg(long)]
@@ -300,6 +300,35 @@ pub(crate) struct BenchArgs {
 }
 
 /// A ladder's step: a finite number above 1.
+/// Seconds in `[lowest, highest]`: `Duration` holds no more than about 1.8e19 s, and a value
+/// that cannot become one would panic where it is used.
+fn parse_seconds(text: &str, lowest: f64, highest: f64) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if (lowest..=highest).contains(&seconds) => Ok(seconds),
+        _ => Err(format!("'{text}' is not a number of seconds from {lowest} to {highest:e}")),
+    }
+}
+
+/// `--stale-after`: at least 0.1 s (a claim's heartbeat comes every stale_after / 12, but at
+/// most every 50 ms, and must come twice within it) and at most 1e9 s (31 years: never).
+fn parse_stale_after(text: &str) -> Result<f64, String> {
+    parse_seconds(text, 0.1, 1e9)
+}
+
+/// `status --interval`: between redraws, 0.1 s to 1e9 s.
+fn parse_interval(text: &str) -> Result<f64, String> {
+    parse_seconds(text, 0.1, 1e9)
+}
+
+/// `plan --assume-flops`: a device's model FLOP rate, 1e3 to 1e21 FLOP/s (a laptop CPU runs
+/// about 1e10, an H100 about 4e14); outside, the time estimates are typos' consequences.
+fn parse_flop_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if (1e3..=1e21).contains(&rate) => Ok(rate),
+        _ => Err(format!("'{text}' is not a FLOP rate from 1e3 to 1e21 FLOP/s")),
+    }
+}
+
 fn parse_step(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(step) if step.is_finite() && step > 1.0 => Ok(step),

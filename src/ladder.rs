@@ -79,8 +79,22 @@ fn check(options: &LadderOptions, base: &SweepConfig) -> Result<Vec<f64>> {
     if !(options.step.is_finite() && options.step > 1.0) {
         return Err(Error::Usage(format!("--step must be a number above 1, got {}", options.step)));
     }
+    // The top rung's largest budget, checked before rung 1 trains rather than when it is planned.
+    let largest = budgets.iter().copied().fold(0.0, f64::max);
+    let top = largest * options.step.powf(options.rungs as f64 - 1.0);
+    if !(top <= MAX_RUNG_FLOPS) {
+        return Err(Error::Usage(format!(
+            "--rungs {} at --step {:e} takes the largest budget {largest:e} to {top:e} FLOPs at the top rung, beyond \
+             {MAX_RUNG_FLOPS:e}: climb fewer rungs or a smaller step",
+            options.rungs, options.step
+        )));
+    }
     Ok(budgets)
 }
+
+/// The largest FLOP budget a rung may reach: far beyond any training run to date (about 5e25),
+/// so only a typo in `--step` or `--rungs` reaches it.
+const MAX_RUNG_FLOPS: f64 = 1e30;
 
 /// Climbs the ladder of `options.config`: trains each rung in turn, predicting it first.
 pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {

@@ -76,6 +76,12 @@ fn main() -> ExitCode {
     };
     if matches!(cli.command, Command::Sweep(_) | Command::Train(_) | Command::Ladder(_)) {
         sweeplaw::train::stop::install();
+    } else if !matches!(cli.command, Command::Tune(_)) {
+        // Commands that only read records and print: a closed pipe (`sweeplaw fit … | head -1`)
+        // ends them quietly, as it ends `cat`, instead of a panic in println!. Their files are
+        // written atomically, so stopping mid-way leaves each as it was or complete.
+        // SAFETY: restores the default action of one signal, before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -198,9 +204,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn cmd_status(args: StatusArgs) -> anyhow::Result<()> {
-    if !(args.stale_after > 0.0) || !(args.interval > 0.0) {
-        anyhow::bail!("--stale-after and --interval must be positive numbers of seconds");
-    }
     let stale_after = std::time::Duration::from_secs_f64(args.stale_after);
     loop {
         let state = sweeplaw::status::read_state(&args.sweep_dir, stale_after)?;
@@ -236,9 +239,6 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
         return Err(sweeplaw::Error::StrictRefusal(plan.warnings.len()).into());
     }
     let throughputs = if let Some(rate) = args.assume_flops {
-        if !(rate > 0.0) {
-            anyhow::bail!("--assume-flops must be a positive FLOP/s rate");
-        }
         eprintln!("times assume {rate:.3e} model FLOP/s (matmul_attn), not a measurement");
         Some(sweeplaw::sweep::estimate::assume(&plan, rate))
     } else if args.no_measure {
@@ -260,9 +260,6 @@ fn cmd_plan(args: PlanArgs) -> anyhow::Result<()> {
 }
 
 fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
-    if !(args.stale_after > 0.0) {
-        anyhow::bail!("--stale-after must be a positive number of seconds");
-    }
     if args.rebuild_summary {
         let (config, _) = sweeplaw::sweep::load_plan(&args.config)?;
         return cmd_summary(&args.results.join(&config.name));
@@ -467,9 +464,10 @@ fn cmd_fit(args: FitArgs) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     let report = sweeplaw::fit::fit(&dataset, &options)?;
-    print!("{}", report.table());
+    // fit.json first: a reader that stops early (`| head`) must not cost the fit.
     let out = args.out.unwrap_or_else(|| default_fit_path(&args.path));
     report.write_json(&out)?;
+    print!("{}", report.table());
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -526,6 +524,7 @@ fn cmd_bench(args: BenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.ops {
+        sweeplaw::diag::bench::check_shape(&shape, args.batch_size, args.steps, &device)?;
         let timings = sweeplaw::diag::opbench::time_ops(&shape, args.batch_size, &device, args.steps)?;
         println!("{}", sweeplaw::diag::opbench::describe(&timings));
         if args.json {

@@ -196,6 +196,70 @@ fn a_target_flops_that_is_not_a_positive_number_is_a_usage_error() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn flag_values_out_of_range_are_usage_errors_before_anything_runs() {
+    // Each was exit 1, a panic (a Duration from 1e20 seconds), a sweep that recorded every run
+    // failed (--stale-after 0.09: heartbeats cannot come twice within it), or an abort
+    // allocating petabytes (bench).
+    let dir = scratch("bad-flag-values");
+    let config = write(&dir, "config.toml", SWEEP);
+    let (c, results) = (config.to_str().unwrap(), dir.join("results"));
+    let r = results.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["sweep", c, "--results", r, "--stale-after", "0"], "--stale-after"),
+        (&["sweep", c, "--results", r, "--stale-after", "0.09"], "--stale-after"),
+        (&["sweep", c, "--results", r, "--stale-after", "1e20"], "--stale-after"),
+        (&["sweep", c, "--results", r, "--stale-after", "inf"], "--stale-after"),
+        (&["slurm", c, "--results", r, "--stale-after", "inf"], "--stale-after"),
+        (&["status", r, "--stale-after", "1e20"], "--stale-after"),
+        (&["status", r, "--watch", "--interval", "inf"], "--interval"),
+        (&["plan", c, "--assume-flops", "0"], "--assume-flops"),
+        (&["plan", c, "--assume-flops", "1e-300"], "--assume-flops"),
+        (&["plan", c, "--assume-flops", "5e10", "--no-measure"], "--no-measure"),
+        (&["bench", "--device", "gpu"], "--device"),
+        (&["bench", "--precision", "fp8"], "--precision"),
+        (&["bench", "--device", "cpu", "--batch-size", "18446744073709551615"], "--batch-size"),
+        (
+            &["bench", "--device", "cpu", "--d-model", "65536", "--n-heads", "256", "--n-layers", "100000"],
+            "needs about",
+        ),
+        (
+            &["bench", "--ops", "--device", "cpu", "--d-model", "65536", "--n-heads", "256", "--n-layers", "100000"],
+            "needs about",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?}: {named:?} not in {err}");
+        assert!(!results.exists(), "{args:?} wrote {}", results.display());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_fit_quietly_and_keeps_fit_json() {
+    // `sweeplaw fit … | head -1` panicked in println! (exit 101, a backtrace on stderr).
+    let dir = scratch("bad-closed-pipe");
+    let csv = write(&dir, "points.csv", "N,D,C,loss\n1e6,2e7,1.2e14,3.0\n2e6,4e7,4.8e14,2.9\n4e6,8e7,1.92e15,2.8\n");
+    let out_json = dir.join("fit.json");
+    let mut child = sweeplaw()
+        .args(["fit", csv.to_str().unwrap(), "--bootstrap", "0", "--out", out_json.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+    assert!(out_json.exists(), "fit.json is written before the table is printed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn check(name: &str, case: Case) {
     let dir = scratch(&format!("bad-{name}"));
     let config = dir.join("config.toml");

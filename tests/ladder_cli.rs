@@ -185,6 +185,17 @@ fn a_ladder_refuses_what_it_cannot_climb() {
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", stderr(&out));
         assert!(stderr(&out).contains(flag), "{}", stderr(&out));
     }
+    // A top rung beyond any budget: refused before rung 1 trains (it trained, then failed on an
+    // infinite budget it had computed itself).
+    let centred = write(&dir, "c.toml", &ladder_config("centred", "flops = [3e8, 1e9]", CENTRED));
+    for args in [["--step", "1e300", "--rungs", "3"], ["--step", "4", "--rungs", "1000000"]] {
+        let mut all = vec!["ladder", centred.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet"];
+        all.extend(args);
+        let out = run(&all);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("top rung") && err.contains("--rungs") && err.lines().count() == 1, "{err}");
+    }
     assert!(!results.exists(), "nothing written for a refused ladder");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -53,13 +53,25 @@ pub struct BenchResult {
     pub final_loss: f64,
 }
 
+/// Refuses a benchmark (`bench`, `bench --ops`) that cannot run: an invalid shape, zero steps
+/// or batch, a batch too large to index, or a model and batch whose estimated memory exceeds the
+/// device's (which would otherwise abort the process mid-allocation).
+pub fn check_shape(shape: &ModelShape, batch_size: usize, steps: usize, device: &ComputeDevice) -> Result<()> {
+    shape.validate().map_err(Error::Usage)?;
+    if steps == 0 || batch_size == 0 {
+        return Err(Error::Usage("--steps and --batch-size must be positive".into()));
+    }
+    crate::data::check_batch_shape(batch_size, shape.seq_len)
+        .map_err(|e| Error::Usage(format!("--batch-size and --seq-len: {e}")))?;
+    let bf16_matmuls = device.matmul_dtype == DType::BF16;
+    crate::plan::memory::check_shape_fits("the benchmark model", shape, batch_size, bf16_matmuls, &device.name)
+        .map_err(Error::Usage)
+}
+
 /// Trains `steps` timed steps (after `warmup_steps` untimed ones) and measures the matmul peak.
 pub fn run_bench(options: &BenchOptions, device: &ComputeDevice) -> Result<BenchResult> {
     let shape = &options.shape;
-    shape.validate().map_err(Error::Usage)?;
-    if options.steps == 0 || options.batch_size == 0 {
-        return Err(Error::Usage("--steps and --batch-size must be positive".into()));
-    }
+    check_shape(shape, options.batch_size, options.steps, device)?;
     crate::ops::check::verify_cuda_kernels_once(&device.device);
     let model = Model::new(shape, 0, DType::F32, device.matmul_dtype, &device.device)?;
     let mut optimizer = AdamW::new(model.params(), AdamWConfig::default())?;

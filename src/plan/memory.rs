@@ -12,20 +12,22 @@
 //! (docs/sweep-design.md "Memory"): 4.56 GiB estimated, 4.69 GiB used. It is meant to refuse what
 //! cannot fit, not to squeeze the last gigabyte.
 
+use crate::model::ModelShape;
 use crate::plan::RunSpec;
 
 /// Bytes a run needs at its peak, by the estimate above.
 pub fn estimate_bytes(spec: &RunSpec) -> f64 {
-    let s = &spec.shape;
+    let bf16_matmuls = spec.precision == "bf16" || (spec.precision == "auto" && spec.device.starts_with("cuda"));
+    estimate_shape_bytes(&spec.shape, spec.batch_size, bf16_matmuls)
+}
+
+/// Bytes training `shape` at `batch_size` needs at its peak, by the estimate above.
+pub fn estimate_shape_bytes(s: &ModelShape, batch_size: usize, bf16_matmuls: bool) -> f64 {
     let params = s.params_total() as f64;
-    let bf16_copy = if spec.precision == "bf16" || (spec.precision == "auto" && spec.device.starts_with("cuda")) {
-        2.0 * params
-    } else {
-        0.0
-    };
+    let bf16_copy = if bf16_matmuls { 2.0 * params } else { 0.0 };
     let state = 16.0 * params + bf16_copy;
     let (b, t, d, h, heads, v) = (
-        spec.batch_size as f64,
+        batch_size as f64,
         s.seq_len as f64,
         s.d_model as f64,
         s.mlp_hidden() as f64,
@@ -56,17 +58,45 @@ pub fn available_bytes(device: &str) -> Option<(String, f64)> {
 pub fn check_fits(runs: &[RunSpec], device: &str) -> Result<(), String> {
     let Some((what, available)) = available_bytes(device) else { return Ok(()) };
     match runs.iter().map(|r| (r, estimate_bytes(r))).max_by(|a, b| a.1.total_cmp(&b.1)) {
-        Some((run, need)) if need > available => Err(format!(
-            "run {} needs about {} to train ({} parameters at batch {}), more than the {} of {what} on {device}; \
-             use smaller models or batches",
-            run.run_id,
-            human_bytes(need),
-            run.shape.params_total(),
-            run.batch_size,
-            human_bytes(available)
-        )),
+        Some((run, need)) if need > available => {
+            Err(too_large(&format!("run {}", run.run_id), need, &run.shape, run.batch_size, (&what, available), device))
+        }
         _ => Ok(()),
     }
+}
+
+/// Refuses training `shape` at `batch_size` (`what`, e.g. "the benchmark model") on `device`
+/// when the estimate exceeds the memory the device offers.
+pub fn check_shape_fits(
+    what: &str,
+    shape: &ModelShape,
+    batch_size: usize,
+    bf16_matmuls: bool,
+    device: &str,
+) -> Result<(), String> {
+    let Some((memory, available)) = available_bytes(device) else { return Ok(()) };
+    let need = estimate_shape_bytes(shape, batch_size, bf16_matmuls);
+    if need > available {
+        return Err(too_large(what, need, shape, batch_size, (&memory, available), device));
+    }
+    Ok(())
+}
+
+fn too_large(
+    what: &str,
+    need: f64,
+    shape: &ModelShape,
+    batch_size: usize,
+    (memory, available): (&str, f64),
+    device: &str,
+) -> String {
+    format!(
+        "{what} needs about {} to train ({} parameters at batch {batch_size}), more than the {} of {memory} on \
+         {device}; use smaller models or batches",
+        human_bytes(need),
+        shape.params_total(),
+        human_bytes(available)
+    )
 }
 
 /// Bytes as KiB/MiB/GiB/TiB with three significant figures.
