@@ -15,6 +15,11 @@
 //!
 //! The values that go into `#SBATCH` lines are checked here (a Slurm time format, at least one
 //! CPU), so a mistake is a usage error now rather than a job Slurm rejects or never starts.
+//!
+//! `--out` is checked before anything is written, since the script replaces whatever is there:
+//! it may not be the config, lie among a sweep directory's records (anywhere in it but its
+//! `slurm/` folder), or be an existing file other than an sbatch script this command wrote
+//! (recognised by its header), so no record, config or other file is ever overwritten.
 
 use std::path::{Path, PathBuf};
 
@@ -76,6 +81,9 @@ pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
     let workers = options.workers.unwrap_or(plan.runs.len());
     let results = absolute(&options.results)?;
     check_plain_path("--results", &results)?;
+    if let Some(out) = &options.out {
+        check_out(out, &options.config, &results.join(&config.name))?;
+    }
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
     crate::sweep::reuse::check_reuse_dirs(&results.join(&config.name), &options.reuse)?;
     let store = SweepStore::open(&results, &config.name, &config_text, &plan)?;
@@ -107,11 +115,14 @@ pub fn write_script(options: &SlurmOptions) -> Result<SlurmScript> {
     Ok(SlurmScript { path, job })
 }
 
+/// The first lines of every script `render` writes: how `--out` recognises an earlier one.
+const SCRIPT_HEADER: &str = "#!/bin/bash\n# Written by `sweeplaw slurm` for sweep ";
+
 /// The sbatch script of a job array.
 pub fn render(job: &JobArray) -> String {
-    let mut s = String::from("#!/bin/bash\n");
+    let mut s = String::from(SCRIPT_HEADER);
     s += &format!(
-        "# Written by `sweeplaw slurm` for sweep {} ({} runs, {} array tasks).\n\
+        "{} ({} runs, {} array tasks).\n\
          # Each task is one worker (`sweeplaw sweep --worker i/{}`); workers claim runs in\n\
          # runs/<id>/claim.json, so submitting this script again trains only what is missing.\n",
         job.sweep, job.runs, job.workers, job.workers
@@ -229,6 +240,82 @@ fn check_plain_path(flag: &str, path: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `--out` may receive the script: not the config, not among a sweep directory's records (this
+/// sweep's `sweep_dir`, or any sweep directory above `out`, except in its `slurm/` folder), and not an existing file other than a script this command wrote. Paths
+/// are compared resolved (links, `..`), so another spelling of a refused path is refused too.
+fn check_out(out: &Path, config: &Path, sweep_dir: &Path) -> Result<()> {
+    let refuse = |why: String| Err(Error::Usage(format!("--out {}: {why}", out.display())));
+    let target = resolved(out)?;
+    if target == resolved(config)? {
+        return refuse("is the config; the script would replace it (give another path)".into());
+    }
+    let log_dir = resolved(&sweep_dir.join("slurm"))?;
+    if log_dir.starts_with(&target) {
+        return refuse(format!(
+            "is a folder the sweep's records go in ({}); give the path of the script file",
+            log_dir.display()
+        ));
+    }
+    let mut sweep_dirs = vec![resolved(sweep_dir)?];
+    sweep_dirs.extend(target.ancestors().skip(1).filter(|dir| is_sweep_dir(dir)).map(Path::to_path_buf));
+    for dir in sweep_dirs {
+        if target.starts_with(&dir) && !target.starts_with(dir.join("slurm")) {
+            return refuse(format!(
+                "lies inside the sweep directory {} among its records; write the script outside it or under its slurm/ folder",
+                dir.display()
+            ));
+        }
+    }
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(out, e)),
+        Ok(meta) if meta.is_dir() => refuse("is a directory; give the path of the script file".into()),
+        Ok(_) => {
+            let mut head = Vec::new();
+            if let Ok(file) = std::fs::File::open(out) {
+                use std::io::Read;
+                let _ = file.take(SCRIPT_HEADER.len() as u64).read_to_end(&mut head);
+            }
+            if head == SCRIPT_HEADER.as_bytes() {
+                Ok(())
+            } else {
+                refuse(
+                    "exists and is not an sbatch script written by `sweeplaw slurm`; refusing to overwrite it".into(),
+                )
+            }
+        }
+    }
+}
+
+/// A folder holding a sweep's records: its runs/ and its plan.json or sweep.toml.
+fn is_sweep_dir(dir: &Path) -> bool {
+    dir.join("runs").is_dir() && (dir.join("plan.json").is_file() || dir.join("sweep.toml").is_file())
+}
+
+/// `path` absolute, with its links resolved as far as it exists and `.`/`..` applied, so two
+/// spellings of one file compare equal whether it exists or not.
+fn resolved(path: &Path) -> Result<PathBuf> {
+    use std::path::Component;
+    let mut result = PathBuf::new();
+    for component in absolute(path)?.components() {
+        match component {
+            Component::CurDir => {}
+            // `result` has no links left, so dropping its last name is what `..` does.
+            Component::ParentDir => {
+                result.pop();
+            }
+            Component::Normal(name) => {
+                result.push(name);
+                if let Ok(real) = result.canonicalize() {
+                    result = real;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => result.push(component),
+        }
+    }
+    Ok(result)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {

@@ -4,7 +4,9 @@
 //! and the age of its heartbeat, stale when that heartbeat is older than `stale_after`, pending),
 //! progress (tokens of the newest metrics.csv row against the run's budget), the last validation
 //! loss, and the throughput of the newest row; then the sweep's total progress and an ETA from
-//! the throughput of the runs training now. It only reads plan.json, run.json, metrics.csv and
+//! the throughput of the runs training now. Without plan.json (deleted, or a `sweeplaw train`
+//! folder) the runs are those with a folder under runs/, as `summary` reads them, and it says
+//! that runs not started yet cannot be known. It only reads plan.json, run.json, metrics.csv and
 //! claim.json (never locks or writes anything), so it never blocks a worker; a file caught
 //! half-written is read as what it held before (records are replaced by rename, metrics rows
 //! appended, and a cut-short last row is skipped).
@@ -64,18 +66,40 @@ impl SweepState {
     }
 }
 
-/// Reads the state of the sweep in `dir` (a sweep's results directory, with plan.json).
+/// Reads the state of the sweep in `dir` (a sweep's results directory). The runs are those of
+/// its plan.json; without one (deleted, or the folder of `sweeplaw train`), those with a folder
+/// under runs/, as `summary` finds them, with a warning that runs not started are not counted.
 pub fn read_state(dir: &Path, stale_after: Duration) -> Result<SweepState> {
-    let plan_path = dir.join("plan.json");
-    if !plan_path.exists() {
-        return Err(Error::record(dir, "not a sweep directory: it has no plan.json (give results/<sweep name>)"));
+    let runs_dir = dir.join("runs");
+    if std::fs::metadata(&runs_dir).is_ok_and(|meta| !meta.is_dir()) {
+        return Err(Error::record(&runs_dir, "exists and is not a directory"));
     }
-    let plan = crate::sweep::store::read_plan(&plan_path)?;
+    let plan_path = dir.join("plan.json");
     let mut warnings = Vec::new();
-    let mut runs = Vec::with_capacity(plan.runs.len());
-    for spec in &plan.runs {
-        let run_dir = dir.join("runs").join(&spec.run_id);
-        runs.push(run_state(&run_dir, &spec.run_id, spec.tokens, stale_after, &mut warnings));
+    // Each run id with its token budget (None: to be read from its run.json).
+    let listed: Vec<(String, Option<u64>)> = if plan_path.exists() {
+        let plan = crate::sweep::store::read_plan(&plan_path)?;
+        plan.runs.iter().map(|spec| (spec.run_id.clone(), Some(spec.tokens))).collect()
+    } else if runs_dir.is_dir() {
+        warnings.push(format!(
+            "{}: no plan.json, so the runs listed are those with a folder under runs/; runs not started yet \
+             are not known, and the totals and ETA leave them out",
+            dir.display()
+        ));
+        run_folders(&runs_dir)?.into_iter().map(|id| (id, None)).collect()
+    } else {
+        return Err(Error::record(
+            dir,
+            "not a sweep directory: no plan.json and no runs/ folder (give results/<sweep name>)",
+        ));
+    };
+    let mut runs = Vec::with_capacity(listed.len());
+    for (run_id, budget) in &listed {
+        let run_dir = runs_dir.join(run_id);
+        if std::fs::metadata(&run_dir).is_ok_and(|meta| !meta.is_dir()) {
+            warnings.push(format!("{}: exists and is not a directory", run_dir.display()));
+        }
+        runs.push(run_state(&run_dir, run_id, *budget, stale_after, &mut warnings));
     }
     let tokens = runs.iter().map(|r| r.tokens.min(r.budget_tokens)).sum();
     // Finished runs count as whole (a diverged run will not train its remaining tokens).
@@ -100,14 +124,36 @@ fn is_final(run: &RunState) -> bool {
     matches!(run.state.as_str(), "done" | "diverged" | "failed")
 }
 
-fn run_state(run_dir: &Path, run_id: &str, budget: u64, stale_after: Duration, warnings: &mut Vec<String>) -> RunState {
+/// The names of the folders under `runs`, sorted (files, and hidden folders such as a copy in
+/// progress, are not runs).
+fn run_folders(runs: &Path) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = std::fs::read_dir(runs)
+        .map_err(|e| Error::io(runs, e))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|id| crate::records::check_component(id).is_ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// One run's state; `budget` is its planned tokens, or None to take them from its run.json (0
+/// when that cannot be read either).
+fn run_state(
+    run_dir: &Path,
+    run_id: &str,
+    budget: Option<u64>,
+    stale_after: Duration,
+    warnings: &mut Vec<String>,
+) -> RunState {
     let mut state = RunState {
         run_id: run_id.to_string(),
         state: "pending".into(),
         worker: None,
         heartbeat_age_s: None,
         tokens: 0,
-        budget_tokens: budget,
+        budget_tokens: budget.unwrap_or(0),
         val_loss: None,
         tokens_per_s: None,
         reason: None,
@@ -137,6 +183,9 @@ fn run_state(run_dir: &Path, run_id: &str, budget: u64, stale_after: Duration, w
         }
     }
     if let Some(record) = &record {
+        if budget.is_none() {
+            state.budget_tokens = record.spec.tokens;
+        }
         state.reason.clone_from(&record.reason);
         if let Some(result) = &record.result {
             if matches!(record.status, RunStatus::Done | RunStatus::Diverged | RunStatus::Failed) {
@@ -169,6 +218,8 @@ fn run_state(run_dir: &Path, run_id: &str, budget: u64, stale_after: Duration, w
             state.state = "stale".into();
         }
         Ok(ClaimState::Free) => {}
+        // A file in the run folder's place is reported once, by `read_state`.
+        Err(_) if std::fs::metadata(run_dir).is_ok_and(|meta| !meta.is_dir()) => {}
         Err(e) => warnings.push(e.to_string()),
     }
     state

@@ -247,3 +247,47 @@ fn a_large_input_is_fitted_with_its_grid_searched_on_a_subsample() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Approach 3 with all five parameters fixed (the tester's `--fix alpha=0.3,beta=0.3,E=10,...`
+/// on losses of 4-6) printed `verdict: identified`, zero-width intervals and an unlabelled
+/// `loss 11.43 [11.43, 11.43]`: now it says nothing was fitted, and prints no interval.
+#[test]
+fn a_fully_fixed_law_is_labelled_as_not_fitted_through_the_binary() {
+    let dir = scratch("fit-all-fixed");
+    let mut csv = String::from("name,N,D,loss\n");
+    for (i, n) in [1e6f64, 4e6, 1.6e7, 6.4e7, 2.56e8].iter().enumerate() {
+        for (j, d) in [1e8f64, 4e8, 1.6e9, 6.4e9].iter().enumerate() {
+            let loss = 1.69 + 406.4 / n.powf(0.34) + 410.7 / d.powf(0.28);
+            csv.push_str(&format!("run-{i}-{j},{n},{d},{loss}\n"));
+        }
+    }
+    let path = write(&dir, "points.csv", &csv);
+    let out_path = dir.join("fit.json");
+    let out = run(&[
+        "fit",
+        path.to_str().unwrap(),
+        "--law",
+        "chinchilla",
+        "--bootstrap",
+        "20",
+        "--fix",
+        "alpha=0.3,beta=0.3,E=10,A=400,B=1500",
+        "--target-flops",
+        "1e21",
+        "--out",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("every parameter (E, A, B, alpha, beta) is fixed by --fix"), "{table}");
+    let row = table.lines().find(|l| l.contains("approach 3") && l.contains("N_opt")).unwrap();
+    assert!(row.ends_with("verdict: not identified") && !row.contains('['), "{row}");
+    let exponents = table.lines().find(|l| l.contains("3 (parametric fit)")).unwrap();
+    assert!(exponents.ends_with("not identified") && !exponents.contains('['), "{exponents}");
+    let fit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out_path).unwrap()).unwrap();
+    let chinchilla = &fit["fits"]["chinchilla"];
+    assert_eq!(chinchilla["verdict"], "not identified");
+    assert_eq!(chinchilla["ci95"], serde_json::json!({}));
+    assert_eq!(chinchilla["prediction"]["ci95"], serde_json::json!({}));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -131,7 +131,7 @@ const CENTRED: &str = "centre = \"chinchilla\"\naspect_ratio = 16\nspan = 4.0\ns
 #[test]
 fn each_plan_check_warns_and_a_centred_design_passes() {
     let dir = scratch("plan-checks");
-    let clean = warnings_of(&dir, "clean", CENTRED, "flops = [1e11, 4e11]", "");
+    let clean = warnings_of(&dir, "clean", CENTRED, "flops = [1e11, 4e11, 1.6e12]", "");
     assert!(clean.is_empty(), "{clean:?}");
     // Too few steps: 10240 tokens are 40 steps of 8 × 32.
     let w = warnings_of(&dir, "short", "n_layers = [1]\nd_model = [32]", "tokens = [10240]", "");
@@ -172,7 +172,9 @@ fn strict_refuses_a_plan_with_warnings_with_exit_2_and_writes_nothing() {
     let out = plan(&bad, &["--strict"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("warning: 1 run(s) have fewer than checks.min_steps"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("error: --strict: the plan has 1 warning(s)"), "{}", stderr(&out));
+    // One size and one budget: no law of N and D can be identified from it.
+    assert!(stderr(&out).contains("warning: the plan has 1 distinct model size(s)"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error: --strict: the plan has 2 warning(s)"), "{}", stderr(&out));
     let out = run(&["sweep", bad.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet", "--strict"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!results.exists(), "nothing written: {:?}", files_under(&results));
@@ -181,18 +183,18 @@ fn strict_refuses_a_plan_with_warnings_with_exit_2_and_writes_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).starts_with("warning: 1 run(s) have fewer than checks.min_steps = 200"), "{}", stderr(&out));
     assert!(results.join("bad/runs/L1-d32-D10240-s0/run.json").exists());
-    // A lower threshold in [checks] makes the same plan pass.
+    // A lower threshold in [checks] makes the same runs pass, in a design of 3 sizes × 3 budgets.
     let relaxed = write(
         &dir,
         "relaxed.toml",
         &format!(
             "{}\n[checks]\nmin_steps = 40\n",
-            isoflop_config("bad", "", "n_layers = [1]\nd_model = [32]", "tokens = [10240]", "")
+            isoflop_config("bad", "", "n_layers = [1, 2, 3]\nd_model = [32]", "tokens = [10240, 20480, 40960]", "")
         ),
     );
     let out = plan(&relaxed, &["--strict"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let clean = write(&dir, "clean.toml", &isoflop_config("clean", "", CENTRED, "flops = [1e11, 4e11]", ""));
+    let clean = write(&dir, "clean.toml", &isoflop_config("clean", "", CENTRED, "flops = [1e11, 4e11, 1.6e12]", ""));
     let out = plan(&clean, &["--strict"]);
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -249,14 +251,17 @@ fn runs_that_would_repeat_a_text_corpus_are_warned_about_and_refused_under_stric
     let out = plan(&config, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let printed = stdout(&out);
+    // The design warning (one size, two budgets) and the data's.
     let warnings: Vec<&str> = printed.lines().filter(|l| l.starts_with("warning: ")).collect();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("the plan has 1 distinct model size(s)"), "{warnings:?}");
+    let warnings = &warnings[1..];
     assert!(warnings[0].contains("1 run(s) train on more tokens than the "), "{warnings:?}");
     assert!(warnings[0].contains("L1-d16-D1048576-s0 (") && !warnings[0].contains("D1024-s0"), "{warnings:?}");
     let out = run(&["sweep", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet", "--strict"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("of the training split, so they repeat data"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("error: --strict: the plan has 1 warning(s)"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error: --strict: the plan has 2 warning(s)"), "{}", stderr(&out));
     assert!(!results.exists(), "nothing written: {:?}", files_under(&results));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -274,7 +279,7 @@ fn centre_fit(verdict: &str) -> String {
 fn a_centre_law_that_is_not_identified_is_a_warning_and_strict_refuses_it() {
     let dir = scratch("plan-centre-verdict");
     let grid = CENTRED.replace("\"chinchilla\"", "\"law/fit.json\"");
-    let config = write(&dir, "c.toml", &isoflop_config("centred", "", &grid, "flops = [1e11, 4e11]", ""));
+    let config = write(&dir, "c.toml", &isoflop_config("centred", "", &grid, "flops = [1e11, 4e11, 1.6e12]", ""));
     std::fs::create_dir_all(dir.join("law")).unwrap();
     // Identified: the design passes as the same grid centred on "chinchilla" does.
     write(&dir, "law/fit.json", &centre_fit(r#""verdict": "identified""#));
@@ -340,5 +345,27 @@ fn a_flop_budget_too_small_for_a_size_is_named_in_flops() {
         "{}",
         stdout(&out)
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_model_vocabulary_far_above_the_tokenizers_is_a_warning() {
+    // A BPE asked for 20000 tokens of a tiny corpus learns a few hundred: the models embedded
+    // 20000 rows, inflating N_total and the head's FLOPs, without a word.
+    let dir = scratch("plan-vocab");
+    crate::data_formats::write_corpus(&dir, 24);
+    let text = crate::data_formats::text_sweep_config("vocab", "tokens = [1024]", "[checks]\nmin_steps = 1\n")
+        .replace("vocab_size = 300", "vocab_size = 20000");
+    let config = write(&dir, "text.toml", &text);
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let warning = printed.lines().find(|l| l.contains("the models embed")).unwrap_or_else(|| panic!("{printed}"));
+    let learned: usize = warning.split("set data.vocab_size to ").nth(1).unwrap().trim().parse().unwrap();
+    assert!(warning.contains("the models embed 20000 tokens") && learned > 256 && learned < 2000, "{warning}");
+    // At the vocabulary it learned, the warning is gone.
+    write(&dir, "text.toml", &text.replace("vocab_size = 20000", &format!("vocab_size = {learned}")));
+    let out = plan(&config, &[]);
+    assert!(!stdout(&out).contains("the models embed"), "{}", stdout(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -406,6 +406,129 @@ fn a_worker_waiting_on_a_live_claim_says_so() {
 }
 
 #[test]
+fn a_claim_whose_heartbeat_is_in_the_future_is_taken_over_once_it_stops_changing() {
+    let dir = scratch("rel-future-claim");
+    let config = write(&dir, "sweep.toml", &small_sweep("future"));
+    let results = dir.join("results");
+    let run_dir = results.join("future/runs/L1-d32-D10240-s0");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    // A worker on another host whose clock ran a day ahead, dead since.
+    let claim = serde_json::json!({
+        "worker": "ahead:1", "pid": 1, "hostname": "a-host-whose-clock-runs-ahead", "token": "t",
+        "claimed_at_unix": now + 86_400.0, "heartbeat_unix": now + 86_400.0,
+    });
+    std::fs::write(run_dir.join("claim.json"), claim.to_string()).unwrap();
+    let child = crate::sweep_cli::spawn(&sweep_args(&config, &results));
+    let out = wait_within(child, Duration::from_secs(120), "the sweep waiting on a claim from the future");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("waiting for run L1-d32-D10240-s0: worker ahead:1 holds it"), "{err}");
+    assert_eq!(statuses(&results.join("future")), vec!["done"; 2]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A folder made read-only (a read-only bind mount of itself when root, since root writes
+/// through permission bits; mode 0555 otherwise), made writable again on drop.
+struct ReadOnly(std::path::PathBuf, bool);
+
+impl ReadOnly {
+    fn make(path: &Path) -> Option<ReadOnly> {
+        use std::os::unix::fs::PermissionsExt;
+        if !crate::bad_input::is_root() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o555)).unwrap();
+            return Some(ReadOnly(path.to_path_buf(), false));
+        }
+        let mount = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .arg(path)
+                .arg(path)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !mount(&["--bind"]) {
+            return None;
+        }
+        let guard = ReadOnly(path.to_path_buf(), true);
+        mount(&["-o", "remount,bind,ro"]).then_some(guard)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        if self.1 {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        } else {
+            let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+        }
+    }
+}
+
+#[test]
+fn a_read_only_sweep_directory_is_one_error_before_any_training() {
+    let dir = scratch("rel-read-only");
+    let config = write(&dir, "sweep.toml", &small_sweep("ro"));
+    let results = dir.join("results");
+    // The sweep directory made (plan.json, sweep.toml, runs/) without training anything.
+    let out = run(&["slurm", config.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sweep_dir = results.join("ro");
+    let Some(read_only) = ReadOnly::make(&sweep_dir) else {
+        let why = "a read-only results directory is a read-only bind mount, and mounting needs permission here";
+        sweeplaw::requirements::skip("mount", "the read-only sweep directory test", why);
+        return;
+    };
+    let before = crate::bad_input::snapshot(&sweep_dir);
+    let out = run(&sweep_args(&config, &results));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(&format!("{}: the results directory is not writable (", sweep_dir.display())), "{err}");
+    assert_eq!(err.matches("os error").count().max(err.matches("Permission denied").count()), 1, "{err}");
+    assert!(!err.contains("warning") && !err.contains("failed"), "refused before the plan checks and training: {err}");
+    assert_eq!(crate::bad_input::snapshot(&sweep_dir), before);
+    drop(read_only);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_where_runs_or_a_run_folder_goes_is_named_once_before_any_training() {
+    let dir = scratch("rel-file-for-folder");
+    let config = write(&dir, "sweep.toml", &small_sweep("files"));
+    let results = dir.join("results");
+    let sweep_dir = results.join("files");
+    let run_folder = sweep_dir.join("runs/L2-d32-D10240-s0");
+    let elsewhere = write(&dir, "elsewhere.txt", "a file");
+    // A file where runs/ goes, a file where a run's folder goes, a link to a file there.
+    for (file, link_to) in [(sweep_dir.join("runs"), None), (run_folder.clone(), None), (run_folder, Some(&elsewhere))]
+    {
+        let _ = std::fs::remove_dir_all(&results);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        match link_to {
+            Some(target) => std::os::unix::fs::symlink(target, &file).unwrap(),
+            None => std::fs::write(&file, "a file").unwrap(),
+        }
+        let before = crate::bad_input::snapshot(&results);
+        for command in ["sweep", "slurm"] {
+            let mut args = sweep_args(&config, &results);
+            args[0] = command;
+            if command == "slurm" {
+                args.retain(|a| *a != "--quiet");
+            }
+            let out = run(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+            assert_eq!(err.trim(), format!("error: {}: exists and is not a directory", file.display()), "{command}");
+            assert_eq!(crate::bad_input::snapshot(&results), before, "{command}: nothing written");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_divergence_names_the_quantity_that_was_not_finite() {
     let dir = scratch("rel-diverge-reason");
     let text = tiny_run_config("wild", "").replace("lr = 1e-2", "lr = 1e30").replace("tokens = 40960", "tokens = 8192");

@@ -128,6 +128,82 @@ fn impossible_sbatch_values_are_refused_with_one_line() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn an_out_that_would_replace_a_record_the_config_or_another_file_is_refused_before_anything_is_written() {
+    let dir = scratch("slurm-out");
+    let config = write(&dir, "sweep.toml", &sweep_config("out", ""));
+    let config_text = std::fs::read_to_string(&config).unwrap();
+    let slurm = |results: &Path, out: &Path| {
+        run(&[
+            "slurm",
+            config.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // Nothing written, not even the sweep directory, for an --out that is the results directory.
+    let fresh = dir.join("fresh");
+    let out = slurm(&fresh, &fresh);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("give the path of the script file"), "{}", stderr(&out));
+    assert!(!fresh.exists(), "checked before anything is written");
+    // A sweep directory with a record in it, and a script of an earlier `slurm`.
+    let results = dir.join("shared");
+    let out = run(&["slurm", config.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sweep_dir = results.join("out");
+    let record = sweep_dir.join("runs/L1-d32-D10240-s0/run.json");
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::fs::write(&record, "{\"a finished run\": true}").unwrap();
+    let notes = write(&dir, "notes.txt", "mine");
+    let kept: Vec<(PathBuf, String)> = [&record, &sweep_dir.join("plan.json"), &config, &notes]
+        .iter()
+        .map(|path| (path.to_path_buf(), std::fs::read_to_string(path).unwrap()))
+        .collect();
+    for (target, says) in [
+        (record.clone(), "lies inside the sweep directory"),
+        (sweep_dir.join("plan.json"), "lies inside the sweep directory"),
+        (sweep_dir.join("slurm/../plan.json"), "lies inside the sweep directory"),
+        (sweep_dir.join("runs/new.sbatch"), "lies inside the sweep directory"),
+        (config.clone(), "is the config"),
+        (dir.join(".").join("sweep.toml"), "is the config"),
+        (notes.clone(), "exists and is not an sbatch script written by `sweeplaw slurm`"),
+        (results.clone(), "give the path of the script file"),
+        (sweep_dir.join("slurm"), "give the path of the script file"),
+    ] {
+        let out = slurm(&results, &target);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "--out {}: {err}", target.display());
+        assert!(err.contains(says) && err.contains("--out ") && err.trim().lines().count() == 1, "{err}");
+    }
+    for (path, text) in &kept {
+        assert_eq!(&std::fs::read_to_string(path).unwrap(), text, "{} was overwritten", path.display());
+    }
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), config_text);
+    // An earlier script is rewritten, in its place or anywhere outside the records.
+    let default_script = sweep_dir.join("slurm/out.sbatch");
+    let elsewhere = dir.join("jobs/out.sbatch");
+    for target in [&default_script, &elsewhere, &elsewhere] {
+        let out = slurm(&results, target);
+        assert!(out.status.success(), "--out {}: {}", target.display(), stderr(&out));
+        assert!(std::fs::read_to_string(target).unwrap().contains("#SBATCH --array=0-3"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_cluster_guide_points_to_status_for_progress() {
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cluster.md")).unwrap();
+    let text = guide.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("`sweeplaw status <results>/<name>` shows where the sweep stands"), "{text}");
+    assert!(!text.contains("`sweeplaw summary <results>/<name>` shows"), "summary only rebuilds summary.csv");
+    // The command it names exists and reads a sweep directory.
+    let out = run(&["status", "--help"]);
+    assert!(out.status.success() && stdout(&out).contains("--watch"), "{}", stdout(&out));
+}
+
 /// A local cluster started by scripts/slurm-local-cluster.sh, stopped on drop.
 struct Cluster {
     dir: PathBuf,

@@ -130,3 +130,58 @@ fn status_shows_every_state_progress_and_an_eta() {
     assert_eq!(out.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn status_without_plan_json_reads_the_run_folders_and_says_what_it_cannot_know() {
+    let dir = scratch("status-no-plan");
+    let results = dir.join("results");
+    // A `train` folder never has a plan.json.
+    let run_config = write(&dir, "run1.toml", &tiny_run_config("run1", ""));
+    let out = run(&["train", run_config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["status", results.join("run1").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(table.contains("1 runs: 1 done.") && table.contains("41.0k/41.0k"), "{table}");
+    assert!(table.contains("warning: ") && table.contains("no plan.json") && table.contains("not known"), "{table}");
+    // A sweep whose plan.json was deleted, with one run not started: the others are listed.
+    let config = write(&dir, "sweep.toml", &sweep_config("np", "").replace("n_layers = [1, 2]", "n_layers = [1]"));
+    let out = run(&["sweep", config.to_str().unwrap(), "--results", results.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sweep = results.join("np");
+    std::fs::remove_file(sweep.join("plan.json")).unwrap();
+    std::fs::remove_dir_all(sweep.join("runs/L1-d32-D20480-s0")).unwrap();
+    let out = run(&["status", sweep.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let runs = state["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{state}");
+    assert_eq!((runs[0]["run_id"].as_str(), runs[0]["state"].as_str()), (Some("L1-d32-D10240-s0"), Some("done")));
+    assert_eq!(runs[0]["budget_tokens"], 10240);
+    assert!(state["warnings"][0].as_str().unwrap().contains("no plan.json"), "{state}");
+    // A file where runs/ goes: one error naming it.
+    std::fs::remove_dir_all(sweep.join("runs")).unwrap();
+    std::fs::write(sweep.join("runs"), "a file").unwrap();
+    let out = run(&["status", sweep.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(stderr(&out).trim(), format!("error: {}: exists and is not a directory", sweep.join("runs").display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_where_a_run_folder_goes_is_one_warning_naming_it() {
+    let dir = scratch("status-file-run");
+    let config = write(&dir, "sweep.toml", &sweep_config("fr", ""));
+    let results = dir.join("results");
+    let out = run(&["slurm", config.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_folder = results.join("fr/runs/L1-d32-D10240-s0");
+    std::fs::write(&run_folder, "a file").unwrap();
+    let out = run(&["status", results.join("fr").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let warnings: Vec<&str> = table.lines().filter(|l| l.starts_with("warning: ")).collect();
+    let expected = format!("warning: {}: exists and is not a directory", run_folder.display());
+    assert_eq!(warnings, vec![expected.as_str()], "{table}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

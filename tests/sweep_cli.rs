@@ -364,6 +364,60 @@ fn reuse_copies_the_finished_runs_another_config_shares_and_trains_the_rest() {
 }
 
 #[test]
+fn reuse_skips_a_source_run_whose_records_do_not_read_fully_and_never_half_copies_one() {
+    let dir = scratch("sweep-reuse-damaged");
+    let results = dir.join("results");
+    let one_layer = |name: &str| {
+        sweep_config(name, "")
+            .replace("n_layers = [1, 2]", "n_layers = [1]")
+            .replace("[10240, 20480]", "[5120, 10240, 20480]")
+    };
+    let first = write(&dir, "first.toml", &one_layer("first"));
+    run_to_end(&sweep_args(&first, &results));
+    let runs = results.join("first/runs");
+    // One run lost its metrics.csv; another has a folder in its place; the third is whole.
+    std::fs::remove_file(runs.join("L1-d32-D5120-s0/metrics.csv")).unwrap();
+    std::fs::remove_file(runs.join("L1-d32-D10240-s0/metrics.csv")).unwrap();
+    std::fs::create_dir(runs.join("L1-d32-D10240-s0/metrics.csv")).unwrap();
+    let second = write(&dir, "second.toml", &one_layer("second"));
+    let mut args = sweep_args(&second, &results);
+    let first_dir = results.join("first");
+    args.extend(["--reuse", first_dir.to_str().unwrap()]);
+    let out = run(&args);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let line = err.lines().find(|l| l.starts_with("reused ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.starts_with("reused 1 finished run(s)") && line.contains("2 not reused, trained here instead"),
+        "{err}"
+    );
+    assert!(
+        line.contains("L1-d32-D5120-s0 (its metrics.csv does not read: ") && line.contains("No such file"),
+        "{err}"
+    );
+    assert!(
+        line.contains("L1-d32-D10240-s0 (its metrics.csv does not read: ") && line.contains("Is a directory"),
+        "{err}"
+    );
+    assert_eq!(err.matches("metrics.csv does not read").count(), 2, "said once each: {err}");
+    assert!(stdout(&out).contains("trained 2, already done 1"), "{}", stdout(&out));
+    let second_runs = results.join("second/runs");
+    for (id, reused) in [("L1-d32-D5120-s0", false), ("L1-d32-D10240-s0", false), ("L1-d32-D20480-s0", true)] {
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(second_runs.join(id).join("run.json")).unwrap()).unwrap();
+        assert_eq!(record.get("reused_from").is_some_and(|r| !r.is_null()), reused, "{id}");
+        assert!(second_runs.join(id).join("metrics.csv").is_file(), "{id}: a run with its metrics");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&second_runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn reuse_trains_again_a_run_whose_corpus_changed_under_the_same_spec() {
     let dir = scratch("sweep-reuse-data");
     let results = dir.join("results");

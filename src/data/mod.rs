@@ -97,7 +97,13 @@ impl DataError {
 pub trait TokenSource: Send + Sync {
     /// One line for records, e.g. "synthetic(seed=1, vocab=2048, quanta=4096, ...)".
     fn describe(&self) -> String;
+    /// The models' vocabulary: the embedding rows a model of this data has.
     fn vocab_size(&self) -> usize;
+    /// The token ids the data can hold: a tokenizer's vocabulary, which may be smaller than
+    /// `vocab_size` (padding for fast matmuls, or a BPE that learned fewer merges than asked).
+    fn tokens_in_vocabulary(&self) -> usize {
+        self.vocab_size()
+    }
     /// Deterministic random access: training batch number `index` (0, 1, 2, ...). Resuming a run =
     /// remembering the next index, so the same (index, batch_size, seq_len) always gives the same batch.
     fn train_batch(&self, index: u64, batch_size: usize, seq_len: usize) -> Result<Batch, DataError>;

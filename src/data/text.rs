@@ -157,6 +157,8 @@ pub struct TextSource {
     pub(crate) streams: Streams,
     pub report: BuildReport,
     pub tokenizer_path: PathBuf,
+    /// The tokenizer's vocabulary (the models' may be larger).
+    tokenizer_vocab: usize,
 }
 
 impl TextSource {
@@ -217,7 +219,13 @@ impl TextSource {
             data_seed: config.data_seed,
             token_files: Default::default(),
         };
-        Ok(TextSource { streams, report: BuildReport { trained_tokenizer, tokenized }, tokenizer_path: tokenizer.path })
+        let tokenizer_vocab = tokenizer.vocab_size();
+        Ok(TextSource {
+            streams,
+            report: BuildReport { trained_tokenizer, tokenized },
+            tokenizer_path: tokenizer.path,
+            tokenizer_vocab,
+        })
     }
 
     /// Tokens of the training stream.
@@ -304,6 +312,10 @@ impl TokenSource for TextSource {
 
     fn vocab_size(&self) -> usize {
         self.streams.vocab_size
+    }
+
+    fn tokens_in_vocabulary(&self) -> usize {
+        self.tokenizer_vocab
     }
 
     fn train_batch(&self, index: u64, batch_size: usize, seq_len: usize) -> Result<Batch, DataError> {

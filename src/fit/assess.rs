@@ -85,6 +85,16 @@ pub(crate) fn assess_all(report: &mut FitReport, data: &Dataset, opts: &FitOptio
     if let Some(fit) = fits.data_constrained.as_mut() {
         fit.assessment = data_constrained(fit, data, &span);
     }
+    if let Some(fit) = fits.chinchilla.as_mut() {
+        nothing_fitted(&mut fit.assessment, ["E", "A", "B", "alpha", "beta"].into_iter(), &fit.fixed);
+    }
+    for fit in
+        [&mut fits.kaplan_n, &mut fits.kaplan_d, &mut fits.kaplan_c, &mut fits.kaplan_nd, &mut fits.data_constrained]
+            .into_iter()
+            .flatten()
+    {
+        nothing_fitted(&mut fit.assessment, fit.params.keys().map(String::as_str), &fit.fixed);
+    }
     cross_approaches(report);
     let fits = &mut report.fits;
     let laws: [(&str, Option<&mut Assessment>); 7] = [
@@ -292,6 +302,24 @@ fn coverage(assessment: &mut Assessment, span: &Span, law: &str) {
             Some(span.tokens_fix()),
         );
     }
+}
+
+/// A law whose every parameter (`names`) is held by `--fix` was not fitted to the data: its
+/// values are the ones given and its predictions follow from them alone, whatever the runs say,
+/// so it is `not identified` (shown as a diagnosis, never as a result), saying why.
+fn nothing_fitted<'a>(assessment: &mut Assessment, names: impl Iterator<Item = &'a str>, fixed: &Values) {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() || !names.iter().all(|name| fixed.contains_key(*name)) {
+        return;
+    }
+    assessment.not_identified(
+        format!(
+            "every parameter ({}) is fixed by --fix: nothing was fitted to the data, so its values and predictions \
+             are the given ones, not measurements",
+            names.join(", ")
+        ),
+        Some("leave the parameters to measure out of --fix".to_string()),
+    );
 }
 
 /// Approaches 1-3 must agree on a: two whose 95% intervals of a do not overlap make each

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::fit::counting::{run_flops, RunShape};
 use crate::fit::error::FitError;
-use crate::fit::options::FitOptions;
+use crate::fit::options::{FitOptions, FlopCount, Reduce};
 use crate::fit::reduce::{reduce, RowConfig, HYPERPARAMETERS};
 use crate::records::fit::Excluded;
 use crate::records::{RejectedRow, RunStatus, SummaryFile, SummaryRow};
@@ -227,7 +227,13 @@ fn load_summary(
     let mut lines: Vec<(u64, SummaryLine)> = file.rows.iter().map(|row| (row.line, SummaryLine::Row(row))).collect();
     lines.extend(file.rejected.iter().map(|row| (row.line, SummaryLine::Rejected(row))));
     lines.sort_by_key(|(line, _)| *line);
-    let mut derived_note = None;
+    let has_flops_column = match opts.flops {
+        // The 6n count falls back to the contract's `flops` column (`SummaryRow::compute`).
+        FlopCount::SixN => file.has_column("flops_6n") || file.has_column("flops"),
+        other => file.has_column(other.column()),
+    };
+    // Why C had to be derived from the counts, with the lines each reason applies to.
+    let mut derived: Vec<(String, Vec<u64>)> = Vec::new();
     let mut vocabularies = Vec::new();
     let mut configs = Vec::new();
     for (line, entry) in lines {
@@ -242,22 +248,58 @@ fn load_summary(
             skip(&mut dataset, path, line, &row.run_id, &format!("status '{}', not done", row.status.as_str()));
             continue;
         }
-        match summary_point(row, opts) {
+        let config = match summary_row_config(row, run_dir) {
+            Ok(config) => config,
+            Err(unreadable) if opts.reduce == Reduce::Auto => {
+                let reason = format!(
+                    "{unreadable}: its learning rate and batch size are unknown, so it cannot be told from a seed \
+                     of the other runs at its (N, D) (--reduce auto would average it with them)"
+                );
+                skip(&mut dataset, path, line, &row.run_id, &reason);
+                continue;
+            }
+            Err(unreadable) => {
+                // Only `auto` tells settings from seeds: under min, mean or none it is not needed.
+                dataset.warnings.push(format!("{unreadable}; not needed under --reduce {}", opts.reduce.as_str()));
+                RowConfig::default()
+            }
+        };
+        match summary_point(row, opts, has_flops_column) {
             Ok((point, note)) => {
-                derived_note = derived_note.or(note);
-                if let Some(vocab) = row.vocab_size {
-                    vocabularies.push((row.run_id.clone(), vocab));
+                if let Some(note) = note {
+                    match derived.iter_mut().find(|(reason, _)| *reason == note) {
+                        Some((_, lines)) => lines.push(line),
+                        None => derived.push((note, vec![line])),
+                    }
+                }
+                match row.vocab_size {
+                    Some(vocab) if valid_vocabulary(vocab) => vocabularies.push((row.run_id.clone(), line, vocab)),
+                    Some(vocab) => dataset.warnings.push(format!(
+                        "{} line {line}: run {}: vocab_size {vocab} is not a vocabulary size (a whole number of at \
+                         least 2): its loss is not checked against ln(vocab_size)",
+                        path.display(),
+                        row.run_id
+                    )),
+                    None => {}
                 }
                 dataset.points.push(point);
-                configs.push(summary_row_config(row, run_dir));
+                configs.push(config);
             }
             Err(reason) => skip(&mut dataset, path, line, &row.run_id, &reason),
         }
     }
-    if let Some(note) = derived_note {
-        dataset.warnings.push(format!("{}: {note}", path.display()));
+    for (note, lines) in derived {
+        // Without the column every row derives C: the file, not each line, is the news.
+        let place = match lines.as_slice() {
+            _ if !has_flops_column => String::new(),
+            [line] => format!(" line {line}"),
+            _ => {
+                format!(" lines {}", crate::human::first_of(&lines.iter().map(u64::to_string).collect::<Vec<_>>(), 10))
+            }
+        };
+        dataset.warnings.push(format!("{}{place}: {note}", path.display()));
     }
-    note_implausible_losses(&mut dataset, &vocabularies);
+    note_implausible_losses(&mut dataset, path, &vocabularies);
     crate::fit::curves::attach_curves(&mut dataset, run_dir);
     note_unlisted_runs(&mut dataset, path, file, run_dir);
     Ok((dataset, configs))
@@ -290,7 +332,7 @@ fn note_unlisted_runs(dataset: &mut Dataset, path: &Path, file: &SummaryFile, ru
     dataset.warnings.push(format!(
         "{}: lists {} run(s), but {} holds {} more finished run(s) ({}): rebuild it with `sweeplaw summary {}`",
         path.display(),
-        file.rows.len() + file.rejected.len(),
+        listed.len(),
         run_dir.display(),
         unlisted.len(),
         unlisted.iter().take(5).cloned().collect::<Vec<_>>().join(", ") + if unlisted.len() > 5 { ", ..." } else { "" },
@@ -304,14 +346,16 @@ const IMPLAUSIBLE_MARGIN: f64 = 1.0;
 
 /// Warns about losses a language model cannot plausibly have: above ln(vocab_size) + 1 nats
 /// when the vocabulary is known. (Non-finite losses are already skipped, with a warning.)
-pub(crate) fn note_implausible_losses(dataset: &mut Dataset, vocab: &[(String, f64)]) {
-    for (run, vocab_size) in vocab {
+/// `vocab` holds (run, summary.csv line, vocab_size) of the runs with a valid vocabulary.
+pub(crate) fn note_implausible_losses(dataset: &mut Dataset, path: &Path, vocab: &[(String, u64, f64)]) {
+    for (run, line, vocab_size) in vocab {
         let Some(point) = dataset.points.iter().find(|p| &p.run_id == run) else { continue };
         let ceiling = vocab_size.ln() + IMPLAUSIBLE_MARGIN;
         if point.loss > ceiling {
             dataset.warnings.push(format!(
-                "run {run}: loss {} is implausible: above ln(vocab_size {vocab_size}) + {IMPLAUSIBLE_MARGIN} = {ceiling:.3} \
-                 (a diverged or mis-recorded run?)",
+                "{} line {line}: run {run}: loss {} is implausible: above ln(vocab_size {vocab_size}) + \
+                 {IMPLAUSIBLE_MARGIN} = {ceiling:.3} (a diverged or mis-recorded run?)",
+                path.display(),
                 crate::fit::table::number(point.loss)
             ));
         }
@@ -324,24 +368,34 @@ fn skip(dataset: &mut Dataset, path: &Path, line: u64, run: &str, reason: &str) 
     dataset.excluded.push(Excluded { run: who, reason: reason.to_string() });
 }
 
-/// One summary row as a point; the note says when C had to be derived from the counts.
-fn summary_point(row: &SummaryRow, opts: &FitOptions) -> Result<(Point, Option<String>), String> {
+/// One summary row as a point; the note says when (and why) C had to be derived from the
+/// counts: the file has no column for it (`has_flops_column` false), or the row's cell is
+/// empty, not finite (1e400 reads as infinite) or not positive.
+fn summary_point(
+    row: &SummaryRow,
+    opts: &FitOptions,
+    has_flops_column: bool,
+) -> Result<(Point, Option<String>), String> {
     let params = positive_value(row.params(opts.params), opts.params.column())?;
     let tokens = positive_value(row.tokens, "tokens")?;
     let loss = positive_value(row.val_loss, "val_loss")?;
     let unique_tokens = row.unique_tokens.filter(|u| u.is_finite() && *u > 0.0);
+    let column = opts.flops.column();
     let (flops, note) = match row.compute(opts.flops) {
         Some(c) if c.is_finite() && c > 0.0 => (c, None),
-        _ => {
+        recorded => {
+            let why = match recorded {
+                _ if !has_flops_column => format!("no {column} column"),
+                None => format!("{column} is empty"),
+                Some(c) if !c.is_finite() => format!("{column} is {c}, not a finite number"),
+                Some(c) => format!("{column} is {c}, not a positive number"),
+            };
             let flops = run_flops(opts.flops, &run_shape(row)?, tokens, row.flops_6n.or(row.flops));
             if !(flops.is_finite() && flops > 0.0) {
-                return Err(format!("no {} and the counts to derive it are missing", opts.flops.column()));
+                return Err(format!("{why}, and the counts to derive C from are missing"));
             }
-            let note = format!(
-                "no {} column: C derived from the model counts ({})",
-                opts.flops.column(),
-                crate::fit::counting::derivation(opts.flops)
-            );
+            let note =
+                format!("{why}: C derived from the model counts ({})", crate::fit::counting::derivation(opts.flops));
             (flops, Some(note))
         }
     };
@@ -358,23 +412,37 @@ fn run_shape(row: &SummaryRow) -> Result<RunShape, String> {
         d_model: known(row.d_model),
         n_heads: known(row.n_heads),
         seq_len: known(row.seq_len),
-        vocab_size: known(row.vocab_size),
+        vocab_size: known(row.vocab_size.filter(|&vocab| valid_vocabulary(vocab))),
     })
+}
+
+/// A vocabulary size a model can have: a whole number of at least 2 tokens (with one there is
+/// nothing to predict; 0 made the plausibility ceiling ln(0) + 1 = -inf).
+fn valid_vocabulary(vocab: f64) -> bool {
+    vocab.is_finite() && vocab >= 2.0 && vocab.fract() == 0.0
 }
 
 /// A summary row's hyperparameter cells and seed, for `--reduce`. summary.csv has no lr or batch
 /// column, so where a user added none the run's own run.json gives them: runs at one (N, D) that
 /// differ in lr (a tuning scan) are settings to take the best of, not seeds to average.
-fn summary_row_config(row: &SummaryRow, run_dir: &Path) -> RowConfig {
+/// A run without a run.json (a summary.csv copied without its runs/) is keyed by its seed alone,
+/// as a plain CSV row is. A run.json that exists but cannot be read is the error: the warning
+/// naming the file and line (`RunInfo::read`'s): its settings are unknown, and keyed by its seed
+/// alone it would be averaged with the other settings of its (N, D) as if it were their seed.
+fn summary_row_config(row: &SummaryRow, run_dir: &Path) -> Result<RowConfig, String> {
     let mut cells: Vec<String> = HYPERPARAMETERS
         .iter()
         .filter_map(|name| row.extra.iter().find(|(column, _)| column == name).map(|(_, v)| format!("{name}={v}")))
         .collect();
-    if cells.is_empty() {
-        // An unreadable run.json leaves the row keyed by its seed alone, as a plain CSV row is.
-        let info = crate::records::RunInfo::read(&run_dir.join(&row.run_id).join("run.json"), &mut Vec::new());
+    let run_json = run_dir.join(&row.run_id).join("run.json");
+    if cells.is_empty() && std::fs::symlink_metadata(&run_json).is_ok() {
+        let mut warnings = Vec::new();
+        let info = crate::records::RunInfo::read(&run_json, &mut warnings);
+        if let Some(warning) = warnings.first() {
+            return Err(warning.strip_suffix("; ignored").unwrap_or(warning).to_string());
+        }
         cells.extend(info.lr.map(|lr| format!("lr={lr}")));
         cells.extend(info.batch_size.map(|batch| format!("batch_size={batch}")));
     }
-    RowConfig { hyperparameters: cells.join(","), seed: row.seed.map(|seed| seed.to_string()) }
+    Ok(RowConfig { hyperparameters: cells.join(","), seed: row.seed.map(|seed| seed.to_string()) })
 }

@@ -24,7 +24,7 @@ use crate::rng::SplitMix64;
 /// Runs whose log compute differ by less than this (about 10%) share a budget.
 const SAME_BUDGET: f64 = 0.1;
 /// The fewest distinct model sizes a budget needs for its parabola.
-const MIN_SIZES: usize = 3;
+pub(crate) const MIN_SIZES: usize = 3;
 /// The fewest budgets with a bracketed minimum that identify the exponents: a line through
 /// two minima fits them exactly and says nothing about its own error.
 pub(crate) const MIN_BUDGETS: usize = 3;

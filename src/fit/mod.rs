@@ -14,7 +14,7 @@
 //! report.write_json(&out)?;
 //! ```
 
-mod assess;
+pub(crate) mod assess;
 mod bootstrap;
 mod chinchilla;
 mod compute;

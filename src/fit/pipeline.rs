@@ -363,7 +363,9 @@ fn fit_data_constrained(context: &Context<'_>, report: &mut FitReport, warm: &mu
         let (mut fit, _, restarts) =
             fit_repetition_mapped(data, &repetition_weights, base_params, &context.mappings.repetition, None)?;
         fit.constrained_by(&context.mappings.data_constrained_constraints);
-        fit.basis = Some(if base_fixed {
+        fit.basis = Some(if base_fixed && context.mappings.repetition.free() == 0 {
+            "nothing: every parameter fixed".to_string()
+        } else if base_fixed {
             "every run (base law fixed), R*_D and R*_N fitted".to_string()
         } else {
             "base law on the single-epoch runs, R*_D and R*_N on the runs that repeat data".to_string()

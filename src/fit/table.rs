@@ -217,18 +217,17 @@ fn kaplan_section(out: &mut String, report: &FitReport) {
 /// One approach's prediction; an approach whose law is not `identified` carries its verdict,
 /// since its prediction is no better than the law (see the verdict above).
 fn prediction_row(out: &mut String, name: &str, p: &Prediction, verdict: Verdict) {
+    // A value and its interval; none where the value follows from fixed parameters alone.
+    let value = |key: &str, value: f64| match interval(&p.ci95, key) {
+        ci if ci.is_empty() => format!("{key} {}", number(value)),
+        ci => format!("{key} {} {ci}", number(value)),
+    };
     let loss = match p.loss {
-        Some(loss) => format!("loss {} {}", number(loss), interval(&p.ci95, "loss")),
+        Some(loss) => value("loss", loss),
         None => "loss not predicted".to_string(),
     };
     let label = if verdict == Verdict::Identified { String::new() } else { format!("  verdict: {verdict}") };
-    let row = format!(
-        "  {name:<24} N_opt {} {}  D_opt {} {}  {loss}",
-        number(p.n_opt),
-        interval(&p.ci95, "N_opt"),
-        number(p.d_opt),
-        interval(&p.ci95, "D_opt"),
-    );
+    let row = format!("  {name:<24} {}  {}  {loss}", value("N_opt", p.n_opt), value("D_opt", p.d_opt));
     let _ = writeln!(out, "{}{label}", row.trim_end());
 }
 

@@ -44,8 +44,92 @@ pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<Str
     }
     warnings.extend(tokens_per_param_warnings(config, runs, &limits)?);
     warnings.extend(straddle_warnings(config, runs, &limits)?);
+    warnings.extend(identifiability_warnings(config, runs)?);
     Ok(warnings)
 }
+
+/// Designs whose laws the fitter will call `not identified` whatever the losses, by the
+/// criteria of docs/fitting.md applied to the planned (N, D) points: too few distinct sizes or
+/// token counts for approach 3 and Kaplan's L(N, D); every run at the same D/N, where the N and
+/// D terms of L = E + A/N^α + B/D^β move together and cannot be told apart; and IsoFLOP budgets
+/// too few, or with too few sizes, for approach 2's parabolas and the line through their minima.
+fn identifiability_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {
+    use crate::fit::assess::MIN_DISTINCT;
+    use crate::fit::isoflop::{MIN_BUDGETS, MIN_SIZES};
+    let count = config.budget.param_count.as_str();
+    let mut points: Vec<(f64, f64, Option<f64>)> = Vec::new();
+    for r in runs.iter().filter(|r| !matches!(r.role, RunRole::Trunk { .. })) {
+        points.push((params_of(&r.shape, count)? as f64, r.tokens as f64, r.flop_budget));
+    }
+    if points.is_empty() {
+        return Ok(Vec::new());
+    }
+    let distinct = |values: Vec<f64>| {
+        let mut values = values;
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        values.len()
+    };
+    let sizes = distinct(points.iter().map(|p| p.0).collect());
+    let token_counts = distinct(points.iter().map(|p| p.1).collect());
+    let mut out = Vec::new();
+    if sizes < MIN_DISTINCT || token_counts < MIN_DISTINCT {
+        let mut add = Vec::new();
+        if sizes < MIN_DISTINCT {
+            add.push("model sizes");
+        }
+        if token_counts < MIN_DISTINCT {
+            add.push(if config.budget.flops.is_some() { "FLOP budgets" } else { "token budgets" });
+        }
+        out.push(format!(
+            "the plan has {sizes} distinct model size(s) ({count}) and {token_counts} distinct token count(s): \
+             approach 3 and Kaplan's L(N, D) need {MIN_DISTINCT}+ of each, so the fit will call them `not \
+             identified`; add {}",
+            add.join(" and ")
+        ));
+    }
+    let ratios: Vec<f64> = points.iter().map(|p| p.1 / p.0).collect();
+    let (lo, hi) = ratios.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    if sizes >= 2 && hi / lo < SAME_RATIO {
+        out.push(format!(
+            "every run trains about {:.3} tokens per parameter ({count}), so D grows with N and approach 3 cannot \
+             tell the N term from the D term (alpha from beta, A from B); plan 2+ values of \
+             budget.tokens_per_param, or token or FLOP budgets",
+            (lo * hi).sqrt()
+        ));
+    }
+    if let Some(budgets) = &config.budget.flops {
+        let mut short = Vec::new();
+        let mut usable = 0;
+        for &c in budgets {
+            let n = distinct(points.iter().filter(|p| p.2 == Some(c)).map(|p| p.0).collect());
+            if n >= MIN_SIZES {
+                usable += 1;
+            } else {
+                short.push(format!("C = {c:e} ({n})"));
+            }
+        }
+        if !short.is_empty() {
+            out.push(format!(
+                "{} FLOP budget(s) have fewer than the {MIN_SIZES} model sizes a parabola needs, so approach 2 \
+                 leaves them out: {}; add sizes to them",
+                short.len(),
+                first_of(&short, LISTED)
+            ));
+        }
+        if usable < MIN_BUDGETS {
+            out.push(format!(
+                "{usable} FLOP budget(s) with {MIN_SIZES}+ model sizes: approach 2 needs {MIN_BUDGETS}+ to measure \
+                 how N_opt grows with C (through 2 minima a line fits exactly and says nothing of its error), so \
+                 it will be `not identified`; add FLOP budgets"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs whose tokens per parameter all lie within this factor of each other are one ratio.
+const SAME_RATIO: f64 = 1.1;
 
 /// Warmup steps of a run as the schedule gives them (a trunk's and its branches' are shared).
 fn warmup_steps(spec: &RunSpec) -> u64 {
@@ -237,6 +321,24 @@ fn centred_advice(
     }
     Ok(Some(format!("grid.centre already centres this budget; {}", causes.join("; "))))
 }
+
+/// Models whose vocabulary is far larger than the data's: a trained BPE that stopped short of the
+/// `vocab_size` asked (a small corpus has fewer merges to learn), or a given tokenizer with a
+/// vocabulary much smaller than the models'. Rows no token uses still count in N_total and in the
+/// head's matmul FLOPs, and cost time. Padding a vocabulary to a multiple of 64 or 128 for fast
+/// matmuls is common and stays below the 10% that warns here.
+pub fn vocab_warning(runs: &[RunSpec], data_vocab: usize) -> Option<String> {
+    let model_vocab = runs.iter().map(|r| r.shape.vocab_size).max()?;
+    (model_vocab as f64 > VOCAB_SLACK * data_vocab as f64).then(|| {
+        format!(
+            "the models embed {model_vocab} tokens, but the data's vocabulary has {data_vocab}: the unused rows \
+             inflate N_total and the head's FLOPs and cost time; set data.vocab_size to {data_vocab}"
+        )
+    })
+}
+
+/// A model vocabulary up to this factor above the data's is padding, not a mismatch.
+const VOCAB_SLACK: f64 = 1.1;
 
 /// Runs the data cannot feed as planned, given the `training_tokens` of the source's training
 /// split: runs that would pass over the split more than once without asking to (no

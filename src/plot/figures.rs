@@ -19,6 +19,9 @@ use crate::plot::style::{self, compact};
 pub(crate) struct Inputs<'a> {
     pub sweep: &'a Sweep,
     pub fit: Option<&'a FitJson>,
+    /// What a figure that needs the fit says when `fit` is `None`: that fit.json is absent, or
+    /// there but unreadable (`fitjson::no_fit_reason`).
+    pub no_fit: String,
     pub counting: Counting,
     /// The done runs' final points.
     pub points: Vec<Point>,

@@ -19,7 +19,22 @@ const CHINCHILLA_A: f64 = 0.50;
 const FRONTIER_MARKERS: usize = 40;
 
 fn fit_of<'a>(inputs: &'a Inputs<'_>) -> Result<&'a FitJson, String> {
-    inputs.fit.ok_or_else(|| "no fit.json in the sweep directory (run `sweeplaw fit` first)".to_string())
+    inputs.fit.ok_or_else(|| inputs.no_fit.clone())
+}
+
+/// Approach 3's law, or why there is none: fit.json's values for it are ones no fit produces,
+/// or it is absent or degenerate.
+fn approach3(fit: &FitJson) -> Result<Chinchilla, String> {
+    if let Some(why) = fit.unusable("chinchilla") {
+        return Err(format!(
+            "fit.json's approach 3 (chinchilla) is unusable, corrupt: {why} (rerun `sweeplaw fit` to replace it)"
+        ));
+    }
+    fit.chinchilla().ok_or_else(|| {
+        "fit.json has no usable approach-3 (chinchilla) fit (absent, or degenerate: alpha, beta, A, B must be \
+         positive)"
+            .to_string()
+    })
 }
 
 /// The longest reason a figure title quotes, so the title fits the figure's width (the report
@@ -271,7 +286,15 @@ pub(crate) fn optimal_allocation(inputs: &Inputs<'_>) -> Built {
     let fit = fit_of(inputs)?;
     let law = fit.chinchilla();
     if law.is_none() && fit.exponents("isoflop").is_none() && fit.exponents("frontier").is_none() {
-        return Err("fit.json has none of approaches 1 (frontier), 2 (isoflop), 3 (chinchilla)".into());
+        let unusable: Vec<String> = ["frontier", "isoflop", "chinchilla"]
+            .into_iter()
+            .filter_map(|law| Some(format!("{} is unusable, corrupt: {}", law_name(law), fit.unusable(law)?)))
+            .collect();
+        return Err(if unusable.is_empty() {
+            "fit.json has none of approaches 1 (frontier), 2 (isoflop), 3 (chinchilla)".into()
+        } else {
+            format!("fit.json has no usable approach of 1, 2, 3: {}", unusable.join("; "))
+        });
     }
     let mut allocation = Allocation::new(inputs, fit);
     add_approach1(&mut allocation, inputs, fit);
@@ -313,7 +336,7 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
 /// Figure 5: approach 3's relative residuals (L - L̂)/L̂ against N and against D.
 pub(crate) fn residuals(inputs: &Inputs<'_>) -> Built {
     let fit = fit_of(inputs)?;
-    let law = fit.chinchilla().ok_or("fit.json has no usable approach-3 (chinchilla) fit (absent, or degenerate: alpha, beta, A, B must be positive)")?;
+    let law = approach3(fit)?;
     let excluded: Vec<String> = fit.excluded().into_iter().map(|(run, _)| run).collect();
     let percent = |p: &crate::plot::records::Point| 100.0 * (p.loss / law.predict(p.params, p.tokens) - 1.0);
     let label = "residual (L − L_fit)/L_fit (%)";
@@ -392,7 +415,7 @@ pub(crate) fn entropy_floor(inputs: &Inputs<'_>) -> Built {
         return Err("the runs record no true entropy (only the synthetic source knows its floor)".into());
     }
     let fit = fit_of(inputs)?;
-    let law = fit.chinchilla().ok_or("fit.json has no usable approach-3 (chinchilla) fit (absent, or degenerate: alpha, beta, A, B must be positive), so no fitted E")?;
+    let law = approach3(fit).map_err(|why| format!("{why}, so no fitted E"))?;
     let entropy = entropies.iter().sum::<f64>() / entropies.len() as f64;
     let computes = inputs.points.iter().map(|p| p.flops);
     let (low, high) = computes.fold((f64::INFINITY, 0.0f64), |(lo, hi), c| (lo.min(c), hi.max(c)));

@@ -94,8 +94,11 @@ pub(crate) struct FitJson {
     pub report: FitReport,
     /// The counting conventions the fit used ("param_count", "flop_count").
     counting: Counting,
-    /// What reading it noticed (a counting name that is not known).
+    /// What reading it noticed (a counting name that is not known, a law taken out).
     pub reading_warnings: Vec<String>,
+    /// law -> the values no fit produces that took it out of `report` (`ImpossibleLaw`): the
+    /// figures and the report call it unusable rather than draw or quote it.
+    unusable: BTreeMap<String, String>,
 }
 
 /// The default of the convention kind `what` names (`UnknownName::what`).
@@ -104,6 +107,17 @@ fn default_of(what: &str) -> &'static str {
         "parameter count" => crate::counting::ParamCount::default().as_str(),
         _ => crate::counting::FlopConvention::default().as_str(),
     }
+}
+
+/// What a figure or the report that needs the fit says without one: that there is no fit.json
+/// at `path`, or that the one there is unreadable (the warning says why) and that `sweeplaw
+/// fit` replaces it.
+pub(crate) fn no_fit_reason(path: &Path, unreadable: bool) -> String {
+    if !unreadable {
+        return "no fit.json in the sweep directory (run `sweeplaw fit` first)".to_string();
+    }
+    let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    format!("{} is unreadable (see the warning): rerun `sweeplaw fit {}` to replace it", path.display(), dir.display())
 }
 
 /// A finite number, else `None`.
@@ -124,17 +138,39 @@ impl FitJson {
 
     /// A fit.json's contents. A counting convention it names that is not known ("as given",
     /// from a fit of a plain CSV) is a warning naming the file and the name, and the figures
-    /// count that quantity by the default.
-    pub fn new(path: &Path, report: FitReport) -> FitJson {
+    /// count that quantity by the default. A law holding values no fit produces (a negative E,
+    /// an exponent of 1e308: `records::fit::ImpossibleLaw`) is taken out, with a warning naming
+    /// the file and the fields, and is unusable.
+    pub fn new(path: &Path, mut report: FitReport) -> FitJson {
         // An empty name is one fit.json does not give.
         let name = |text: &str| Some(text.to_string()).filter(|text| !text.is_empty());
         let (param_count, flop_count) = (name(&report.param_count), name(&report.flop_count));
         let (counting, unknown) = Counting::from_names(param_count.as_deref(), flop_count.as_deref());
-        let reading_warnings = unknown
+        let mut reading_warnings: Vec<String> = unknown
             .iter()
             .map(|e| format!("{}: {e}; the figures use the default {}", path.display(), default_of(e.what)))
             .collect();
-        FitJson { path: path.to_path_buf(), report, counting, reading_warnings }
+        let mut unusable = BTreeMap::new();
+        for impossible in report.take_impossible_laws() {
+            reading_warnings.push(format!(
+                "{}: corrupt: {impossible}; {} is unusable and left out of the figures and the report (rerun \
+                 `sweeplaw fit` to replace the file)",
+                path.display(),
+                law_name(impossible.law)
+            ));
+            unusable.insert(impossible.law.to_string(), impossible.to_string());
+        }
+        FitJson { path: path.to_path_buf(), report, counting, reading_warnings, unusable }
+    }
+
+    /// Why the law is unusable, when fit.json holds values for it that no fit produces.
+    pub fn unusable(&self, law: &str) -> Option<&str> {
+        self.unusable.get(law).map(String::as_str)
+    }
+
+    /// (law, why) of every law taken out as unusable.
+    pub fn unusable_laws(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.unusable.iter().map(|(law, why)| (law.as_str(), why.as_str()))
     }
 
     /// The counting conventions the fit used.

@@ -86,7 +86,7 @@ const FIGURES: [(&str, Builder); 7] = [
 pub fn plot_sweep(sweep_dir: &Path) -> Result<PlotOutput, PlotError> {
     let sweep = Sweep::read(sweep_dir)?;
     let mut output = PlotOutput { warnings: sweep.warnings.clone(), ..PlotOutput::default() };
-    let fit = read_fit(sweep_dir, &mut output.warnings);
+    let (fit, no_fit) = read_fit(sweep_dir, &mut output.warnings);
     let counting = fit.as_ref().map(FitJson::counting).unwrap_or_default();
     let (points, point_warnings) = sweep.points(&counting);
     output.warnings.extend(point_warnings);
@@ -94,7 +94,7 @@ pub fn plot_sweep(sweep_dir: &Path) -> Result<PlotOutput, PlotError> {
         return Err(PlotError::NoRuns { path: sweep_dir.join("summary.csv"), rows: sweep.runs.len() });
     }
     let figures_dir = sweep_dir.join("figures");
-    let inputs = Inputs { sweep: &sweep, fit: fit.as_ref(), counting, points };
+    let inputs = Inputs { sweep: &sweep, fit: fit.as_ref(), no_fit, counting, points };
     for (name, build) in FIGURES {
         write_figure(&figures_dir, name, build(&inputs), &mut output)?;
     }
@@ -128,16 +128,18 @@ pub(crate) fn write_figure(
     Ok(())
 }
 
-/// fit.json when present and readable; a warning when it does not parse.
-fn read_fit(sweep_dir: &Path, warnings: &mut Vec<String>) -> Option<FitJson> {
-    match FitJson::read(&sweep_dir.join("fit.json")) {
+/// fit.json when present and readable, with what a figure that needs it says without it
+/// (`no_fit_reason`); a warning when it does not parse.
+fn read_fit(sweep_dir: &Path, warnings: &mut Vec<String>) -> (Option<FitJson>, String) {
+    let path = sweep_dir.join("fit.json");
+    match FitJson::read(&path) {
         Ok(fit) => {
             warnings.extend(fit.iter().flat_map(|fit| fit.reading_warnings.iter().cloned()));
-            fit
+            (fit, fitjson::no_fit_reason(&path, false))
         }
         Err(message) => {
             warnings.push(format!("{message}; figures that need the fit are skipped"));
-            None
+            (None, fitjson::no_fit_reason(&path, true))
         }
     }
 }

@@ -23,7 +23,8 @@ fn build(dir: &Path, builder: Builder) -> Result<FigureSpec, String> {
     let fit = FitJson::read(&dir.join("fit.json")).expect("fit.json parses");
     let counting = fit.as_ref().map(FitJson::counting).unwrap_or_default();
     let points = sweep.points(&counting).0;
-    builder(&Inputs { sweep: &sweep, fit: fit.as_ref(), counting, points })
+    let no_fit = crate::plot::fitjson::no_fit_reason(&dir.join("fit.json"), false);
+    builder(&Inputs { sweep: &sweep, fit: fit.as_ref(), no_fit, counting, points })
 }
 
 fn layer<'a>(figure: &'a FigureSpec, panel: usize, label_start: &str) -> &'a Layer {
@@ -307,4 +308,57 @@ fn approach_lines_go_through_the_intercepts_fit_json_records() {
             assert!((y.ln() - (intercept + slope * c.ln())).abs() < 1e-9, "{law} panel {panel}: {y} at C = {c}");
         }
     }
+}
+
+#[test]
+fn an_unreadable_fit_json_is_named_in_the_skipped_figures_not_called_missing() {
+    let (dir, _) = isoflop_sweep("unreadable-fit");
+    std::fs::write(dir.0.join("fit.json"), "{ \"fits\": { \"chinchilla\": ").expect("truncate fit.json");
+    let output = plot_sweep(&dir.0).expect("plot");
+    let path = dir.0.join("fit.json");
+    let expected = format!(
+        "{} is unreadable (see the warning): rerun `sweeplaw fit {}` to replace it",
+        path.display(),
+        dir.0.display()
+    );
+    let fit_figures = ["optimal_allocation", "residuals", "holdout", "entropy_floor"];
+    for name in fit_figures {
+        let skipped = output.skipped.iter().find(|s| s.name == name).expect("skipped");
+        assert_eq!(skipped.reason, expected, "{name}");
+    }
+    let warned = format!("{} line 1: not valid JSON", path.display());
+    assert!(output.warnings.iter().any(|w| w.starts_with(&warned)), "{:?}", output.warnings);
+}
+
+#[test]
+fn a_law_holding_values_no_fit_produces_is_unusable_and_not_drawn_naming_the_field() {
+    let (dir, _) = isoflop_sweep("impossible-law");
+    edit_fit(&dir.0, |json| {
+        json["fits"]["chinchilla"]["params"]["E"] = (-5.0).into();
+        json["fits"]["chinchilla"]["params"]["alpha"] = 1e308.into();
+    });
+    let output = plot_sweep(&dir.0).expect("plot");
+    let path = dir.0.join("fit.json");
+    let warning = format!(
+        "{}: corrupt: fits.chinchilla.params.E = -5 is negative, and the fit holds this parameter as its \
+         logarithm; fits.chinchilla.params.alpha = 1e308 is beyond ±100, an exponent no fit produces; approach 3 is \
+         unusable and left out of the figures and the report (rerun `sweeplaw fit` to replace the file)",
+        path.display()
+    );
+    assert_eq!(output.warnings, vec![warning]);
+    for name in ["residuals", "entropy_floor"] {
+        let skipped = output.skipped.iter().find(|s| s.name == name).expect("skipped");
+        assert!(
+            skipped.reason.starts_with(
+                "fit.json's approach 3 (chinchilla) is unusable, corrupt: fits.chinchilla.params.E = -5 is negative"
+            ),
+            "{name}: {}",
+            skipped.reason
+        );
+    }
+    // Approaches 1 and 2 are drawn, approach 3 is not.
+    let figure = build(&dir.0, fit_figures::optimal_allocation).expect("figure 4");
+    let labels: Vec<&str> = figure.panels[0].layers.iter().filter_map(|l| l.label.as_deref()).collect();
+    assert!(labels.iter().any(|l| l.starts_with("approach 2")), "{labels:?}");
+    assert!(!labels.iter().any(|l| l.starts_with("approach 3")), "{labels:?}");
 }

@@ -6,7 +6,8 @@
 //! stored as null reads as NaN again, and an entry of a list that does not parse (one IsoFLOP
 //! minimum, one held-out run) is left out. A file that is not JSON, or whose parts have the
 //! wrong shape, is an error naming the file. The lenient field readers are `fit/lenient.rs`;
-//! the options fit.json records, `fit/settings.rs`.
+//! the options fit.json records, `fit/settings.rs`; the values no fit produces (a negative E,
+//! an exponent of 1e308), which make a law of the file corrupt, `fit/plausible.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,8 +18,10 @@ use crate::error::{Error, Result};
 use crate::records::verdict::Assessment;
 
 mod lenient;
+mod plausible;
 mod settings;
 
+pub use plausible::{ImpossibleLaw, MAX_EXPONENT};
 pub use settings::FitSettings;
 
 /// Reads fit.json: `Ok(None)` when there is none.

@@ -138,14 +138,15 @@ fn parse_metrics_line(line: u64, text: &str) -> std::result::Result<MetricsRow, 
     };
     let step = cols[0].parse().map_err(|_| format!("line {line}: step '{}' is not a whole number", cols[0]))?;
     let tokens = number(1)?;
-    if !(tokens.is_finite() && tokens >= 0.0) {
+    if !tokens.is_finite() {
         return Err(format!("line {line}: tokens '{}' is not a finite number", cols[1]));
+    }
+    if tokens < 0.0 {
+        return Err(format!("line {line}: tokens '{}' is negative (a token count cannot be)", cols[1]));
     }
     let val_loss = match cols[5] {
         "" => None,
-        text => {
-            Some(text.parse::<f64>().map_err(|_| format!("line {line}: val_loss '{text}' is not a finite number"))?)
-        }
+        text => Some(text.parse::<f64>().map_err(|_| format!("line {line}: val_loss '{text}' is not a number"))?),
     };
     Ok(MetricsRow {
         step,
@@ -180,10 +181,21 @@ mod tests {
             vec![
                 "m.csv: line 5 has 3 fields, the header 9; skipped",
                 "m.csv: line 6: tokens 'abc' is not a number; skipped",
-                "m.csv: line 7: val_loss 'notanumber' is not a finite number; skipped",
+                "m.csv: line 7: val_loss 'notanumber' is not a number; skipped",
                 "m.csv: 2 more corrupt lines skipped",
             ]
         );
         assert!(parse_metrics(Path::new("m.csv"), b"step,tokens\n1,2\n").is_err());
+        // A negative count is finite: the warning says what is wrong with it.
+        let text = format!("{METRICS_HEADER}\n1,-5,1,1,1,1,1,1,1\n2,inf,1,1,1,1,1,1,1\n");
+        let (rows, warnings) = parse_metrics(Path::new("m.csv"), text.as_bytes()).expect("header");
+        assert!(rows.is_empty());
+        assert_eq!(
+            warnings,
+            vec![
+                "m.csv: line 2: tokens '-5' is negative (a token count cannot be); skipped",
+                "m.csv: line 3: tokens 'inf' is not a finite number; skipped",
+            ]
+        );
     }
 }

@@ -240,8 +240,9 @@ pub fn parse_summary<R: Read>(path: &Path, input: R) -> Result<(Vec<SummaryRow>,
 
 /// summary.csv read from `input`. A header without run_id and status, or naming a column
 /// twice, is an error saying how to rebuild the file; a row that does not parse, has the wrong
-/// field count, no run id, an unknown status, or (in a done run) a numeric column that is not a
-/// number is rejected with its line. Names are compared case-insensitively, cells trimmed; an
+/// field count, no run id, an unknown status, (in a done run) a numeric column that is not a
+/// number, or that repeats the run id of an earlier row (`repeat_reason`) is rejected with its
+/// line. Names are compared case-insensitively, cells trimmed; an
 /// empty cell is unknown, never zero.
 pub fn parse_summary_file<R: Read>(path: &Path, input: R) -> Result<SummaryFile> {
     let hint = || rebuild_hint(path.parent().unwrap_or(Path::new(".")));
@@ -257,10 +258,22 @@ pub fn parse_summary_file<R: Read>(path: &Path, input: R) -> Result<SummaryFile>
     }
     let run_id_column = columns.iter().position(|name| name == "run_id");
     let mut file = SummaryFile { columns, ..SummaryFile::default() };
+    // Each run's first row: its line and cells, against which a repeat is compared.
+    let mut first_rows: std::collections::HashMap<String, (u64, StringRecord)> = std::collections::HashMap::new();
     for record in reader.records() {
         match record {
             Ok(row) => match summary_row(&file.columns, &row) {
-                Ok(parsed) => file.rows.push(parsed),
+                Ok(parsed) => match first_rows.get(&parsed.run_id) {
+                    Some((first_line, first)) => file.rejected.push(RejectedRow {
+                        line: parsed.line,
+                        reason: repeat_reason(path, &file.columns, &parsed.run_id, *first_line, first, &row),
+                        run_id: parsed.run_id,
+                    }),
+                    None => {
+                        first_rows.insert(parsed.run_id.clone(), (parsed.line, row));
+                        file.rows.push(parsed);
+                    }
+                },
                 Err(reason) => {
                     let run_id = run_id_column.and_then(|i| row.get(i)).unwrap_or("").to_string();
                     file.rejected.push(RejectedRow { line: line_of(&row), run_id, reason });
@@ -273,7 +286,38 @@ pub fn parse_summary_file<R: Read>(path: &Path, input: R) -> Result<SummaryFile>
             }),
         }
     }
+    file.rejected.sort_by_key(|row| row.line);
     Ok(file)
+}
+
+/// Why a second row of one run is dropped: a run is one row of summary.csv (`write_summary`
+/// writes each record once), so a repeat is a file concatenated or edited by hand, and counting
+/// it again would make it extra seeds of itself. Where the rows disagree the message names each
+/// differing column with both values (numbers compared as numbers: `4.0` repeats `4`).
+fn repeat_reason(
+    path: &Path,
+    header: &[String],
+    run_id: &str,
+    first_line: u64,
+    first: &StringRecord,
+    repeat: &StringRecord,
+) -> String {
+    let same = |a: &str, b: &str| a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y);
+    let differences: Vec<String> = header
+        .iter()
+        .zip(first.iter().zip(repeat.iter()))
+        .filter(|(_, (there, here))| !same(there, here))
+        .map(|(name, (there, here))| format!("{name} '{here}' here, '{there}' on line {first_line}"))
+        .collect();
+    let listed = format!("run {run_id} is listed again (first on line {first_line})");
+    if differences.is_empty() {
+        return listed;
+    }
+    format!(
+        "{listed} and disagrees with it ({}): {}",
+        differences.join("; "),
+        rebuild_hint(path.parent().unwrap_or(Path::new(".")))
+    )
 }
 
 fn line_of(row: &StringRecord) -> u64 {
@@ -342,6 +386,28 @@ mod tests {
         assert!(warnings[2].starts_with("s/summary.csv line 6: has 3 fields"), "{warnings:?}");
         let error = parse_summary(Path::new("s/summary.csv"), "run_id,x\n".as_bytes()).err().map(|e| e.to_string());
         assert!(error.is_some_and(|e| e.contains("no column status") && e.contains("sweeplaw summary s")));
+    }
+
+    /// A run listed more than once is one run: the repeats are rejected naming their line, the
+    /// first line and the run id, and a repeat whose cells differ says which and how.
+    #[test]
+    fn a_run_listed_again_is_read_once_and_a_disagreeing_repeat_names_its_cells() {
+        let text = "run_id,status,params_nonembedding,tokens,val_loss\n\
+                    a,done,1e6,2e7,3.1\nb,done,1e6,4e7,3.0\na,done,1e6,2e7,3.10\na,done,1e6,2e7,3.4\n";
+        let file = parse_summary_file(Path::new("s/summary.csv"), text.as_bytes()).expect("header");
+        let rows: Vec<(&str, u64)> = file.rows.iter().map(|row| (row.run_id.as_str(), row.line)).collect();
+        assert_eq!(rows, [("a", 2), ("b", 3)]);
+        let rejected: Vec<(&str, u64)> = file.rejected.iter().map(|row| (row.run_id.as_str(), row.line)).collect();
+        assert_eq!(rejected, [("a", 4), ("a", 5)]);
+        // 3.10 is the number 3.1: the same row written again.
+        assert_eq!(file.rejected[0].reason, "run a is listed again (first on line 2)");
+        assert_eq!(
+            file.rejected[1].reason,
+            "run a is listed again (first on line 2) and disagrees with it (val_loss '3.4' here, '3.1' on line 2): \
+             rebuild it from the run folders with `sweeplaw summary s`"
+        );
+        let warnings = file.warnings(Path::new("s/summary.csv"));
+        assert_eq!(warnings[0], "s/summary.csv line 4: run a is listed again (first on line 2); skipped");
     }
 
     #[test]

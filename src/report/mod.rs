@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! let figures = plot_sweep(dir)?;
-//! let report = write_report(dir, &figures)?;
+//! let report = write_report(dir, &figures, None)?;
 //! ```
 
 mod document;
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ReportError;
 
-use crate::plot::fitjson::FitJson;
+use crate::plot::fitjson::{no_fit_reason, FitJson};
 use crate::plot::records::Sweep;
 use crate::plot::PlotOutput;
 use crate::report::document::Block;
@@ -34,22 +34,46 @@ pub struct ReportOutput {
     pub warnings: Vec<String>,
 }
 
+/// A fit.json older than the records that was kept as it was, not refitted, and why (it
+/// records no options, they are not valid, or the refit failed): the report marks it stale
+/// rather than naming its recorded options as the command that made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaleFit {
+    pub reason: String,
+}
+
+/// fit.json as the report found it, beyond its contents.
+pub(crate) struct FitFile<'a> {
+    /// Stale and kept as it was.
+    pub stale: Option<&'a StaleFit>,
+    /// What the report says in place of the fit results when there are none: no fit.json, or
+    /// one that is unreadable.
+    pub absent: String,
+}
+
 /// Writes `sweep_dir/report.md` and `sweep_dir/report.html` from the records, fit.json (when
-/// present) and the figures in `figures`.
-pub fn write_report(sweep_dir: &Path, figures: &PlotOutput) -> Result<ReportOutput, ReportError> {
+/// present) and the figures in `figures`; `stale` when fit.json is older than the records and
+/// was kept as it was.
+pub fn write_report(
+    sweep_dir: &Path,
+    figures: &PlotOutput,
+    stale: Option<&StaleFit>,
+) -> Result<ReportOutput, ReportError> {
     let sweep = Sweep::read(sweep_dir)?;
     let mut warnings = sweep.warnings.clone();
-    let fit = match FitJson::read(&sweep_dir.join("fit.json")) {
+    let fit_path = sweep_dir.join("fit.json");
+    let (fit, absent) = match FitJson::read(&fit_path) {
         Ok(fit) => {
             warnings.extend(fit.iter().flat_map(|fit| fit.reading_warnings.iter().cloned()));
-            fit
+            (fit, "No fit.json: run `sweeplaw fit` on this directory for the fitted laws.".to_string())
         }
         Err(message) => {
             warnings.push(format!("{message}; the report has no fit results"));
-            None
+            (None, format!("No fit results: {}.", no_fit_reason(&fit_path, true)))
         }
     };
-    let mut blocks = blocks(&sweep, fit.as_ref(), figures, &warnings);
+    let file = FitFile { stale, absent };
+    let mut blocks = blocks(&sweep, fit.as_ref(), &file, figures, &warnings);
     blocks.extend(tune::section(sweep_dir));
     let title = match &blocks[0] {
         Block::Heading(_, text) => text.clone(),
@@ -63,9 +87,15 @@ pub fn write_report(sweep_dir: &Path, figures: &PlotOutput) -> Result<ReportOutp
 }
 
 /// The report's blocks in reading order.
-fn blocks(sweep: &Sweep, fit: Option<&FitJson>, figures: &PlotOutput, warnings: &[String]) -> Vec<Block> {
+fn blocks(
+    sweep: &Sweep,
+    fit: Option<&FitJson>,
+    file: &FitFile<'_>,
+    figures: &PlotOutput,
+    warnings: &[String],
+) -> Vec<Block> {
     let counting = fit.map(FitJson::counting).unwrap_or_default();
-    let mut blocks = sections::headline(sweep, fit, &counting);
+    let mut blocks = sections::headline(sweep, fit, file, &counting);
     if let Some(fit) = fit {
         blocks.extend(sections::verdicts(fit));
     }

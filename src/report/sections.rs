@@ -10,6 +10,7 @@ use crate::plot::style::{compact, table_number};
 use crate::plot::PlotOutput;
 use crate::records::verdict::{Assessment, Verdict};
 use crate::report::document::Block;
+use crate::report::FitFile;
 
 /// Published compute-optimal exponents (a, b): Kaplan et al. 2020 (section 6.1, N_opt ∝
 /// C^0.73) and Hoffmann et al. 2022, Table 2 (approaches 1, 2, 3).
@@ -45,8 +46,10 @@ pub(crate) fn sweep_name(dir: &std::path::Path) -> String {
     named.or_else(resolved).unwrap_or_else(|| dir.display().to_string())
 }
 
-/// The headline: what was fitted, in one list.
-pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting) -> Vec<Block> {
+/// The headline: what was fitted, in one list. A stale fit.json kept as it was is marked so,
+/// its recorded options named as what does not reproduce it; a law whose values in fit.json
+/// no fit produces is named as unusable.
+pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, file: &FitFile<'_>, counting: &Counting) -> Vec<Block> {
     let mut blocks = vec![Block::Heading(1, format!("Scaling-law report: {}", sweep_name(&sweep.dir)))];
     let done = sweep.runs.iter().filter(|r| r.is_done()).count();
     let listed = sweep.runs.len();
@@ -59,23 +62,37 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
         _ => format!("{done} of {} done", crate::human::plural(listed, "run")),
     };
     let mut items = vec![format!("{counted}; regenerate with `sweeplaw report {}`", sweep.dir.display())];
-    if let Some(options) = fit.and_then(|fit| fit.report.options.as_ref()) {
-        // The command that made fit.json, with its counting conventions always spelled out:
-        // an exponent is quotable only with the N and C it was fitted in.
+    let Some(fit) = fit else {
+        blocks.push(Block::List(items));
+        blocks.push(Block::Paragraph(file.absent.clone()));
+        return blocks;
+    };
+    // The command that made fit.json, with its counting conventions always spelled out: an
+    // exponent is quotable only with the N and C it was fitted in.
+    let command = fit.report.options.as_ref().map(|options| {
         let mut defaults = crate::fit::FitOptions::default().settings();
         defaults.params.clear();
         defaults.flops.clear();
+        format!("`sweeplaw fit {} {}`", sweep.dir.display(), options.flags_beyond(&defaults).join(" "))
+    });
+    match (file.stale, command) {
+        (None, Some(command)) => items.push(format!("fitted by {command}")),
+        (None, None) => {}
+        (Some(stale), command) => items.push(format!(
+            "stale: fit.json is older than the records and was not refitted, so the results below are of earlier \
+             records{}; why: {}",
+            command.map(|c| format!(" and its recorded options, {c}, do not reproduce them")).unwrap_or_default(),
+            stale.reason
+        )),
+    }
+    for (law, why) in fit.unusable_laws() {
         items.push(format!(
-            "fitted by `sweeplaw fit {} {}`",
-            sweep.dir.display(),
-            options.flags_beyond(&defaults).join(" ")
+            "{} unusable: fit.json holds values for it that no fit produces ({why}), so it is left out; rerun \
+             `sweeplaw fit {}` to replace fit.json",
+            capitalised(&law_name(law)),
+            sweep.dir.display()
         ));
     }
-    let Some(fit) = fit else {
-        blocks.push(Block::List(items));
-        blocks.push(Block::Paragraph("No fit.json: run `sweeplaw fit` on this directory for the fitted laws.".into()));
-        return blocks;
-    };
     // The headline is what the data support: a law that is not identified is left to the
     // section on what the data do not pin down; a weak one says so.
     let shown = |law: &str| fit.assessment(law).verdict != Verdict::NotIdentified;
@@ -141,6 +158,12 @@ pub(crate) fn headline(sweep: &Sweep, fit: Option<&FitJson>, counting: &Counting
     items.push(format!("N counts {}, C counts {}", param_name(counting), flop_name(counting)));
     blocks.push(Block::List(items));
     blocks
+}
+
+/// `text` with its first letter upper-case ("approach 3" -> "Approach 3").
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 fn param_name(counting: &Counting) -> &'static str {

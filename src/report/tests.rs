@@ -14,7 +14,7 @@ use crate::plot::style::compact;
 
 fn report_of(dir: &Path) -> (PlotOutput, ReportOutput, String, String) {
     let figures = plot_sweep(dir).expect("plot");
-    let report = write_report(dir, &figures).expect("report");
+    let report = write_report(dir, &figures, None).expect("report");
     let markdown = std::fs::read_to_string(&report.markdown).expect("read report.md");
     let html = std::fs::read_to_string(&report.html).expect("read report.html");
     (figures, report, markdown, html)
@@ -194,7 +194,8 @@ fn the_headline_counts_runs_against_the_plan_when_summary_csv_lists_fewer() {
     let mut sweep = crate::plot::records::Sweep::read(&dir.0).expect("read the fixture sweep");
     let listed = sweep.runs.len();
     let first_item = |sweep: &crate::plot::records::Sweep| {
-        let blocks = sections::headline(sweep, None, &crate::plot::records::Counting::default());
+        let file = FitFile { stale: None, absent: String::new() };
+        let blocks = sections::headline(sweep, None, &file, &crate::plot::records::Counting::default());
         match blocks.iter().find_map(|b| if let document::Block::List(items) = b { Some(items.clone()) } else { None })
         {
             Some(items) => items[0].clone(),
@@ -224,6 +225,74 @@ fn the_headline_gives_the_fit_command_with_its_counting_conventions() {
     let expected =
         format!("fitted by `sweeplaw fit {} --params nonembedding --flops matmul_attn --holdout 3`", dir.0.display());
     assert!(markdown.contains(&expected), "{expected} not in {markdown}");
+}
+
+/// report.md's headline list.
+fn headline_of(markdown: &str) -> &str {
+    &markdown[..markdown.find("\n## ").unwrap_or(markdown.len())]
+}
+
+#[test]
+fn a_stale_fit_kept_as_it_was_is_marked_stale_not_named_as_made_by_its_command() {
+    let (dir, _) = isoflop_sweep("report-stale");
+    edit_fit(&dir.0, |json| {
+        let mut settings = crate::fit::FitOptions::default().settings();
+        settings.holdout = 3;
+        json["options"] = serde_json::to_value(&settings).expect("settings are JSON");
+    });
+    let figures = plot_sweep(&dir.0).expect("plot");
+    let stale = StaleFit { reason: "its recorded `options` are not valid: unknown law 'bogus'".into() };
+    write_report(&dir.0, &figures, Some(&stale)).expect("report");
+    let markdown = std::fs::read_to_string(dir.0.join("report.md")).expect("report.md");
+    let expected = format!(
+        "- stale: fit.json is older than the records and was not refitted, so the results below are of earlier \
+         records and its recorded options, `sweeplaw fit {} --params nonembedding --flops 6n --holdout 3`, do not \
+         reproduce them; why: its recorded `options` are not valid: unknown law 'bogus'\n",
+        dir.0.display()
+    );
+    assert!(headline_of(&markdown).contains(&expected), "{expected} not in {markdown}");
+    assert!(!markdown.contains("fitted by"), "{markdown}");
+    // Still drawn and quoted as it was.
+    assert!(headline_of(&markdown).contains("Approach 3: L(N, D)"), "{markdown}");
+}
+
+#[test]
+fn a_law_holding_values_no_fit_produces_is_named_unusable_and_not_quoted() {
+    let (dir, _) = isoflop_sweep("report-impossible");
+    edit_fit(&dir.0, |json| {
+        json["fits"]["chinchilla"]["params"]["E"] = (-5.0).into();
+        json["fits"]["chinchilla"]["params"]["alpha"] = 1e308.into();
+    });
+    let (_, report, markdown, _) = report_of(&dir.0);
+    let why = "fits.chinchilla.params.E = -5 is negative, and the fit holds this parameter as its logarithm; \
+               fits.chinchilla.params.alpha = 1e308 is beyond ±100, an exponent no fit produces";
+    let expected = format!(
+        "- Approach 3 unusable: fit.json holds values for it that no fit produces ({why}), so it is left out; rerun \
+         `sweeplaw fit {}` to replace fit.json\n",
+        dir.0.display()
+    );
+    assert!(headline_of(&markdown).contains(&expected), "{expected} not in {markdown}");
+    let warning = format!("{}: corrupt: {why}; approach 3 is unusable", dir.0.join("fit.json").display());
+    assert!(report.warnings.iter().any(|w| w.starts_with(&warning)), "{:?}", report.warnings);
+    // Neither the values nor what follows from them are quoted; approach 2 heads the headline.
+    for quoted in ["E = -5.000", "| E | -5", "10³⁰⁸", "### Approach 3", "| approach 3 |", "parametric fit"] {
+        assert!(!markdown.contains(quoted), "{quoted} in {markdown}");
+    }
+    assert!(headline_of(&markdown).contains("- Approach 2 (IsoFLOP parabolas): N_opt ∝ C^a"), "{markdown}");
+}
+
+#[test]
+fn an_unreadable_fit_json_is_named_with_the_command_that_replaces_it() {
+    let (dir, _) = isoflop_sweep("report-unreadable");
+    std::fs::write(dir.0.join("fit.json"), "{ \"fits\": ").expect("write");
+    let (_, _, markdown, _) = report_of(&dir.0);
+    let expected = format!(
+        "\nNo fit results: {} is unreadable (see the warning): rerun `sweeplaw fit {}` to replace it.\n",
+        dir.0.join("fit.json").display(),
+        dir.0.display()
+    );
+    assert!(markdown.contains(&expected), "{expected} not in {markdown}");
+    assert!(!markdown.contains("No fit.json"), "{markdown}");
 }
 
 #[test]

@@ -14,11 +14,18 @@
 //!   inode), so a heartbeat racing a takeover writes into the replaced inode and can never
 //!   bring back a claim that was taken away, which a write-to-temp + rename heartbeat could.
 //!   The heartbeat then re-reads the path, and a token that is not ours marks the claim lost.
-//! - **Staleness** is decided from `heartbeat_unix` in the file against the local clock, not
-//!   from mtime (NFS mtimes come from the server's clock). Assumption: the clocks of all workers
-//!   agree to well within `stale_after` (NTP keeps them within milliseconds; the default
-//!   `stale_after` is 120 s). A file that does not parse (a worker killed mid-write, or a read
-//!   racing a write) is aged by its mtime instead, so it counts as held while young.
+//! - **Staleness** is decided by the waiting worker, never from mtime alone (NFS mtimes come
+//!   from the server's clock). A claim is stale once either its `heartbeat_unix` is older than
+//!   `stale_after` by the local clock, or this worker has seen the file unchanged (same inode,
+//!   same bytes) for `stale_after` by its own monotonic clock. The second rule makes a claim
+//!   whose heartbeat lies in the future (a holder's clock ahead of ours, or a damaged file) go
+//!   stale once it stops changing, instead of never; a live holder rewrites its heartbeat every
+//!   `heartbeat_every`, so it never looks unchanged that long. A holder's clock *behind* ours
+//!   by more than `stale_after` makes its live claims look stale early: they are taken over and
+//!   it learns so at its next heartbeat (wasted work, never two owners for long, never a lost
+//!   run). NTP keeps clocks within milliseconds; the default `stale_after` is 120 s. A file
+//!   that does not parse (a worker killed mid-write, or a read racing a write) is aged by its
+//!   mtime instead, under the same second rule, so it counts as held while young.
 //! - **Takeover** of a stale claim happens under the lock file `claim.takeover`, itself made
 //!   with `create_new`. The holder re-reads the claim and, only if it is still the same stale
 //!   claim (same token, still stale), replaces it with its own by write-to-temp + rename. A
@@ -37,7 +44,7 @@
 //!   [`Claim::still_ours`] is an atomic load, cheap enough to call every training step.
 //!
 //! Residual window: a worker frozen for longer than `stale_after` exactly between its last
-//! check and its `rename` (or a clock skew near `stale_after`) can still replace a newer
+//! check and its `rename` (or a holder's clock behind by about `stale_after`) can still replace a newer
 //! claim; the newer owner then sees `still_ours() == false` at its next heartbeat, so two
 //! workers overlap for at most one `heartbeat_every`, and no run is left unclaimed.
 //!

@@ -181,10 +181,16 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     Ok(report)
 }
 
-/// The plan's runs checked against the data they train on (`checks::data_warnings`); none for a
-/// source without a finite training split (the synthetic language).
+/// The plan's runs checked against the data they train on: the models' vocabulary against the
+/// data's (`checks::vocab_warning`), and the runs' tokens against the training split
+/// (`checks::data_warnings`, none for the synthetic language, which has no finite split).
 pub fn data_warnings(plan: &Plan, source: &dyn TokenSource) -> Vec<String> {
-    source.unique_tokens().map(|tokens| crate::plan::checks::data_warnings(&plan.runs, tokens)).unwrap_or_default()
+    let mut warnings =
+        crate::plan::checks::vocab_warning(&plan.runs, source.tokens_in_vocabulary()).into_iter().collect::<Vec<_>>();
+    warnings.extend(
+        source.unique_tokens().map(|tokens| crate::plan::checks::data_warnings(&plan.runs, tokens)).unwrap_or_default(),
+    );
+    warnings
 }
 
 /// `plan`'s data check: local data (text, token files) is opened as the sweep opens it and the

@@ -7,8 +7,11 @@
 //!
 //! Only independent runs are copied (a WSD trunk's checkpoints and its branches belong
 //! together), and only finished ones (done or diverged): a run in progress stays with its own
-//! sweep. The copy is run.json and metrics.csv, written into a temporary folder and renamed into
-//! place, so a worker that starts the same run meanwhile wins and nothing is overwritten. The
+//! sweep. A source run is copied only when both its run.json and its metrics.csv read (a run
+//! missing either, or with a folder in a file's place, is not reused: it is named with why and
+//! trained here). The copy is run.json and metrics.csv, written into a temporary folder and
+//! renamed into place, so a worker that starts the same run meanwhile wins, nothing is
+//! overwritten, and a copy that fails halfway leaves no run behind. The
 //! copied run.json carries this plan's config hash and names where it came from in
 //! `reused_from`; everything it measured is as it was.
 
@@ -67,8 +70,8 @@ fn reuse_finished(store: &SweepStore, plan: &Plan, source: &dyn TokenSource, fro
             continue;
         }
         match check_reusable(&path, spec, source)? {
-            Ok(record) => {
-                if copy_in(store, plan, from, record)? {
+            Ok((record, metrics)) => {
+                if copy_in(store, plan, from, record, &metrics)? {
                     reused.copied.push(spec.run_id.clone());
                 }
             }
@@ -94,13 +97,26 @@ fn check_reuse_dir(sweep_dir: &Path, from: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The record at `path` when it is `spec`'s run finished on the data `source` gives it now, else
-/// why not (outer error: the data itself failed).
-fn check_reusable(path: &Path, spec: &RunSpec, source: &dyn TokenSource) -> Result<Result<RunRecord, String>> {
+/// The record at `path` and the bytes of the metrics.csv beside it, when it is `spec`'s run
+/// finished on the data `source` gives it now and both files read, else why not (outer error:
+/// the data itself failed).
+fn check_reusable(
+    path: &Path,
+    spec: &RunSpec,
+    source: &dyn TokenSource,
+) -> Result<Result<(RunRecord, Vec<u8>), String>> {
     let record = match RunRecord::read(path) {
         Ok(record) => record,
         Err(e) => return Ok(Err(format!("its run.json does not read: {e}"))),
     };
+    let metrics_path = path.with_file_name("metrics.csv");
+    let metrics = match std::fs::read(&metrics_path) {
+        Ok(bytes) => bytes,
+        Err(e) => return Ok(Err(format!("its metrics.csv does not read: {}", Error::io(&metrics_path, e)))),
+    };
+    if let Err(e) = crate::records::parse_metrics(&metrics_path, &metrics) {
+        return Ok(Err(format!("its metrics.csv does not read: {e}")));
+    }
     if !matches!(record.status, RunStatus::Done | RunStatus::Diverged) {
         return Ok(Err(format!("{} there, not finished", record.status.as_str())));
     }
@@ -111,25 +127,27 @@ fn check_reusable(path: &Path, spec: &RunSpec, source: &dyn TokenSource) -> Resu
     if let Some(why) = differs("data", &record.data.comparable(), &data.comparable()) {
         return Ok(Err(why));
     }
-    Ok(Ok(record))
+    Ok(Ok((record, metrics)))
 }
 
-/// Writes the run's folder under a temporary name and renames it into place; false when another
-/// worker made the run's folder first (that worker's run stands).
-fn copy_in(store: &SweepStore, plan: &Plan, from: &Path, mut record: RunRecord) -> Result<bool> {
+/// Writes the run's folder (`record` and the `metrics` bytes) under a temporary name and renames
+/// it into place; false when another worker made the run's folder first (that worker's run
+/// stands). On any failure the temporary folder is removed, so no half-copied run remains.
+fn copy_in(store: &SweepStore, plan: &Plan, from: &Path, mut record: RunRecord, metrics: &[u8]) -> Result<bool> {
     let target = store.run_dir(&record.run_id);
     let temp = store.dir.join("runs").join(format!(".reuse-{}-{}", record.run_id, std::process::id()));
     let _ = std::fs::remove_dir_all(&temp);
-    std::fs::create_dir_all(&temp).map_err(|e| Error::io(&temp, e))?;
-    let metrics = from.join("runs").join(&record.run_id).join("metrics.csv");
-    if metrics.exists() {
-        let bytes = std::fs::read(&metrics).map_err(|e| Error::io(&metrics, e))?;
-        write_atomic(&temp.join("metrics.csv"), &bytes)?;
-    }
     let hash = record.config_hash.take().unwrap_or_else(|| "unrecorded".into());
     record.reused_from = Some(format!("{} (config hash {hash})", from.display()));
     record.config_hash = Some(plan.config_hash.clone());
-    record.write(&temp.join("run.json"))?;
+    let written = std::fs::create_dir_all(&temp)
+        .map_err(|e| Error::io(&temp, e))
+        .and_then(|()| Ok(write_atomic(&temp.join("metrics.csv"), metrics)?))
+        .and_then(|()| record.write(&temp.join("run.json")));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&temp);
+        return Err(e);
+    }
     match std::fs::rename(&temp, &target) {
         Ok(()) => Ok(true),
         Err(_) if target.exists() => {

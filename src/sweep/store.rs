@@ -24,8 +24,9 @@ pub struct SweepStore {
 impl SweepStore {
     /// Opens (creating if needed) `<results>/<name>` for `plan`. Checks everything first, so a
     /// refusal writes nothing: the sweep name and every run id must be one plain path component
-    /// (nothing can land outside the results directory), and a directory that holds another
-    /// config's plan is refused, naming both hashes.
+    /// (nothing can land outside the results directory), a directory that holds another
+    /// config's plan is refused, naming both hashes, a file where runs/ or a run's folder goes is
+    /// refused, naming it, and so is a directory that cannot take new files (read-only).
     pub fn open(results: &Path, name: &str, config_text: &[u8], plan: &Plan) -> Result<SweepStore> {
         check_component(name).map_err(|m| Error::config(results, format!("sweep name: {m}")))?;
         for spec in &plan.runs {
@@ -46,7 +47,11 @@ impl SweepStore {
             Some(existing) => check_same_config(&dir, existing, plan, config_text)?,
             None => check_identity_without_plan(&dir, plan, config_text)?,
         }
-        std::fs::create_dir_all(dir.join("runs")).map_err(|e| Error::io(&dir, e))?;
+        check_folders(&dir, plan)?;
+        check_writable(&dir)?;
+        let runs = dir.join("runs");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::fs::create_dir_all(&runs).map_err(|e| Error::io(&runs, e))?;
         if existing.is_none() {
             publish_plan(&dir, plan, config_text)?;
         }
@@ -138,6 +143,46 @@ impl SweepStore {
         record.reason = Some(reason.to_string());
         record.write(&path)
     }
+}
+
+/// runs/ and each planned run's folder, where they exist, are folders (a link to one counts): a
+/// file in their place would fail every run, or this one, with an OS error naming another path.
+/// A dangling link is left to the run, which fails alone, as an unreachable folder may come back.
+fn check_folders(dir: &Path, plan: &Plan) -> Result<()> {
+    let runs = dir.join("runs");
+    let folders = std::iter::once(runs.clone()).chain(plan.runs.iter().map(|spec| runs.join(&spec.run_id)));
+    for folder in folders {
+        if std::fs::metadata(&folder).is_ok_and(|meta| !meta.is_dir()) {
+            return Err(Error::record(&folder, "exists and is not a directory"));
+        }
+    }
+    Ok(())
+}
+
+/// The sweep directory and its runs/ take new files, tried by creating and removing one, so a
+/// read-only results directory is one error before any training rather than a failure per run.
+/// Before the directory exists, the folder it is to be made in is tried instead.
+fn check_writable(dir: &Path) -> Result<()> {
+    let runs = dir.join("runs");
+    let mut folders: Vec<&Path> = [dir, runs.as_path()].into_iter().filter(|f| f.is_dir()).collect();
+    let missing = folders.is_empty();
+    if missing {
+        folders.extend(dir.ancestors().skip(1).find(|a| a.as_os_str().is_empty() || a.is_dir()));
+    }
+    for folder in folders {
+        let base = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+        let probe = crate::fs::temp_sibling(&base.join("sweeplaw-write-check"));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) if missing => {
+                return Err(Error::record(dir, format!("cannot be made: {} is not writable ({e})", base.display())))
+            }
+            Err(e) => return Err(Error::record(base, format!("the results directory is not writable ({e})"))),
+        }
+    }
+    Ok(())
 }
 
 /// What a run folder's run.json is.

@@ -2,7 +2,8 @@
 //! resamples of the runs, and the intervals each law's entry in fit.json gets from them.
 //! Kaplan's L(N) and L(D) are resampled over their own points instead (each size's or token
 //! count's lowest loss): a minimum over a resample of runs can only rise, which would move
-//! every refit one way (`kaplan::refit_power`). Fixed parameters get no interval.
+//! every refit one way (`kaplan::refit_power`). Fixed parameters get no interval, nor do the
+//! quantities computed from fixed parameters alone (`chinchilla_held`).
 
 use super::{kaplan_slot, Context, WarmStarts};
 use crate::fit::assess;
@@ -162,18 +163,43 @@ fn line_values(a: f64, b: f64, lines: &(Line, Line), target: Option<f64>) -> Val
     values
 }
 
+/// The approach-3 parameters a reported quantity is computed from: a and b from alpha and beta,
+/// N_opt and D_opt from those and A, B (Hoffmann et al. 2022, eq. 4), the loss at them from all
+/// five (eq. 2). A quantity whose every input is fixed gets no interval: its refits all hold one
+/// value, which says nothing about the data.
+fn chinchilla_inputs(key: &str) -> &[&str] {
+    match key {
+        "a" | "b" => &["alpha", "beta"],
+        "N_opt" | "D_opt" => &["alpha", "beta", "A", "B"],
+        "loss" => &["E", "A", "B", "alpha", "beta"],
+        "E" => &["E"],
+        "A" => &["A"],
+        "B" => &["B"],
+        "alpha" => &["alpha"],
+        "beta" => &["beta"],
+        _ => &[],
+    }
+}
+
+/// Whether the approach-3 quantity `key` is computed from fixed parameters alone.
+pub(crate) fn chinchilla_held(key: &str, fixed: &Values) -> bool {
+    let inputs = chinchilla_inputs(key);
+    !inputs.is_empty() && inputs.iter().all(|name| fixed.contains_key(*name))
+}
+
 /// Puts a law's intervals in its report entry; prediction values go to its prediction.
 fn store_intervals(report: &mut FitReport, slot: Slot, draws: &Draws, resamples: usize) {
     let mut ci95 = bootstrap::intervals(draws);
-    let predicted: Vec<(String, [f64; 2])> =
+    let mut predicted: Vec<(String, [f64; 2])> =
         ["N_opt", "D_opt", "loss"].iter().filter_map(|key| ci95.remove_entry(*key)).collect();
     let fits = &mut report.fits;
     let prediction = match slot {
         Slot::Chinchilla => fits.chinchilla.as_mut().and_then(|fit| {
-            ci95.retain(|key, _| !fit.fixed.contains_key(key));
+            ci95.retain(|key, _| !chinchilla_held(key, &fit.fixed));
+            predicted.retain(|(key, _)| !chinchilla_held(key, &fit.fixed));
             fit.ci95 = ci95;
             let wanted =
-                |key: &String| !["N_opt", "D_opt", "loss"].contains(&key.as_str()) && !fit.fixed.contains_key(key);
+                |key: &String| !["N_opt", "D_opt", "loss"].contains(&key.as_str()) && !chinchilla_held(key, &fit.fixed);
             fit.se = bootstrap::standard_errors(draws);
             fit.se.retain(|key, _| wanted(key));
             fit.se_log10 = bootstrap::log10_standard_errors(draws);

@@ -376,3 +376,116 @@ fn runs_differing_in_lr_are_settings_and_runs_differing_in_seed_are_seeds() -> T
     assert!((noise - 0.02 / 2f64.sqrt()).abs() < 1e-12, "pooled over seed 0 and 1 of lr 1e-3 only: {noise}");
     Ok(())
 }
+
+/// Rewrites cell `column` (0-based) of summary.csv's line `line` (1-based, the header is line 1).
+fn set_cell(dir: &Path, line: usize, column: usize, value: &str) -> TestResult {
+    let text = std::fs::read_to_string(dir.join("summary.csv"))?;
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut cells: Vec<&str> = lines[line - 1].split(',').collect();
+    cells[column] = value;
+    lines[line - 1] = cells.join(",");
+    std::fs::write(dir.join("summary.csv"), lines.join("\n") + "\n")?;
+    Ok(())
+}
+
+/// A run.json that exists but does not parse is warned about, naming it and its line (as `plot`
+/// does), and under `--reduce auto` its run is left out: without its learning rate, the runs of
+/// a tuning scan at one size were averaged as seeds of each other, their spread reported as
+/// the noise floor. Under `--reduce min` the settings are not needed and the run is kept.
+#[test]
+fn an_unreadable_run_json_is_warned_about_and_its_run_left_out() -> TestResult {
+    let dir = scratch("bad-run-json")?;
+    write_sweep(&dir)?;
+    let mut summary = std::fs::read_to_string(dir.join("summary.csv"))?;
+    // Two learning rates at (N, D) = (2e6, 5e8), both seed 0; their run.json cut off mid-spec.
+    for (run, loss) in [("scan-a", 3.00), ("scan-b", 3.50)] {
+        let _ = writeln!(summary, "{}", summary_row(run, 2e6, 5e8, loss));
+        let run_dir = dir.join("runs").join(run);
+        std::fs::create_dir_all(&run_dir)?;
+        std::fs::write(run_dir.join("run.json"), "{\n  \"status\": \"done\",\n  \"spec\": {\"lr\": 1e-3")?;
+    }
+    std::fs::write(dir.join("summary.csv"), summary)?;
+    let (data, warnings) = load_points(&dir, &FitOptions::default())?;
+    assert!(data.points.iter().all(|p| p.params != 2e6), "left out, not averaged: {:?}", data.points.last());
+    assert_eq!((data.noise_floor, data.reduced.as_deref()), (None, None), "no seeds were averaged");
+    let warning = warnings.iter().find(|w| w.contains("scan-a")).ok_or_else(|| format!("{warnings:#?}"))?;
+    let expected = format!(
+        "{} line 49: run scan-a skipped: {} line 3: not valid JSON",
+        dir.join("summary.csv").display(),
+        dir.join("runs").join("scan-a").join("run.json").display()
+    );
+    assert!(warning.starts_with(&expected), "{warning}");
+    assert!(warning.contains("learning rate and batch size are unknown"), "{warning}");
+    let options = FitOptions { reduce: crate::fit::Reduce::Min, ..FitOptions::default() };
+    let (data, warnings) = load_points(&dir, &options)?;
+    let kept: Vec<f64> = data.points.iter().filter(|p| p.params == 2e6).map(|p| p.loss).collect();
+    assert_eq!(kept, [3.0], "--reduce min keeps the lowest loss of the group");
+    let warning = warnings.iter().find(|w| w.contains("scan-b")).ok_or_else(|| format!("{warnings:#?}"))?;
+    assert!(warning.ends_with("not needed under --reduce min"), "{warning}");
+    Ok(())
+}
+
+/// A run listed twice in summary.csv is one run: the repeat is dropped with a warning naming
+/// the line, the first line and the run (it was averaged with itself as a second seed: 43 rows,
+/// a reduced group and a noise floor of 0).
+#[test]
+fn a_run_listed_twice_in_summary_csv_is_counted_once() -> TestResult {
+    let dir = scratch("repeated-run")?;
+    write_sweep(&dir)?;
+    let mut summary = std::fs::read_to_string(dir.join("summary.csv"))?;
+    let first = summary.lines().nth(1).ok_or("no first row")?.to_string();
+    summary.push_str(&first);
+    summary.push('\n');
+    std::fs::write(dir.join("summary.csv"), summary)?;
+    let (data, warnings) = load_points(&dir, &FitOptions::default())?;
+    assert_eq!(data.points.len(), 42);
+    assert_eq!((data.noise_floor, data.reduced.as_deref()), (None, None));
+    let expected = format!(
+        "{} line 49: run b0n0 skipped: run b0n0 is listed again (first on line 2)",
+        dir.join("summary.csv").display()
+    );
+    assert!(warnings.contains(&expected), "{warnings:#?}");
+    Ok(())
+}
+
+/// A compute cell that is empty, infinite (1e400) or not positive is named with its line and
+/// value; the column exists, so "no flops_matmul_attn column" was wrong. C comes from the counts.
+#[test]
+fn a_bad_compute_cell_is_named_by_its_line_and_value() -> TestResult {
+    let dir = scratch("bad-compute-cell")?;
+    write_sweep(&dir)?;
+    // flops_matmul_attn is column 19 (index 18).
+    for (line, value) in [(2, "1e400"), (3, ""), (4, "-5")] {
+        set_cell(&dir, line, 18, value)?;
+    }
+    let options = FitOptions { flops: FlopCount::MatmulAttn, ..FitOptions::default() };
+    let (data, warnings) = load_points(&dir, &options)?;
+    let summary = dir.join("summary.csv").display().to_string();
+    for (line, what) in [(2, "is inf, not a finite number"), (3, "is empty"), (4, "is -5, not a positive number")] {
+        let expected = format!("{summary} line {line}: flops_matmul_attn {what}: C derived from the model counts");
+        assert!(warnings.iter().any(|w| w.starts_with(&expected)), "{expected}: {warnings:#?}");
+    }
+    assert!(!warnings.iter().any(|w| w.contains("no flops_matmul_attn column")), "{warnings:#?}");
+    // (6 params_matmul + 6 n_layers seq_len d_model) tokens, params_matmul = N + 5e5.
+    let point = &data.points[0];
+    let derived = (6.0 * (point.params + 5e5) + 6.0 * 4.0 * 128.0 * 256.0) * point.tokens;
+    assert!((point.flops / derived - 1.0).abs() < 1e-12, "{} vs {derived}", point.flops);
+    Ok(())
+}
+
+/// vocab_size 0 is not a vocabulary: it is named with its line, never made a ceiling of
+/// ln(0) + 1 = -inf that called every loss implausible.
+#[test]
+fn an_invalid_vocabulary_size_is_named_not_used_as_a_ceiling() -> TestResult {
+    let dir = scratch("vocab-zero")?;
+    write_sweep(&dir)?;
+    set_cell(&dir, 2, 6, "0")?;
+    let (_, warnings) = load_points(&dir, &FitOptions::default())?;
+    let expected = format!(
+        "{} line 2: run b0n0: vocab_size 0 is not a vocabulary size (a whole number of at least 2)",
+        dir.join("summary.csv").display()
+    );
+    assert!(warnings.iter().any(|w| w.starts_with(&expected)), "{warnings:#?}");
+    assert!(!warnings.iter().any(|w| w.contains("implausible")), "{warnings:#?}");
+    Ok(())
+}

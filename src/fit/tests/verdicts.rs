@@ -213,3 +213,83 @@ fn predictions_carry_their_verdict_and_extrapolation_is_warned_about() -> TestRe
     assert!(crate::fit::pipeline::extrapolation_warning(&smoke, 1e13).is_none(), "within a decade of the data");
     Ok(())
 }
+
+/// Approach 3 with every parameter fixed was fitted to nothing: it is `not identified` saying
+/// so, and neither its parameters, its a and b nor its prediction get an interval (they were
+/// labelled `identified` with zero-width "95% intervals" such as loss 11.43 [11.43, 11.43]).
+/// Kaplan's L(N, D) with all four fixed is labelled the same way.
+#[test]
+fn a_law_with_every_parameter_fixed_is_not_fitted_and_gets_no_interval() -> TestResult {
+    let points = isoflop_points(&hoffmann(), &[1e18, 1e19, 1e20, 1e21, 1e22], 9, 0.005, 2);
+    let data = Dataset::from_points("planted", points);
+    let fixed = [("E", 10.0), ("A", 400.0), ("B", 1500.0), ("alpha", 0.3), ("beta", 0.3)].into_iter().chain([
+        ("kaplan_nd.alpha_N", 0.07),
+        ("kaplan_nd.alpha_D", 0.09),
+        ("kaplan_nd.N_c", 1e13),
+        ("kaplan_nd.D_c", 1e13),
+    ]);
+    let constraints = crate::fit::Constraints {
+        fixed: fixed.map(|(name, value)| (name.to_string(), value)).collect(),
+        ..Default::default()
+    };
+    let options =
+        FitOptions { law: Law::All, bootstrap: 20, target_flops: Some(1e21), constraints, ..FitOptions::default() };
+    let report = crate::fit::fit(&data, &options)?;
+    let fit = report.fits.chinchilla.as_ref().ok_or("approach 3 not fitted")?;
+    assert_eq!(fit.assessment.verdict, Verdict::NotIdentified, "{:?}", fit.assessment);
+    assert!(
+        fit.assessment
+            .reasons
+            .iter()
+            .any(|r| r.starts_with("every parameter (E, A, B, alpha, beta) is fixed by --fix")),
+        "{:?}",
+        fit.assessment
+    );
+    assert!(fit.ci95.is_empty(), "{:?}", fit.ci95);
+    let prediction = fit.prediction.as_ref().ok_or("no prediction")?;
+    assert!(prediction.ci95.is_empty(), "{:?}", prediction.ci95);
+    let table = report.table();
+    let row = table.lines().find(|l| l.contains("approach 3") && l.contains("N_opt")).ok_or("no prediction row")?;
+    assert!(row.ends_with("verdict: not identified") && !row.contains('['), "{row}");
+    let joint = report.fits.kaplan_nd.as_ref().ok_or("no kaplan_nd")?;
+    assert_eq!(joint.assessment.verdict, Verdict::NotIdentified, "{:?}", joint.assessment);
+    assert!(joint.ci95.is_empty(), "{:?}", joint.ci95);
+    // The frontier has nothing to fix: still judged by its data.
+    assert!(report.fits.frontier.as_ref().is_some_and(|f| !f.ci95.is_empty()));
+    Ok(())
+}
+
+/// A quantity computed from fixed parameters alone gets no interval: with alpha and beta fixed,
+/// a and b (eq. 4: beta / (alpha + beta)) are the given ones, while N_opt, D_opt and the loss
+/// still depend on the fitted A, B and E; with A and B fixed too only the loss has one.
+#[test]
+fn quantities_computed_from_fixed_parameters_alone_get_no_interval() -> TestResult {
+    let points = isoflop_points(&hoffmann(), &[1e18, 1e19, 1e20, 1e21, 1e22], 9, 0.005, 2);
+    let data = Dataset::from_points("planted", points);
+    let keys = |ci95: &crate::fit::Intervals| ci95.keys().cloned().collect::<Vec<String>>();
+    let mut fixed = vec![("alpha", 0.34), ("beta", 0.28)];
+    for (expected_law, expected_prediction) in
+        [(vec!["A", "B", "E"], vec!["D_opt", "N_opt", "loss"]), (vec!["E"], vec!["loss"])]
+    {
+        let constraints = crate::fit::Constraints {
+            fixed: fixed.iter().map(|(name, value)| (name.to_string(), *value)).collect(),
+            ..Default::default()
+        };
+        let options = FitOptions {
+            law: Law::Chinchilla,
+            bootstrap: 20,
+            target_flops: Some(1e21),
+            constraints,
+            ..FitOptions::default()
+        };
+        let report = crate::fit::fit(&data, &options)?;
+        let fit = report.fits.chinchilla.as_ref().ok_or("approach 3 not fitted")?;
+        assert_eq!(keys(&fit.ci95), expected_law, "fixed {fixed:?}");
+        assert!(!fit.se.contains_key("a") && !fit.se.contains_key("b"), "{:?}", fit.se);
+        let prediction = fit.prediction.as_ref().ok_or("no prediction")?;
+        assert_eq!(keys(&prediction.ci95), expected_prediction, "fixed {fixed:?}");
+        assert_ne!(fit.assessment.verdict, Verdict::NotIdentified, "{:?}", fit.assessment);
+        fixed.extend([("A", 406.4), ("B", 410.7)]);
+    }
+    Ok(())
+}

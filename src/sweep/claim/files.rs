@@ -97,7 +97,11 @@ fn holder_is_dead(record: &ClaimRecord) -> bool {
         && !proc.join(record.pid.to_string()).exists()
 }
 
-/// Reads `path`, `None` if it does not exist. Content that does not parse is aged by mtime.
+/// Reads `path`, `None` if it does not exist. Its age is the larger of two: the time since the
+/// heartbeat it records by the local clock (by its mtime when the content does not parse), and
+/// how long this process has seen the same file with the same content ([`unchanged_for`]). The
+/// second makes a claim whose heartbeat lies in the future (a holder's clock ahead of ours, or a
+/// damaged file) go stale once it has stopped changing for `stale_after`, instead of never.
 pub(super) fn observe(path: &Path) -> Result<Option<Observed>, ClaimError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
@@ -106,13 +110,35 @@ pub(super) fn observe(path: &Path) -> Result<Option<Observed>, ClaimError> {
     };
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(io_error("reading", path))?;
+    let meta = file.metadata().map_err(io_error("reading the metadata of", path))?;
+    let unchanged = unchanged_for(path, &meta, &bytes);
     if let Ok(record) = serde_json::from_slice::<ClaimRecord>(&bytes) {
-        let age = record.age();
+        let age = record.age().max(unchanged);
         return Ok(Some(Observed { record: Some(record), age }));
     }
-    let modified = file.metadata().and_then(|meta| meta.modified()).map_err(io_error("reading the mtime of", path))?;
-    let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO);
+    let modified = meta.modified().map_err(io_error("reading the mtime of", path))?;
+    let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO).max(unchanged);
     Ok(Some(Observed { record: None, age }))
+}
+
+/// How long this process has seen `path` as the same file (device and inode) with the same
+/// `bytes`, by its own monotonic clock: zero on the first sight and whenever either changed. A
+/// live holder rewrites its heartbeat every `heartbeat_every`, so its file never stays the same
+/// for `stale_after`, whatever the clocks of the two hosts say.
+fn unchanged_for(path: &Path, meta: &fs::Metadata, bytes: &[u8]) -> Duration {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    type Sighting = ((u64, u64), Vec<u8>, Instant);
+    static SEEN: OnceLock<Mutex<HashMap<PathBuf, Sighting>>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    let identity = (meta.dev(), meta.ino());
+    match seen.get(path) {
+        Some((same_file, same_bytes, since)) if *same_file == identity && same_bytes == bytes => since.elapsed(),
+        _ => {
+            seen.insert(path.to_path_buf(), (identity, bytes.to_vec(), Instant::now()));
+            Duration::ZERO
+        }
+    }
 }
 
 pub(super) fn encode(record: &ClaimRecord, path: &Path) -> Result<Vec<u8>, ClaimError> {

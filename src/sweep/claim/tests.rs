@@ -136,6 +136,34 @@ fn dead_workers_claim_is_taken_over_after_stale_after() {
 }
 
 #[test]
+fn claim_with_a_heartbeat_in_the_future_is_taken_over_once_unchanged_for_stale_after() {
+    // Long enough that a slow machine cannot oversleep a check into the next phase.
+    let stale = Duration::from_millis(1500);
+    let cfg = ClaimConfig { stale_after: stale, ..cfg("w2") };
+    let scratch = Scratch::new("future");
+    let run = scratch.run_dir();
+    // A holder on another host whose clock runs a day ahead of ours, then silent.
+    fs::create_dir_all(&run).unwrap();
+    let mut record = ClaimRecord::new("ahead");
+    record.hostname = "another-host".into();
+    record.heartbeat_unix += 86_400.0;
+    fs::write(run.join(CLAIM_FILE), encode(&record, &run).unwrap()).unwrap();
+    assert_eq!(held_by(try_claim(&run, &cfg).unwrap()).0, "ahead");
+    std::thread::sleep(stale * 6 / 10);
+    assert_eq!(held_by(try_claim(&run, &cfg).unwrap()).0, "ahead");
+    // A changed heartbeat starts the count again: alive, past stale_after since the first sight.
+    record.heartbeat_unix += 10.0;
+    fs::write(run.join(CLAIM_FILE), encode(&record, &run).unwrap()).unwrap();
+    assert_eq!(held_by(try_claim(&run, &cfg).unwrap()).0, "ahead");
+    std::thread::sleep(stale * 6 / 10);
+    assert_eq!(held_by(try_claim(&run, &cfg).unwrap()).0, "ahead", "the heartbeat moved: alive");
+    std::thread::sleep(stale * 6 / 10);
+    let claim = claimed(try_claim(&run, &cfg).unwrap());
+    assert_eq!(read_record(&run).worker, "w2");
+    claim.release().unwrap();
+}
+
+#[test]
 fn claim_dropped_while_unwinding_goes_stale_and_is_taken_over() {
     let scratch = Scratch::new("unwind");
     let run = scratch.run_dir();
