@@ -186,7 +186,7 @@ pub fn run_ladder(options: &LadderOptions) -> Result<LadderOutcome> {
             let names: Vec<&str> = report.failed.iter().map(|(id, _)| id.as_str()).collect();
             return Err(Error::Run {
                 run: names.join(", "),
-                message: format!("failed in rung {rung} (see their run.json; rerun the ladder to retry)"),
+                message: format!("failed in rung {rung} (each reason is printed above and kept in its run.json; rerun the ladder to retry)"),
             });
         }
         // The law through this rung: it centres the next rung and is measured against this one.

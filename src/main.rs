@@ -300,7 +300,7 @@ fn cmd_sweep(args: SweepArgs) -> anyhow::Result<()> {
     if !report.failed.is_empty() {
         let names: Vec<&str> = report.failed.iter().map(|(id, _)| id.as_str()).collect();
         anyhow::bail!(
-            "{} run(s) failed: {} (see their run.json; rerun the sweep to retry)",
+            "{} run(s) failed: {} (each reason is printed above and kept in its run.json; rerun the sweep to retry)",
             names.len(),
             names.join(", ")
         );
@@ -390,7 +390,10 @@ fn cmd_tune(args: TuneArgs) -> anyhow::Result<()> {
         done.table_path.display()
     );
     if !done.sweep.failed.is_empty() {
-        anyhow::bail!("{} tuning run(s) failed (see their run.json; rerun tune to retry)", done.sweep.failed.len());
+        anyhow::bail!(
+            "{} tuning run(s) failed (each reason is printed above and kept in its run.json; rerun tune to retry)",
+            done.sweep.failed.len()
+        );
     }
     Ok(())
 }

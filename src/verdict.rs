@@ -9,6 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The fewest distinct model sizes and token counts approach 3 and Kaplan's L(N, D) are
+/// identified from. With the two minima below, the design minima that `plan` checks before
+/// training and the fitter applies after it: they live here, below both.
+pub const MIN_DISTINCT: usize = 3;
+/// The fewest distinct model sizes an IsoFLOP budget needs for its parabola (approach 2).
+pub const MIN_BUDGET_SIZES: usize = 3;
+/// The fewest budgets with a bracketed minimum that identify approach 2's exponents: a line
+/// through two minima fits them exactly and says nothing of its own error.
+pub const MIN_BUDGETS: usize = 3;
+
 /// How well the data pin a law down, from best to worst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub enum Verdict {

@@ -37,8 +37,7 @@ pub(crate) const SCALE_DECADES_WEAK: f64 = 1.0;
 pub(crate) const SCALE_DECADES_NOT: f64 = 3.0;
 /// E below this fraction of the lowest loss has run to its bound 0.
 pub(crate) const E_FLOOR_FRACTION: f64 = 0.01;
-/// The fewest distinct model sizes and token counts approach 3 is identified from.
-pub(crate) const MIN_DISTINCT: usize = 3;
+pub(crate) use crate::verdict::MIN_DISTINCT;
 /// The fewest distinct model sizes on the frontier approach 1 is `identified` from.
 pub(crate) const MIN_FRONTIER_SIZES: usize = 4;
 /// The frontier must span at least this factor of compute.

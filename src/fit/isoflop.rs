@@ -23,11 +23,8 @@ use crate::rng::SplitMix64;
 
 /// Runs whose log compute differ by less than this (about 10%) share a budget.
 const SAME_BUDGET: f64 = 0.1;
-/// The fewest distinct model sizes a budget needs for its parabola.
-pub(crate) const MIN_SIZES: usize = 3;
-/// The fewest budgets with a bracketed minimum that identify the exponents: a line through
-/// two minima fits them exactly and says nothing about its own error.
-pub(crate) const MIN_BUDGETS: usize = 3;
+pub(crate) use crate::verdict::MIN_BUDGETS;
+use crate::verdict::MIN_BUDGET_SIZES as MIN_SIZES;
 /// The widest 95% bootstrap interval of a (or b) that still counts as identified.
 pub(crate) const WIDE_EXPONENT: f64 = 0.2;
 /// The largest share of bootstrap resamples that may fail before the interval is weak.

@@ -14,7 +14,7 @@
 //! report.write_json(&out)?;
 //! ```
 
-pub(crate) mod assess;
+mod assess;
 mod bootstrap;
 mod chinchilla;
 mod compute;

@@ -54,8 +54,7 @@ pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<Str
 /// D terms of L = E + A/N^α + B/D^β move together and cannot be told apart; and IsoFLOP budgets
 /// too few, or with too few sizes, for approach 2's parabolas and the line through their minima.
 fn identifiability_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<String>, String> {
-    use crate::fit::assess::MIN_DISTINCT;
-    use crate::fit::isoflop::{MIN_BUDGETS, MIN_SIZES};
+    use crate::verdict::{MIN_BUDGETS, MIN_BUDGET_SIZES as MIN_SIZES, MIN_DISTINCT};
     let count = config.budget.param_count.as_str();
     let mut points: Vec<(f64, f64, Option<f64>)> = Vec::new();
     for r in runs.iter().filter(|r| !matches!(r.role, RunRole::Trunk { .. })) {
