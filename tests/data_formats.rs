@@ -205,5 +205,13 @@ fn token_files_train_and_their_sha256_is_recorded() {
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
     assert!(message.contains("bad.bin") && message.contains("token id 200 at offset 1500"), "{message}");
+    // A validation file with the training tokens (here a copy) would measure a training loss.
+    std::fs::copy(dir.join("train.bin"), dir.join("copy.bin")).unwrap();
+    let data = "kind = \"tokens\"\ntrain = \"train.bin\"\nvalidation = \"copy.bin\"\ndtype = \"u16\"\nvocab_size = 64";
+    let out = train(&dir, "same", &text_run_config("same", data));
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(message.contains("copy.bin holds the same tokens as train") && message.lines().count() == 1, "{message}");
+    assert!(!dir.join("results/same").exists() || std::fs::read_dir(dir.join("results/same")).unwrap().count() == 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -245,6 +245,18 @@ impl TokensSource {
             Some(name) => {
                 let path = config.resolve(name);
                 let validation = open_file(&path, config, "validation")?;
+                if validation.sha256 == train.sha256 {
+                    return Err(DataError::config(
+                        "validation",
+                        format!(
+                            "{} holds the same tokens as train ({}): the validation loss would be measured on \
+                             training tokens; give a held-out file, or leave validation out to hold out the last \
+                             validation_fraction (default {DEFAULT_VALIDATION_FRACTION}) of train",
+                            path.display(),
+                            train_path.display()
+                        ),
+                    ));
+                }
                 token_files.insert(path.display().to_string(), validation.sha256.clone());
                 let segments = documents(&validation, 0, validation.tokens.n_tokens());
                 (Stream::new(vec![(0, n)]), Stream::new(segments), Some(validation))

@@ -25,9 +25,13 @@ impl CentreLaw {
     /// Reads fit.json; the error names what is missing or why the law cannot place an optimum.
     /// The law's verdict comes along: `checks::centre_warnings` warns when it is not identified.
     pub fn read(path: &Path) -> Result<CentreLaw, String> {
-        let report = crate::records::fit::read_fit(path)
+        let mut report = crate::records::fit::read_fit(path)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{}: no such file (fit the earlier sweep first)", path.display()))?;
+        // A hand-edited law (E = -5) would place optima no fit could: refuse it, naming the field.
+        if let Some(bad) = report.take_impossible_laws().into_iter().find(|law| law.law == "chinchilla") {
+            return Err(format!("{}: corrupt: {bad}; it cannot centre a grid (rerun `sweeplaw fit`)", path.display()));
+        }
         let param_count =
             if report.param_count.is_empty() { "nonembedding".to_string() } else { report.param_count.clone() };
         if let Err(e) = param_count.parse::<crate::counting::ParamCount>() {

@@ -495,3 +495,19 @@ fn designs_whose_laws_no_loss_could_identify_are_plan_warnings() {
     assert_eq!(about(three_sizes, "tokens = [256000, 512000, 1024000]"), Vec::<String>::new());
     assert_eq!(about(three_sizes, "flops = [1e12, 4e12, 1.6e13]"), Vec::<String>::new());
 }
+
+#[test]
+fn a_centre_law_holding_a_value_no_fit_produces_is_refused_naming_the_field() {
+    let text = twenty_tokens_law(r#""verdict": "identified""#).replace(r#""E": 1.5"#, r#""E": -5.0"#);
+    let dir = fit_dir("centre-impossible", &text);
+    let message = match crate::config::CentreLaw::read(&dir.join("fit.json")) {
+        Err(message) => message,
+        Ok(_) => panic!("a law with E = -5 centred a grid"),
+    };
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(message.contains("fit.json: corrupt") && message.contains("fits.chinchilla.params.E = -5"), "{message}");
+    // The same law with E = 1.5 reads.
+    let dir = fit_dir("centre-possible", &twenty_tokens_law(r#""verdict": "identified""#));
+    assert!(crate::config::CentreLaw::read(&dir.join("fit.json")).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
