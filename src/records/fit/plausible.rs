@@ -33,6 +33,9 @@ impl fmt::Display for ImpossibleLaw {
     }
 }
 
+/// The least distance outside its interval at which an exponent counts as impossible.
+const MIN_SLACK_EXPONENT: f64 = 0.1;
+
 /// Whether a parameter of this name is an exponent (alpha, beta, alpha_N, ..., and the
 /// compute-optimal a and b); every other named parameter is a positive scale.
 fn is_exponent(name: &str) -> bool {
@@ -52,12 +55,15 @@ fn problem(name: &str, value: f64, interval: Option<&[f64; 2]>) -> Option<String
     // Exponents as they are, scales in logarithms (ln 0 = -inf: an interval reaching 0).
     let scale = |v: f64| if exponent { v } else { v.ln() };
     let (v, lo, hi) = (scale(value), scale(low), scale(high));
-    let width = hi - lo;
+    // At least a tenth for exponents and a factor 2 for scales: a real fit whose resamples all
+    // land on one value (an interval of zero width) may sit a little beside it.
+    let slack = (hi - lo).max(if exponent { MIN_SLACK_EXPONENT } else { std::f64::consts::LN_2 });
     // A NaN (a missing end, an infinite width) leaves nothing to judge.
-    let outside = v < lo - width || v > hi + width;
+    let outside = v < lo - slack || v > hi + slack;
     outside.then(|| {
         format!(
-            "lies outside its own 95% interval [{}, {}] by more than the interval is wide, which no fit writes",
+            "lies outside its own 95% interval [{}, {}] by more than its width (and than 0.1 for an exponent, a \
+             factor 2 for a scale), which no fit writes",
             shown(low),
             shown(high)
         )
@@ -198,7 +204,10 @@ mod tests {
     fn what_the_lenient_readers_accept_is_not_judged() {
         let mut fit = report(serde_json::json!({ "fits": {
             "chinchilla": { "params": { "E": null, "alpha": 0.3 }, "ci95": { "alpha": [null, 0.4] } },
-            "kaplan_d": { "params": { "alpha_D": 0.002, "D_c": 3.3e204 }, "ci95": { "D_c": [0.0, 6e177] } } } }));
+            "kaplan_d": { "params": { "alpha_D": 0.002, "D_c": 3.3e204 }, "ci95": { "D_c": [0.0, 6e177] } },
+            // Every resample on one value, the estimate beside it: a fit can write that.
+            "isoflop": { "a": 0.55, "b": 0.45, "ci95": { "a": [0.5, 0.5], "b": [0.5, 0.5] } },
+            "kaplan_n": { "params": { "alpha_N": 0.07, "N_c": 1.5e13 }, "ci95": { "N_c": [1e13, 1e13] } } } }));
         assert_eq!(fit.take_impossible_laws(), Vec::new());
         assert!(fit.fits.chinchilla.is_some() && fit.fits.kaplan_d.is_some());
     }
