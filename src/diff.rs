@@ -80,12 +80,29 @@ pub fn shown(value: Option<&Value>) -> String {
 /// A difference as refusals name it: "grid.span (6.0 there, 4.0 here)", where "there" is the
 /// recorded side (`before`) and "here" the one given now.
 pub fn there_and_here(difference: &Difference) -> String {
-    format!(
-        "{} ({} there, {} here)",
-        difference.key,
-        shown(difference.before.as_ref()),
-        shown(difference.after.as_ref())
-    )
+    let (there, here) = match (&difference.before, &difference.after) {
+        (Some(Value::String(a)), Some(Value::String(b))) => around_first_difference(a, b),
+        (before, after) => (shown(before.as_ref()), shown(after.as_ref())),
+    };
+    format!("{} ({there} there, {here} here)", difference.key)
+}
+
+/// Two long strings cut to the stretch where they first differ (from 20 characters before it),
+/// so that a refusal shows the difference instead of the 60 characters they share.
+fn around_first_difference(a: &str, b: &str) -> (String, String) {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let first = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let start = if a.len().max(b.len()) > 60 { first.saturating_sub(20) } else { 0 };
+    let cut = |text: &[char]| {
+        let rest = &text[start.min(text.len())..];
+        let mut out = String::from(if start > 0 { "…" } else { "" });
+        out.extend(rest.iter().take(59));
+        if rest.len() > 59 {
+            out.push('…');
+        }
+        format!("{:?}", out)
+    };
+    (cut(&a), cut(&b))
 }
 
 /// "data differs at source (X there, Y here)", naming up to two keys where the serialized
@@ -123,5 +140,18 @@ mod tests {
         assert_eq!(written(&json!([1e12, 6e-4, 0.006, 6.0, 8])), "[1e12, 6e-4, 0.006, 6.0, 8]");
         assert_eq!(written(&json!({"a": 1})), "a table");
         assert_eq!(written(&json!("s")), "\"s\"");
+    }
+
+    #[test]
+    fn long_strings_are_shown_where_they_differ() {
+        let common = "text(files=12, documents=12 (10 train, 2 validation), tokens=5000, tokenizer=cache/";
+        let there = json!({ "source": format!("{common}bpe-300-aaaa/tokenizer.json)") });
+        let here = json!({ "source": format!("{common}bpe-300-bbbb/tokenizer.json)") });
+        let message = differs("data", &there, &here).unwrap();
+        assert!(message.contains("\"…nizer=cache/bpe-300-aaaa/tokenizer.json)\" there"), "{message}");
+        assert!(message.contains("\"…nizer=cache/bpe-300-bbbb/tokenizer.json)\" here"), "{message}");
+        // Short strings as they are.
+        let message = differs("data", &json!({ "kind": "synthetic" }), &json!({ "kind": "text" })).unwrap();
+        assert_eq!(message, "data differs at kind (\"synthetic\" there, \"text\" here)");
     }
 }

@@ -251,6 +251,14 @@ impl TrainSection {
             if row.batch_size == 0 || !(row.lr > 0.0 && row.lr.is_finite()) {
                 return Err(format!("train.table[{i}]: lr and batch_size must be positive"));
             }
+            // One row per size: a second would be ignored whatever it says.
+            if let Some(j) = self.table[..i].iter().position(|r| (r.d_model, r.n_layers) == (row.d_model, row.n_layers))
+            {
+                return Err(format!(
+                    "train.table[{j}] and train.table[{i}] both give d_model = {}, n_layers = {}: one row per size",
+                    row.d_model, row.n_layers
+                ));
+            }
         }
         if !(self.divergence.spike_factor > 1.0) {
             return Err(format!("train.divergence.spike_factor = {} must be above 1", self.divergence.spike_factor));

@@ -8,14 +8,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ScheduleConfig {
-    /// Linear warmup, then cosine from the peak to `final_lr_fraction` × peak at the last step.
+    /// Linear warmup, then cosine from the peak towards `final_lr_fraction` × peak, which it
+    /// reaches at step `total` (0-based), one past the last trained step: the last step trains at
+    /// just above the floor (`train::schedule::Schedule::lr`).
     Cosine {
         #[serde(default = "default_warmup")]
         warmup_fraction: f64,
         #[serde(default = "default_final")]
         final_lr_fraction: f64,
     },
-    /// Linear warmup, constant peak, then a 1−sqrt cooldown over the last `cooldown_fraction` of steps.
+    /// Linear warmup, constant peak, then a 1−sqrt cooldown over the last `cooldown_fraction` of
+    /// steps, reaching `final_lr_fraction` × peak one past the last trained step (as cosine).
     Wsd {
         #[serde(default = "default_warmup")]
         warmup_fraction: f64,

@@ -169,6 +169,13 @@ fn fetch_impl(
     if let Some(path) = cache.repo(spec.clone()).get(file) {
         return Ok(path);
     }
+    // A commit revision names its snapshot directly: a cache laid out by Python's huggingface_hub
+    // for a commit has snapshots/<commit>/ but no refs/<commit>, which is all `get` looks up.
+    let is_commit = revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit());
+    let snapshot = cache.path().join(spec.folder_name()).join("snapshots").join(revision).join(file);
+    if is_commit && snapshot.is_file() {
+        return Ok(snapshot);
+    }
     let place = format!("{repo}@{revision}/{file}");
     if access.offline {
         return Err(DataError::config(
@@ -279,6 +286,10 @@ mod tests {
         let source = hub_config(&dir.0).build(&access).unwrap();
         assert_eq!(source.vocab_size(), 300);
         assert!(source.train_tokens() > 0);
+        // A commit revision is found by its snapshot, with no refs/<commit> to point at it (the
+        // layout Python's huggingface_hub leaves for a commit).
+        let commit = HubConfig { revision: "0123456789abcdef0123456789abcdef01234567".into(), ..hub_config(&dir.0) };
+        assert_eq!(commit.build(&access).unwrap().train_tokens(), source.train_tokens());
         let missing = HubConfig { files: vec!["train.txt".into(), "valid.txt".into()], ..hub_config(&dir.0) };
         let message = missing.build(&access).err().unwrap().to_string();
         assert!(

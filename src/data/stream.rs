@@ -40,15 +40,22 @@ impl MappedTokens {
         // and a user's token file changing under a running sweep is outside what it guards against
         // (its sha256 in run.json tells what was read at the start).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("{}: cannot map: {e}", path.display()))?;
-        MappedTokens::from_map(map, path, data_start, token_bytes)
+        MappedTokens::from_map(map, path, data_start, 0, token_bytes)
     }
 
-    /// Wraps an existing mapping (the token cache checks its own header first).
-    pub fn from_map(map: Mmap, path: &Path, data_start: usize, token_bytes: usize) -> Result<MappedTokens, String> {
+    /// Wraps an existing mapping (the token cache checks its own header first) whose ids run
+    /// from byte `data_start` to `trailer` bytes before its end (the cache's checksum).
+    pub fn from_map(
+        map: Mmap,
+        path: &Path,
+        data_start: usize,
+        trailer: usize,
+        token_bytes: usize,
+    ) -> Result<MappedTokens, String> {
         if !matches!(token_bytes, 2 | 4) {
             return Err(format!("{}: {token_bytes} bytes per token (2 or 4 expected)", path.display()));
         }
-        let data = map.len().checked_sub(data_start).ok_or_else(|| {
+        let data = map.len().saturating_sub(trailer).checked_sub(data_start).ok_or_else(|| {
             format!("{}: {} bytes, shorter than its {data_start}-byte header", path.display(), map.len())
         })?;
         if data % token_bytes != 0 {

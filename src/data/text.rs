@@ -161,6 +161,10 @@ pub struct TextSource {
     tokenizer_vocab: usize,
 }
 
+/// Ends the description of text whose tokenizer has no `<|endoftext|>`: its documents run
+/// together, which `plan` and `sweep` warn about.
+pub const NO_SEPARATOR: &str = ", no document separator";
+
 impl TextSource {
     /// Reads the corpus, trains or loads the tokenizer, and opens (building if needed) the cache.
     pub fn new(config: &TextConfig) -> Result<TextSource, DataError> {
@@ -193,10 +197,13 @@ impl TextSource {
         // already carries the corpus hash (`tokenizer_for`); a given tokenizer's does not, and
         // an edit that keeps every count (two documents' texts swapped, a word replaced by one
         // of as many tokens) would otherwise pass as the same data: name the corpus hash then.
-        let corpus_named = match config.tokenizer {
+        let mut corpus_named = match config.tokenizer {
             Some(_) => format!(", corpus sha256:{}", hex(&corpus.hash, 12)),
             None => String::new(),
         };
+        if tokenizer.separator.is_none() {
+            corpus_named.push_str(NO_SEPARATOR);
+        }
         let describe = format!(
             "text(files={}, documents={} ({} train, {} validation), tokens={} ({} train), tokenizer={} sha256:{}, vocab={}{})",
             files.len(),

@@ -437,10 +437,11 @@ pub mod npy {
         let token_bytes = match descr.as_str() {
             "<u2" | "|u2" => 2,
             "<u4" | "|u4" => 4,
-            "<i4" | "<i2" => {
+            // numpy's default integer is int64: the commonest array a user has.
+            "<i8" | "<i4" | "<i2" | "<u8" | "|i1" | "|u1" => {
                 return Err(format!(
-                    "dtype {descr} (signed); sweeplaw reads unsigned little-endian ids (<u2 = uint16, <u4 = uint32): \
-                     convert with array.astype(numpy.uint16 or numpy.uint32)"
+                    "dtype {descr}; sweeplaw reads unsigned little-endian ids of 2 or 4 bytes (<u2 = uint16, <u4 = \
+                     uint32): convert with array.astype(numpy.uint16) (ids below 65536) or array.astype(numpy.uint32)"
                 ))
             }
             other => return Err(format!("dtype {other}; sweeplaw reads <u2 (uint16) or <u4 (uint32)")),

@@ -18,6 +18,7 @@ pub fn design_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Vec<Str
     let limits = config.checks.clone().unwrap_or_default();
     let mut warnings = centre_warnings(config);
     warnings.extend(tuned_edge_warning(config));
+    warnings.extend(unused_table_rows(config, runs));
     let short: Vec<String> =
         runs.iter().filter(|r| r.steps < limits.min_steps).map(|r| format!("{} ({})", r.run_id, r.steps)).collect();
     if !short.is_empty() {
@@ -129,6 +130,25 @@ fn identifiability_warnings(config: &SweepConfig, runs: &[RunSpec]) -> Result<Ve
 
 /// Runs whose tokens per parameter all lie within this factor of each other are one ratio.
 const SAME_RATIO: f64 = 1.1;
+
+/// `[[train.table]]` rows for sizes the grid does not have: a typo in a row's size leaves the
+/// size it was meant for without its row (an error) or, as here, a row that sets nothing.
+fn unused_table_rows(config: &SweepConfig, runs: &[RunSpec]) -> Option<String> {
+    if config.train.hyperparameters != crate::config::HyperRule::Table {
+        return None;
+    }
+    let unused: Vec<String> = config
+        .train
+        .table
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| !runs.iter().any(|r| (r.shape.d_model, r.shape.n_layers) == (row.d_model, row.n_layers)))
+        .map(|(i, row)| format!("train.table[{i}] (L{}-d{})", row.n_layers, row.d_model))
+        .collect();
+    (!unused.is_empty()).then(|| {
+        format!("{} [[train.table]] row(s) match no size of the plan: {}", unused.len(), first_of(&unused, LISTED))
+    })
+}
 
 /// Warmup steps of a run as the schedule gives them (a trunk's and its branches' are shared).
 fn warmup_steps(spec: &RunSpec) -> u64 {
@@ -333,6 +353,18 @@ pub fn vocab_warning(runs: &[RunSpec], data_vocab: usize) -> Option<String> {
             "the models embed {model_vocab} tokens, but the data's vocabulary has {data_vocab}: the unused rows \
              inflate N_total and the head's FLOPs and cost time; set data.vocab_size to {data_vocab}"
         )
+    })
+}
+
+/// Text whose tokenizer has no end-of-text token: documents follow each other with nothing
+/// between them, so a model learns to predict across their boundaries (`description` is the
+/// data's own, which says so).
+pub fn separator_warning(description: &str) -> Option<String> {
+    description.ends_with(crate::data::text::NO_SEPARATOR).then(|| {
+        "the tokenizer has no <|endoftext|> token, so the documents run together in the token stream with \
+         nothing between them; use a tokenizer that has one, or train one (data.vocab_size without \
+         data.tokenizer)"
+            .to_string()
     })
 }
 

@@ -60,6 +60,15 @@ impl Plan {
     }
 }
 
+/// The key a sweep's token budget for `shape` comes from, as an error names it.
+fn token_budget_key(config: &SweepConfig, shape: &ModelShape) -> String {
+    if config.budget.tokens_per_param.is_some() {
+        format!("budget.tokens_per_param (for {})", size_label(shape))
+    } else {
+        "budget.tokens".to_string()
+    }
+}
+
 /// Compute of one run as planned.
 pub fn run_flops(spec: &RunSpec, convention: FlopConvention) -> f64 {
     spec.shape.flops_per_token_for(convention) * spec.tokens as f64
@@ -98,7 +107,8 @@ pub fn expand(config: &SweepConfig) -> Result<Plan, String> {
                             warnings.push(format!("{e}; size left out of this budget"));
                             None
                         }
-                        Err(e) => Some(Err(e)),
+                        // spec_for names a single run's key; a sweep's budgets come from [budget].
+                        Err(e) => Some(Err(e.replacen("train.tokens", &token_budget_key(config, shape), 1))),
                     }
                 })
                 .collect::<Result<Vec<_>, String>>()?;

@@ -47,9 +47,11 @@ fn budget_arithmetic() {
         assert_eq!(run.flop_budget, Some(1e11));
         assert!(run.run_id.starts_with("C1e11-L"));
     }
-    // A budget smaller than one step is an error naming the key.
+    // A budget smaller than one step is an error naming the key it comes from.
+    let e = expand(&config("n_layers = [1]\nd_model = [32]", "tokens_per_param = [0.001]", FIXED)).unwrap_err();
+    assert!(e.starts_with("budget.tokens_per_param (for L1-d32) = ") && e.contains("less than one step"), "{e}");
     let e = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [10]", FIXED)).unwrap_err();
-    assert!(e.contains("train.tokens") && e.contains("less than one step"), "{e}");
+    assert!(e.contains("budget.tokens = 10") && e.contains("less than one step"), "{e}");
     // Even one that would round up to a whole step: it would train more than it asks for.
     let step = expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", FIXED)).unwrap().runs[0].tokens
         / expand(&config("n_layers = [1]\nd_model = [32]", "tokens = [100000]", FIXED)).unwrap().runs[0].steps;
@@ -510,4 +512,37 @@ fn a_centre_law_holding_a_value_no_fit_produces_is_refused_naming_the_field() {
     let dir = fit_dir("centre-possible", &twenty_tokens_law(r#""verdict": "identified""#));
     assert!(crate::config::CentreLaw::read(&dir.join("fit.json")).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_hyperparameter_table_has_one_row_per_size_and_its_unused_rows_are_warned_about() {
+    let table = |rows: &[(usize, usize, f64)]| {
+        let mut text = "hyperparameters = \"table\"".to_string();
+        for (n_layers, d_model, lr) in rows {
+            text.push_str(&format!(
+                "\n[[train.table]]\nd_model = {d_model}\nn_layers = {n_layers}\nlr = {lr}\nbatch_size = 4"
+            ));
+        }
+        text
+    };
+    let parse = |train: &str| {
+        let text = format!(
+            "name = \"t\"\n[data]\nkind = \"synthetic\"\nvocab_size = 256\n[model]\nseq_len = 64\nhead_dim = 16\n\
+             [grid]\nn_layers = [1, 2]\nd_model = [32]\n[budget]\ntokens = [256000]\n[train]\n{train}\n"
+        );
+        toml::from_str::<SweepConfig>(&text).unwrap()
+    };
+    // Two rows for L2-d32: the second was silently ignored.
+    let twice = parse(&table(&[(1, 32, 1e-3), (2, 32, 2e-3), (2, 32, 9e-3)]));
+    let e = twice.validate().unwrap_err();
+    assert_eq!(e, "train.table[1] and train.table[2] both give d_model = 32, n_layers = 2: one row per size");
+    // A row for a size the grid lacks sets nothing: a warning names it.
+    let extra = parse(&table(&[(1, 32, 1e-3), (2, 32, 2e-3), (7, 640, 1e-4)]));
+    extra.validate().unwrap();
+    let plan = expand(&extra).unwrap();
+    assert!(plan
+        .warnings
+        .iter()
+        .any(|w| w == "1 [[train.table]] row(s) match no size of the plan: train.table[2] (L7-d640)"));
+    assert_eq!(plan.runs.iter().map(|r| r.lr).collect::<Vec<_>>(), vec![1e-3, 2e-3]);
 }

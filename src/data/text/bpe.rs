@@ -28,9 +28,12 @@ pub struct LoadedTokenizer {
 }
 
 impl LoadedTokenizer {
-    /// Vocabulary size including added tokens.
+    /// The embedding rows the tokenizer's ids need: its largest id + 1, added tokens included.
+    /// Not its count of tokens: a tokenizer.json whose ids leave gaps (or skip 0) would give ids
+    /// at or past that count, which no embedding of that size can look up.
     pub fn vocab_size(&self) -> usize {
-        self.tokenizer.get_vocab_size(true)
+        let largest = self.tokenizer.get_vocab(true).into_values().max();
+        largest.map_or(0, |id| id as usize + 1).max(self.tokenizer.get_vocab_size(true))
     }
 }
 

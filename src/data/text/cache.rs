@@ -4,8 +4,11 @@
 //!
 //! Layout (all little-endian): magic `SWLTOKS\0`, format version u32, bytes per token u32,
 //! vocab size u64, tokenizer SHA-256 (32 bytes), corpus SHA-256 (32 bytes), documents u64, tokens u64, then
-//! documents + 1 token offsets u64 (document `i` is tokens `offsets[i]..offsets[i+1]`), then the tokens.
-//! Written to a temporary file and renamed, so a reader never sees half a cache.
+//! documents + 1 token offsets u64 (document `i` is tokens `offsets[i]..offsets[i+1]`), then the
+//! tokens, then the SHA-256 of everything before it. Written to a temporary file and renamed, so a
+//! reader never sees half a cache; the checksum, checked at every open, catches what a rename
+//! cannot: a cache damaged on disk afterwards, whose ids would otherwise be trained on (or crash
+//! the embedding lookup mid-run when out of range).
 
 use std::path::Path;
 
@@ -15,7 +18,9 @@ use crate::data::stream::MappedTokens;
 use crate::data::DataError;
 
 const MAGIC: &[u8; 8] = b"SWLTOKS\0";
-pub const CACHE_VERSION: u32 = 1;
+pub const CACHE_VERSION: u32 = 2;
+/// The SHA-256 trailer.
+const CHECKSUM: usize = 32;
 const FIXED_HEADER: usize = 8 + 4 + 4 + 8 + 32 + 32 + 8 + 8;
 
 /// What a cache must match to be used.
@@ -54,6 +59,10 @@ impl TokenCache {
         // mapped file does not change under us.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| format!("{}: cannot map: {e}", path.display()))?;
         let header = parse_header(&map).map_err(|e| format!("{}: {e}", path.display()))?;
+        let body = map.len().saturating_sub(CHECKSUM);
+        if sha256(&map[..body]) != map[body..] {
+            return Err(format!("{}: damaged (its SHA-256 does not match the one it ends with)", path.display()));
+        }
         if header.key != *key {
             return Err(format!("{}: made by another tokenizer or corpus", path.display()));
         }
@@ -65,11 +74,11 @@ impl TokenCache {
         let n_tokens = *offsets.last().unwrap_or(&0);
         let consistent = offsets.windows(2).all(|w| w[0] <= w[1])
             && n_tokens == header.tokens
-            && map.len() as u64 == data_start as u64 + n_tokens * header.token_bytes as u64;
+            && body as u64 == data_start as u64 + n_tokens * header.token_bytes as u64;
         if !consistent {
             return Err(format!("{}: truncated or damaged (sizes disagree)", path.display()));
         }
-        let tokens = MappedTokens::from_map(map, path, data_start, header.token_bytes)?;
+        let tokens = MappedTokens::from_map(map, path, data_start, CHECKSUM, header.token_bytes)?;
         Ok(Some(TokenCache { tokens, offsets }))
     }
 }
@@ -82,7 +91,7 @@ struct Header {
 }
 
 fn parse_header(map: &[u8]) -> Result<Header, String> {
-    if map.len() < FIXED_HEADER || &map[..8] != MAGIC {
+    if map.len() < FIXED_HEADER + CHECKSUM || &map[..8] != MAGIC {
         return Err("not a sweeplaw token cache".into());
     }
     let u32_at = |at: usize| u32::from_le_bytes(map[at..at + 4].try_into().unwrap_or([0; 4]));
@@ -127,7 +136,14 @@ pub fn write(path: &Path, key: &CacheKey, documents: &[Vec<u32>]) -> Result<(), 
             out.extend_from_slice(&id.to_le_bytes());
         }
     }
+    let checksum = sha256(&out);
+    out.extend_from_slice(&checksum);
     write_atomic(path, &out)
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it into place

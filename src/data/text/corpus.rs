@@ -48,6 +48,10 @@ pub fn expand_files(patterns: &[String], base: &Path) -> Result<Vec<PathBuf>, Da
     }
     files.sort();
     files.dedup();
+    // The same file reached twice (a link to it, `a/../b`): read once, or its documents could
+    // land in both the training and the validation split.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|path| seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())));
     Ok(files)
 }
 

@@ -369,3 +369,67 @@ fn the_run_seed_keys_the_row_order_and_data_seed_pins_it() {
     assert_eq!(rows(&pinned, 7), b);
     assert_eq!(limit_unique(&pinned, u64::MAX, 16, 0).unwrap().data_seed(), Some(1));
 }
+
+#[test]
+fn a_given_tokenizer_whose_ids_leave_gaps_sizes_the_vocabulary_by_its_largest_id() {
+    // A tokenizer.json whose merges' ids are shifted by 10000 has 300 tokens but ids up to
+    // 10299: sized by its count, the embedding had 300 rows and training crashed on id 10296
+    // after the run's records were written.
+    let dir = TempDir::new("sparse-ids");
+    write_corpus(&dir.0, 8, 200);
+    let trained = text_config(&dir.0, 300);
+    let tokenizer = TextSource::new(&trained).unwrap().tokenizer_path;
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&tokenizer).unwrap()).unwrap();
+    for id in json["model"]["vocab"].as_object_mut().unwrap().values_mut() {
+        if id.as_u64().unwrap() > 0 {
+            *id = serde_json::json!(id.as_u64().unwrap() + 10_000);
+        }
+    }
+    std::fs::write(dir.0.join("sparse.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+    let given = TextConfig { tokenizer: Some("sparse.json".into()), vocab_size: None, ..trained };
+    let source = TextSource::new(&given).unwrap();
+    assert_eq!(source.vocab_size(), 10_300);
+    let batch = source.train_batch(0, 4, 16).unwrap();
+    let largest = batch.inputs.iter().copied().max().unwrap();
+    assert!((largest as usize) < source.vocab_size() && largest > 300, "{largest}");
+    // A models' vocabulary below the tokenizer's largest id is refused, naming both.
+    let small = TextConfig { vocab_size: Some(5000), ..given };
+    let message = TextSource::new(&small).err().expect("refused").to_string();
+    assert!(message.contains("5000 is below the 10300 tokens of") && message.contains("sparse.json"), "{message}");
+}
+
+#[test]
+fn a_cache_whose_ids_were_changed_on_disk_is_rebuilt_not_trained_on() {
+    // Same size, ids overwritten with an id in range: the sizes agree, only the checksum tells.
+    let dir = TempDir::new("cache-ids");
+    write_corpus(&dir.0, 8, 200);
+    let config = text_config(&dir.0, 300);
+    let first = TextSource::new(&config).unwrap();
+    let cache_file = std::fs::read_dir(dir.0.join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bin"))
+        .unwrap();
+    let mut bytes = std::fs::read(&cache_file).unwrap();
+    let end = bytes.len() - 32; // before the checksum trailer
+    for pair in bytes[end - 400..end].chunks_exact_mut(2) {
+        pair.copy_from_slice(&7u16.to_le_bytes());
+    }
+    std::fs::write(&cache_file, &bytes).unwrap();
+    let again = TextSource::new(&config).unwrap();
+    assert!(again.report.tokenized, "the damaged cache is rebuilt");
+    let validation = |s: &TextSource| s.validation_set(4, 16).unwrap().batch;
+    assert_eq!(validation(&first), validation(&again));
+    assert_eq!(std::fs::read(&cache_file).unwrap().len(), bytes.len());
+}
+
+#[test]
+fn a_file_reached_twice_through_a_link_is_read_once() {
+    let dir = TempDir::new("linked");
+    write_corpus(&dir.0, 8, 50);
+    std::fs::create_dir_all(dir.0.join("more")).unwrap();
+    std::os::unix::fs::symlink(dir.0.join("corpus/doc_00.txt"), dir.0.join("more/link.txt")).unwrap();
+    let patterns = vec!["corpus/*.txt".to_string(), "more/link.txt".to_string(), "corpus/../corpus/doc_01.txt".into()];
+    let files = corpus::expand_files(&patterns, &dir.0).unwrap();
+    assert_eq!(files.len(), 8, "{files:?}");
+}

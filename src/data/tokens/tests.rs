@@ -105,6 +105,14 @@ fn npy_files_read_their_own_header() {
     let signed = TokensConfig { train: "signed.npy".into(), dtype: None, ..config.clone() };
     let message = TokensSource::new(&signed).err().unwrap().to_string();
     assert!(message.contains("signed.npy") && message.contains("astype"), "{message}");
+    // numpy's default int64 too (it got no hint before).
+    let mut header = std::fs::read(dir.0.join("signed.npy")).unwrap();
+    let at = header.windows(3).position(|w| w == b"<i4").unwrap();
+    header[at..at + 3].copy_from_slice(b"<i8");
+    std::fs::write(dir.0.join("int64.npy"), header).unwrap();
+    let int64 = TokensConfig { train: "int64.npy".into(), dtype: None, ..config.clone() };
+    let message = TokensSource::new(&int64).err().unwrap().to_string();
+    assert!(message.contains("int64.npy") && message.contains("dtype <i8") && message.contains("astype"), "{message}");
     let bytes = std::fs::read(dir.0.join("train.npy")).unwrap();
     std::fs::write(dir.0.join("cut.npy"), &bytes[..bytes.len() - 8]).unwrap();
     let cut = TokensConfig { train: "cut.npy".into(), dtype: None, ..config };
