@@ -369,3 +369,23 @@ fn a_model_vocabulary_far_above_the_tokenizers_is_a_warning() {
     assert!(!stdout(&out).contains("the models embed"), "{}", stdout(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_tokenizer_without_an_end_of_text_token_is_a_warning() {
+    let dir = scratch("plan-separator");
+    crate::data_formats::write_corpus(&dir, 24);
+    let trained = crate::data_formats::text_sweep_config("sep", "tokens = [1024]", "[checks]\nmin_steps = 1\n");
+    let config = write(&dir, "text.toml", &trained);
+    assert!(plan(&config, &[]).status.success());
+    let tokenizer = files_under(&dir.join("cache")).into_iter().find(|p| p.ends_with("tokenizer.json")).unwrap();
+    let tokenizer = dir.join("cache").join(tokenizer);
+    // The same tokenizer with its end-of-text token renamed: no separator between documents.
+    let renamed = std::fs::read_to_string(&tokenizer).unwrap().replace("<|endoftext|>", "<|doc|>");
+    write(&dir, "renamed.json", &renamed);
+    let given = trained.replace("vocab_size = 300", "tokenizer = \"renamed.json\"");
+    write(&dir, "text.toml", &given);
+    let out = plan(&config, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("warning: the tokenizer has no <|endoftext|> token"), "{}", stdout(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -254,6 +254,128 @@ fn wsd_branches_share_a_trunk_and_the_smallest_equals_an_independent_run() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `sweep_config` with one size (L1-d32), WSD branching and `schedule` (a [train.schedule] section).
+fn branched_config(name: &str, schedule: &str) -> String {
+    sweep_config(name, schedule)
+        .replace("n_layers = [1, 2]", "n_layers = [1]")
+        .replace("[budget]", "[budget]\nwsd_branching = true")
+}
+
+/// Runs `args` to its end, which must come within two minutes (a sweep here takes seconds): a
+/// sweep that waits forever fails the test instead of hanging it.
+fn run_within_limit(args: &[&str]) -> std::process::Output {
+    crate::reliability::wait_within(spawn(args), Duration::from_secs(120), &args.join(" "))
+}
+
+fn record(sweep_dir: &Path, run_id: &str) -> serde_json::Value {
+    let path = sweep_dir.join("runs").join(run_id).join("run.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_wsd_trunk_that_diverges_before_its_branch_points_ends_the_sweep_with_its_branches_diverged() {
+    let dir = scratch("sweep-wsd-trunk-diverges");
+    let wsd = "[train.schedule]\nkind = \"wsd\"\nwarmup_fraction = 0.1\ncooldown_fraction = 0.25\n";
+    let text = branched_config("trunkdiv", wsd).replace("lr = 1e-2", "lr = 50.0");
+    let config = write(&dir, "sweep.toml", &text);
+    let results = dir.join("results");
+    let sweep_dir = results.join("trunkdiv");
+    // A rerun finds everything finished; one whose branch records were lost records them again.
+    for pass in 0..3 {
+        if pass == 2 {
+            std::fs::remove_dir_all(sweep_dir.join("runs/L1-d32-D20480-s0")).unwrap();
+        }
+        let out = run_within_limit(&sweep_args(&config, &results));
+        assert!(out.status.success(), "pass {pass}: {}", stderr(&out));
+        assert_eq!(statuses(&sweep_dir), vec!["diverged"; 2], "pass {pass}");
+    }
+    let trunk = record(&sweep_dir, "L1-d32-trunk-s0");
+    assert_eq!(trunk["status"], "diverged");
+    let at = trunk["result"]["steps"].as_u64().unwrap();
+    assert!(at < 30, "the trunk diverges before the first branch point (step 30), at step {at}");
+    for (run, from) in [("L1-d32-D10240-s0", 30), ("L1-d32-D20480-s0", 60)] {
+        let branch = record(&sweep_dir, run);
+        let reason = branch["reason"].as_str().unwrap();
+        assert!(reason.starts_with(&format!("its trunk L1-d32-trunk-s0 diverged at step {at} (")), "{run}: {reason}");
+        assert!(
+            reason.ends_with(&format!("before this branch's branch point, step {from}: the branch is not trainable")),
+            "{run}: {reason}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_wsd_trunk_fails_its_branches_and_a_rerun_retries_the_trunk_and_then_them() {
+    let dir = scratch("sweep-wsd-trunk-fails");
+    let wsd = "[train.schedule]\nkind = \"wsd\"\nwarmup_fraction = 0.1\ncooldown_fraction = 0.25\n";
+    let config = write(&dir, "sweep.toml", &branched_config("trunkfail", wsd));
+    let results = dir.join("results");
+    let sweep_dir = results.join("trunkfail");
+    // A file where the trunk's checkpoints go: its first checkpoint (step 4) fails it.
+    let trunk_dir = sweep_dir.join("runs/L1-d32-trunk-s0");
+    std::fs::create_dir_all(&trunk_dir).unwrap();
+    std::fs::write(trunk_dir.join("checkpoint"), b"not a folder").unwrap();
+    let out = run_within_limit(&sweep_args(&config, &results));
+    assert_eq!(out.status.code(), Some(1), "failed runs fail the sweep: {}", stderr(&out));
+    assert_eq!(record(&sweep_dir, "L1-d32-trunk-s0")["status"], "failed");
+    assert_eq!(statuses(&sweep_dir), vec!["failed"; 2]);
+    for (run, from) in [("L1-d32-D10240-s0", 30), ("L1-d32-D20480-s0", 60)] {
+        let branch = record(&sweep_dir, run);
+        let reason = branch["reason"].as_str().unwrap();
+        assert!(reason.starts_with("its trunk L1-d32-trunk-s0 failed ("), "{run}: {reason}");
+        assert!(reason.contains(&format!("before this branch's branch point, step {from}; rerun")), "{reason}");
+        assert!(stderr(&out).contains(&format!("run {run} failed: its trunk")), "{}", stderr(&out));
+    }
+    // Once the cause is gone, a rerun retries the trunk and then the branches. A claim on the
+    // trunk (a file that does not parse, held until 5 s old) makes the rerun reach the branches
+    // before the failed trunk is retried: they wait for it rather than fail again.
+    std::fs::remove_file(trunk_dir.join("checkpoint")).unwrap();
+    std::fs::write(trunk_dir.join("claim.json"), b"held").unwrap();
+    let (config_arg, results_arg) = (config.to_str().unwrap(), results.to_str().unwrap());
+    let out = run_within_limit(&["sweep", config_arg, "--results", results_arg, "--quiet", "--stale-after", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(record(&sweep_dir, "L1-d32-trunk-s0")["status"], "done");
+    assert_eq!(statuses(&sweep_dir), vec!["done"; 2]);
+    let rows = |run: &str| std::fs::read_to_string(sweep_dir.join("runs").join(run).join("metrics.csv")).unwrap();
+    assert_eq!((rows("L1-d32-D10240-s0").lines().count(), rows("L1-d32-D20480-s0").lines().count()), (41, 81));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_wsd_branch_without_cooldown_steps_records_the_val_loss_of_its_own_last_step() {
+    let dir = scratch("sweep-wsd-no-cooldown");
+    let wsd = "[train.schedule]\nkind = \"wsd\"\nwarmup_fraction = 0.1\ncooldown_fraction = 0.0\n";
+    // Evaluations every 12 steps: the trunk does not evaluate at the smaller branch's point, 40.
+    let cadence = |text: String| text.replace("eval_every_tokens = 2048", "eval_every_tokens = 3072");
+    let branched = write(&dir, "branched.toml", &cadence(branched_config("branched", wsd)));
+    let independent = write(
+        &dir,
+        "independent.toml",
+        &cadence(sweep_config("independent", wsd).replace("n_layers = [1, 2]", "n_layers = [1]")),
+    );
+    let results = dir.join("results");
+    run_to_end(&sweep_args(&branched, &results));
+    run_to_end(&sweep_args(&independent, &results));
+    let trunk = std::fs::read_to_string(results.join("branched/runs/L1-d32-trunk-s0/metrics.csv")).unwrap();
+    let row_40 = trunk.lines().find(|l| l.starts_with("40,")).unwrap();
+    assert_eq!(row_40.split(',').nth(5), Some(""), "the trunk has no evaluation at step 40: {row_40}");
+    // The smallest budget's branch shares the warmup of an independent run of its budget.
+    let run = "L1-d32-D10240-s0";
+    let (b, i) = (record(&results.join("branched"), run), record(&results.join("independent"), run));
+    assert_eq!(b["spec"]["role"]["kind"], "branch");
+    assert_eq!(b["result"]["steps"], i["result"]["steps"], "{run}");
+    assert_eq!(b["result"]["train_loss"], i["result"]["train_loss"], "{run}: the training is bit-identical");
+    assert!(b["result"]["val_loss"].is_f64(), "{run}: {b}");
+    assert_eq!(b["result"]["val_loss"], i["result"]["val_loss"], "{run}: evaluated at its own last step");
+    let last_row = |sweep: &str| {
+        let text = std::fs::read_to_string(results.join(sweep).join("runs").join(run).join("metrics.csv")).unwrap();
+        text.lines().last().unwrap().split(',').take(7).collect::<Vec<_>>().join(",")
+    };
+    assert_eq!(last_row("branched"), last_row("independent"), "{run}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_diverging_run_is_recorded_and_the_sweep_goes_on() {
     let dir = scratch("sweep-diverge");

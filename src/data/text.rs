@@ -161,7 +161,7 @@ pub struct TextSource {
     tokenizer_vocab: usize,
 }
 
-/// Ends the description of text whose tokenizer has no `<|endoftext|>`: its documents run
+/// Closes the description of text whose tokenizer has no `<|endoftext|>`: its documents run
 /// together, which `plan` and `sweep` warn about.
 pub const NO_SEPARATOR: &str = ", no document separator";
 

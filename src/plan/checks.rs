@@ -360,7 +360,7 @@ pub fn vocab_warning(runs: &[RunSpec], data_vocab: usize) -> Option<String> {
 /// between them, so a model learns to predict across their boundaries (`description` is the
 /// data's own, which says so).
 pub fn separator_warning(description: &str) -> Option<String> {
-    description.ends_with(crate::data::text::NO_SEPARATOR).then(|| {
+    description.contains(crate::data::text::NO_SEPARATOR).then(|| {
         "the tokenizer has no <|endoftext|> token, so the documents run together in the token stream with \
          nothing between them; use a tokenizer that has one, or train one (data.vocab_size without \
          data.tokenizer)"

@@ -12,6 +12,7 @@ pub mod reuse;
 pub mod store;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::config::SweepConfig;
@@ -141,6 +142,7 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     let started = std::time::Instant::now();
     let progress = SweepProgress::new(&plan, options.quiet);
     let slots = options.runs_per_device.max(1);
+    let trunks = Trunks::new(&mine);
     let mut report = SweepReport { sweep_dir: store.dir.clone(), ..SweepReport::default() };
     report.skipped_done = mine
         .iter()
@@ -150,7 +152,8 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     let outcomes: Vec<Result<SweepReport>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..slots)
             .map(|slot| {
-                let (plan, store, source, progress, mine) = (&plan, &store, source.as_ref(), &progress, &mine);
+                let (plan, store, source, progress, mine, trunks) =
+                    (&plan, &store, source.as_ref(), &progress, &mine, &trunks);
                 // Each further slot opens the device again. On CUDA, candle's Device::new_cuda launches
                 // on CUDA's per-thread default stream (CU_STREAM_PER_THREAD), so each slot's thread has
                 // its own stream and the K runs' kernels overlap, without cudarc's cross-stream events.
@@ -161,8 +164,8 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
                 };
                 scope.spawn(move || {
                     let device = device?;
-                    let worker =
-                        Worker { options, plan, store, device: &device, source, slot: (slots > 1).then_some(slot) };
+                    let slot = (slots > 1).then_some(slot);
+                    let worker = Worker { options, plan, store, device: &device, source, slot, trunks };
                     worker.run_all(mine, progress)
                 })
             })
@@ -181,12 +184,13 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     Ok(report)
 }
 
-/// The plan's runs checked against the data they train on: the models' vocabulary against the
-/// data's (`checks::vocab_warning`), and the runs' tokens against the training split
+/// The plan's runs checked against the data they train on: text without a document separator
+/// (`checks::separator_warning`), the models' vocabulary against the data's
+/// (`checks::vocab_warning`), and the runs' tokens against the training split
 /// (`checks::data_warnings`, none for the synthetic language, which has no finite split).
 pub fn data_warnings(plan: &Plan, source: &dyn TokenSource) -> Vec<String> {
-    let mut warnings =
-        crate::plan::checks::vocab_warning(&plan.runs, source.tokens_in_vocabulary()).into_iter().collect::<Vec<_>>();
+    let mut warnings: Vec<String> = crate::plan::checks::separator_warning(&source.describe()).into_iter().collect();
+    warnings.extend(crate::plan::checks::vocab_warning(&plan.runs, source.tokens_in_vocabulary()));
     warnings.extend(
         source.unique_tokens().map(|tokens| crate::plan::checks::data_warnings(&plan.runs, tokens)).unwrap_or_default(),
     );
@@ -233,6 +237,48 @@ struct Worker<'a> {
     source: &'a dyn TokenSource,
     /// Which of `--runs-per-device` threads this is (None when there is one).
     slot: Option<usize>,
+    /// The WSD trunks as this process sees them, shared by its threads.
+    trunks: &'a Trunks,
+}
+
+/// The WSD trunks as one sweep process sees them: which are its own to train (a failed trunk of
+/// its share is retried before its branches give up on it, as every failed run is retried on a
+/// rerun), and which it has settled (attempted to an end) since it started, with the failure
+/// when the attempt failed.
+struct Trunks {
+    mine: Vec<String>,
+    settled: Mutex<Vec<(String, Option<String>)>>,
+}
+
+impl Trunks {
+    fn new(mine: &[&RunSpec]) -> Self {
+        let mine = mine.iter().filter(|r| matches!(r.role, RunRole::Trunk { .. })).map(|r| r.run_id.clone()).collect();
+        Trunks { mine, settled: Mutex::new(Vec::new()) }
+    }
+
+    fn settle(&self, trunk: &str, failure: Option<String>) {
+        let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+        settled.retain(|(id, _)| id != trunk);
+        settled.push((trunk.to_string(), failure));
+    }
+
+    /// None: not settled by this process yet; Some(failure) once it is.
+    fn settled(&self, trunk: &str) -> Option<Option<String>> {
+        let settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
+        settled.iter().find(|(id, _)| id == trunk).map(|(_, failure)| failure.clone())
+    }
+}
+
+/// What becomes of a branch that has no checkpoint to start from, by its trunk's state.
+enum TrunkVerdict {
+    /// The trunk may still reach the branch point (pending, training, or failed and about to be
+    /// retried by this process).
+    Wait,
+    /// The trunk is finished without the checkpoint: the branch fails, with why (retried on a
+    /// rerun, as failed runs are, once the trunk is retried).
+    Failed(String),
+    /// The trunk diverged before the branch point: the branch is not trainable, and diverged.
+    Diverged(String),
 }
 
 /// What became of one attempt at a run.
@@ -273,7 +319,15 @@ impl Worker<'_> {
                     report.signal = Some(signal);
                     return Ok(report);
                 }
-                match self.attempt(spec, progress)? {
+                let attempt = self.attempt(spec, progress)?;
+                if matches!(spec.role, RunRole::Trunk { .. }) {
+                    match &attempt {
+                        Attempt::Finished(..) | Attempt::AlreadyFinished => self.trunks.settle(&spec.run_id, None),
+                        Attempt::Failed(reason) => self.trunks.settle(&spec.run_id, Some(reason.clone())),
+                        _ => {}
+                    }
+                }
+                match attempt {
                     Attempt::Finished(status, flops) => {
                         match status {
                             RunStatus::Diverged => report.diverged.push(spec.run_id.clone()),
@@ -325,9 +379,17 @@ impl Worker<'_> {
         if matches!(status, RunStatus::Done | RunStatus::Diverged) {
             return Ok(Attempt::AlreadyFinished);
         }
-        let start_points = self.start_points(spec);
-        if matches!(spec.role, RunRole::Branch { .. }) && start_points.is_empty() {
-            return Ok(Attempt::Waiting(None));
+        let (own_points, trunk_point) = self.start_points(spec);
+        // A branch with nothing to start from waits for its trunk, or gives up on a trunk that
+        // is finished without the checkpoint it needs.
+        let mut given_up = None;
+        if let RunRole::Branch { trunk, from_step, .. } = &spec.role {
+            if own_points.is_empty() && trunk_point.is_none() {
+                match self.trunk_verdict(trunk, *from_step) {
+                    TrunkVerdict::Wait => return Ok(Attempt::Waiting(None)),
+                    verdict => given_up = Some(verdict),
+                }
+            }
         }
         let claim_config = ClaimConfig {
             worker: worker_name(self.options.worker, self.slot),
@@ -348,14 +410,18 @@ impl Worker<'_> {
                 claim.release().map_err(|e| claim_error(&run_dir, e))?;
                 return Ok(Attempt::AlreadyFinished);
             }
+            // A damaged record's own checkpoints are not trusted; a branch keeps its trunk's.
             RecordState::Damaged(why) => match self.store.move_aside_damaged(&spec.run_id, &why) {
                 Ok(warning) => {
                     progress.println(&format!("warning: {warning}"));
-                    self.train_claimed(spec, &run_dir, Vec::new(), &claim, progress)
+                    self.run_claimed(spec, &run_dir, trunk_point.into_iter().collect(), given_up, &claim, progress)
                 }
                 Err(e) => Err(e),
             },
-            _ => self.train_claimed(spec, &run_dir, start_points, &claim, progress),
+            _ => {
+                let points = own_points.into_iter().chain(trunk_point).collect();
+                self.run_claimed(spec, &run_dir, points, given_up, &claim, progress)
+            }
         };
         let attempt = match outcome {
             Ok(end) => {
@@ -392,6 +458,76 @@ impl Worker<'_> {
         }
     }
 
+    /// Trains a claimed run, or records the branch `given_up` on its trunk as failed (an error,
+    /// recorded by the caller as any failure is) or diverged.
+    fn run_claimed(
+        &self,
+        spec: &RunSpec,
+        run_dir: &Path,
+        start_points: Vec<StartPoint>,
+        given_up: Option<TrunkVerdict>,
+        claim: &claim::Claim,
+        progress: &SweepProgress,
+    ) -> Result<RunEnd> {
+        match given_up {
+            None | Some(TrunkVerdict::Wait) => self.train_claimed(spec, run_dir, start_points, claim, progress),
+            Some(TrunkVerdict::Failed(reason)) => Err(Error::Failed(reason)),
+            Some(TrunkVerdict::Diverged(reason)) => {
+                self.store.mark_finished(spec, RunStatus::Diverged, &reason, &self.plan.config_hash)?;
+                progress.println(&format!("diverged {}: {reason}", spec.run_id));
+                Ok(RunEnd { status: RunStatus::Diverged, reason: Some(reason), result: None, flops_trained_here: 0.0 })
+            }
+        }
+    }
+
+    /// What a branch with no checkpoint to start from does: wait while its trunk may still reach
+    /// the branch point, or give up on a trunk that is finished (done, diverged, or failed and
+    /// not to be retried by this process) without the checkpoint, saying why.
+    fn trunk_verdict(&self, trunk: &str, from_step: u64) -> TrunkVerdict {
+        let checkpoint = self.store.run_dir(trunk).join("checkpoint").join(branch_checkpoint_name(from_step));
+        let record = self.store.record(trunk);
+        let status = record.as_ref().map_or(RunStatus::Pending, |r| r.status);
+        let reason = record.as_ref().and_then(|r| r.reason.clone()).map(|r| format!(" ({r})")).unwrap_or_default();
+        let settled = self.trunks.settled(trunk);
+        match status {
+            RunStatus::Done => TrunkVerdict::Failed(format!(
+                "its trunk {trunk} is done but has no checkpoint at this branch's branch point, step {from_step} \
+                 ({} is missing); move the trunk's run folder aside and rerun the sweep to train it again",
+                checkpoint.display()
+            )),
+            RunStatus::Diverged => {
+                let at = record.as_ref().and_then(|r| r.result.as_ref()).map_or(0, |r| r.steps);
+                if from_step >= at {
+                    TrunkVerdict::Diverged(format!(
+                        "its trunk {trunk} diverged at step {at}{reason}, before this branch's branch point, \
+                         step {from_step}: the branch is not trainable"
+                    ))
+                } else {
+                    TrunkVerdict::Failed(format!(
+                        "its trunk {trunk} diverged at step {at}, after this branch's branch point, step \
+                         {from_step}, but the checkpoint there ({}) is missing",
+                        checkpoint.display()
+                    ))
+                }
+            }
+            RunStatus::Failed if settled.is_some() || !self.trunks.mine.iter().any(|t| t == trunk) => {
+                TrunkVerdict::Failed(format!(
+                    "its trunk {trunk} failed{reason} before this branch's branch point, step {from_step}; \
+                     rerun the sweep to retry the trunk and then this branch"
+                ))
+            }
+            // The trunk failed here without a record that reads (its folder cannot hold one).
+            RunStatus::Pending | RunStatus::Running if matches!(settled, Some(Some(_))) => {
+                let failure = settled.flatten().unwrap_or_default();
+                TrunkVerdict::Failed(format!(
+                    "its trunk {trunk} failed ({failure}) before this branch's branch point, step {from_step}; \
+                     rerun the sweep to retry the trunk and then this branch"
+                ))
+            }
+            _ => TrunkVerdict::Wait,
+        }
+    }
+
     fn train_claimed(
         &self,
         spec: &RunSpec,
@@ -419,24 +555,28 @@ impl Worker<'_> {
         Ok(end)
     }
 
-    /// Checkpoints to start from, best first: this run's own (newest first), then for a branch
-    /// the trunk's checkpoint at the branch point.
-    fn start_points(&self, spec: &RunSpec) -> Vec<StartPoint> {
+    /// Checkpoints to start from, best first: this run's own (newest first), and for a branch
+    /// the trunk's checkpoint at the branch point (tried after its own).
+    fn start_points(&self, spec: &RunSpec) -> (Vec<StartPoint>, Option<StartPoint>) {
         let run_dir = self.store.run_dir(&spec.run_id);
         let own_metrics = run_dir.join("metrics.csv");
-        let mut points: Vec<StartPoint> = rotating_checkpoints(&run_dir.join("checkpoint"))
+        let own = rotating_checkpoints(&run_dir.join("checkpoint"))
             .into_iter()
             .filter(|c| c.join("state.json").exists())
             .map(|checkpoint| StartPoint { checkpoint, metrics: own_metrics.clone() })
             .collect();
-        if let RunRole::Branch { trunk, from_step, .. } = &spec.role {
-            let trunk_dir = self.store.run_dir(trunk);
-            let checkpoint = trunk_dir.join("checkpoint").join(branch_checkpoint_name(*from_step));
-            if checkpoint.join("state.json").exists() {
-                points.push(StartPoint { checkpoint, metrics: trunk_dir.join("metrics.csv") });
+        let trunk = match &spec.role {
+            RunRole::Branch { trunk, from_step, .. } => {
+                let trunk_dir = self.store.run_dir(trunk);
+                let checkpoint = trunk_dir.join("checkpoint").join(branch_checkpoint_name(*from_step));
+                checkpoint
+                    .join("state.json")
+                    .exists()
+                    .then(|| StartPoint { checkpoint, metrics: trunk_dir.join("metrics.csv") })
             }
-        }
-        points
+            _ => None,
+        };
+        (own, trunk)
     }
 
     /// A finished run's rotating checkpoints are no longer needed; a trunk keeps its branch points.

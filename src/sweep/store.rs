@@ -143,6 +143,21 @@ impl SweepStore {
         record.reason = Some(reason.to_string());
         record.write(&path)
     }
+
+    /// Records a run that ends without training as `status` (a WSD branch whose trunk diverged
+    /// before its branch point is diverged), with the reason and no result.
+    /// `config_hash` names the config the record belongs to, as a trained run's does.
+    pub fn mark_finished(&self, spec: &RunSpec, status: RunStatus, reason: &str, config_hash: &str) -> Result<()> {
+        let run_dir = self.run_dir(&spec.run_id);
+        std::fs::create_dir_all(&run_dir).map_err(|e| Error::io(&run_dir, e))?;
+        let mut record = self.record(&spec.run_id).unwrap_or_else(|| pending_record(spec));
+        record.status = status;
+        record.reason = Some(reason.to_string());
+        record.result = None;
+        record.finished_at_unix = Some(crate::records::unix_now());
+        record.config_hash = Some(config_hash.to_string());
+        record.write(&run_dir.join("run.json"))
+    }
 }
 
 /// runs/ and each planned run's folder, where they exist, are folders (a link to one counts): a

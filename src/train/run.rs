@@ -2,6 +2,8 @@
 //! backward, clip + AdamW, evaluation when due, observers, checkpoint when due. It trains exactly
 //! the spec's steps, evaluates the fixed validation set every `eval_every_steps` steps and at the
 //! last step, and can start from a checkpoint (its own, to resume; a trunk's, for a WSD branch).
+//! A WSD branch with no cooldown step starts at its last step: it is evaluated right after the
+//! restore, so its final validation loss too is measured at its own last step.
 //! Batches are addressed by step index and nothing else is random, so a resumed run continues
 //! bit-exactly on the CPU.
 
@@ -190,7 +192,7 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
     let flops_per_token = record.counts.flops_per_token;
     let schedule = schedule_for(spec);
     let mut trainer = Trainer { spec, source, device, model, optimizer, schedule, validation, flops_per_token };
-    let (first_step, elapsed_before, history) = match trainer.restore(&start_points) {
+    let (first_step, elapsed_before, mut history) = match trainer.restore(&start_points) {
         Some((state, history)) => (state.step, state.elapsed_s, history),
         None if matches!(spec.role, RunRole::Branch { .. }) => {
             return Err(Error::Run {
@@ -200,6 +202,13 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         }
         None => (0, 0.0, Vec::new()),
     };
+    // A run that starts at its last step (a WSD branch with no cooldown step) trains nothing: its
+    // last step's row is evaluated here, on the restored model, and reported as a step, so that
+    // its final val_loss is measured at its own last step as every run's is.
+    let restored_last = match history.last() {
+        Some(row) if first_step > 0 && first_step == spec.steps && row.step == first_step => history.pop(),
+        _ => None,
+    };
     for o in observers.iter_mut() {
         o.on_start(&record, &history)?;
     }
@@ -207,18 +216,20 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
     let mut last = history.last().cloned();
     let mut last_val = history.iter().rev().find_map(|r| r.val_loss);
     let mut stop: Option<String> = None;
+    if let Some(mut row) = restored_last {
+        row.val_loss = if row.train_loss.is_finite() {
+            Some(evaluate(&trainer.model, &trainer.validation, spec.batch_size, device)?)
+        } else {
+            None
+        };
+        last_val = row.val_loss.or(last_val);
+        report_step(spec, &mut observers, &row, &mut stop)?;
+        last = Some(row);
+    }
     for step in first_step..spec.steps {
         let row = trainer.step(step, elapsed_before, started)?;
         last_val = row.val_loss.or(last_val);
-        for o in observers.iter_mut() {
-            match o.on_step(&row)? {
-                Verdict::Continue => {}
-                Verdict::Diverged(reason) => {
-                    stop.get_or_insert(reason);
-                }
-                Verdict::Abandon(reason) => return Err(Error::ClaimLost { run: spec.run_id.clone(), reason }),
-            }
-        }
+        report_step(spec, &mut observers, &row, &mut stop)?;
         let elapsed = row.elapsed_s;
         last = Some(row);
         if stop.is_some() {
@@ -242,6 +253,26 @@ pub fn train(spec: &RunSpec, ctx: RunContext<'_>) -> Result<RunEnd> {
         o.on_end(&end)?;
     }
     Ok(end)
+}
+
+/// Gives `row` to every observer; the first divergence verdict goes into `stop` (the run ends
+/// after this step), and an observer that abandons the run ends it at once, records untouched.
+fn report_step(
+    spec: &RunSpec,
+    observers: &mut [&mut dyn RunObserver],
+    row: &StepRecord,
+    stop: &mut Option<String>,
+) -> Result<()> {
+    for o in observers.iter_mut() {
+        match o.on_step(row)? {
+            Verdict::Continue => {}
+            Verdict::Diverged(reason) => {
+                stop.get_or_insert(reason);
+            }
+            Verdict::Abandon(reason) => return Err(Error::ClaimLost { run: spec.run_id.clone(), reason }),
+        }
+    }
+    Ok(())
 }
 
 /// What a run's record says about its data: the source it trains on and its validation set.
