@@ -86,7 +86,10 @@ pub fn read_state(dir: &Path, stale_after: Duration) -> Result<SweepState> {
              are not known, and the totals and ETA leave them out",
             dir.display()
         ));
-        run_folders(&runs_dir)?.into_iter().map(|id| (id, None)).collect()
+        let ids = crate::sweep::store::run_folders(&runs_dir)?
+            .into_iter()
+            .filter_map(|dir| dir.file_name().map(|name| name.to_string_lossy().into_owned()));
+        ids.map(|id| (id, None)).collect()
     } else {
         return Err(Error::record(
             dir,
@@ -122,20 +125,6 @@ pub fn read_state(dir: &Path, stale_after: Duration) -> Result<SweepState> {
 
 fn is_final(run: &RunState) -> bool {
     matches!(run.state.as_str(), "done" | "diverged" | "failed")
-}
-
-/// The names of the folders under `runs`, sorted (files, and hidden folders such as a copy in
-/// progress, are not runs).
-fn run_folders(runs: &Path) -> Result<Vec<String>> {
-    let mut ids: Vec<String> = std::fs::read_dir(runs)
-        .map_err(|e| Error::io(runs, e))?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.path().is_dir())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|id| crate::records::check_component(id).is_ok())
-        .collect();
-    ids.sort();
-    Ok(ids)
 }
 
 /// One run's state; `budget` is its planned tokens, or None to take them from its run.json (0

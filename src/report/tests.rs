@@ -339,11 +339,11 @@ fn a_sweep_given_as_a_relative_dot_path_is_titled_by_its_real_name() {
     let inner = dir.0.join("inner");
     std::fs::create_dir_all(&inner).expect("mkdir");
     let expected = dir.0.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    assert_eq!(sections::sweep_name(&inner.join("..")), expected);
-    assert_eq!(sections::sweep_name(&dir.0), expected);
+    assert_eq!(sections::headline::sweep_name(&inner.join("..")), expected);
+    assert_eq!(sections::headline::sweep_name(&dir.0), expected);
     let cwd = std::env::current_dir().expect("cwd");
     let expected_cwd = cwd.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    assert_eq!(sections::sweep_name(Path::new(".")), expected_cwd);
+    assert_eq!(sections::headline::sweep_name(Path::new(".")), expected_cwd);
     assert!(!expected_cwd.is_empty());
 }
 

@@ -3,6 +3,7 @@
 //! array tasks) share one results directory by claiming runs atomically (`claim`). A diverged or
 //! failed run is recorded as such and the sweep goes on.
 
+mod branches;
 pub mod claim;
 pub mod estimate;
 mod identity;
@@ -12,7 +13,8 @@ pub mod reuse;
 pub mod store;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+
+use branches::{GiveUp, Trunks};
 use std::time::Duration;
 
 use crate::config::SweepConfig;
@@ -118,7 +120,7 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
     let device = crate::device::resolve(&config.device, &config.precision)?;
     crate::plan::memory::check_fits(&plan.runs, &device.name).map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
-    crate::train::run::check_evaluation(&plan.runs, source.as_ref()).map_err(|m| Error::config(&options.config, m))?;
+    crate::train::run::check_data(&plan.runs, source.as_ref()).map_err(|m| Error::config(&options.config, m))?;
     let mut warnings = plan.warnings.clone();
     warnings.extend(data_warnings(&plan, source.as_ref()));
     if options.strict && !warnings.is_empty() {
@@ -209,7 +211,7 @@ pub fn local_data_warnings(config: &SweepConfig, plan: &Plan) -> Result<Vec<Stri
     let source = config.data.build_source()?;
     let mut warnings = data_warnings(plan, source.as_ref());
     // `sweep` refuses this data; `plan` shows why, with the other checks.
-    if let Err(message) = crate::train::run::check_evaluation(&plan.runs, source.as_ref()) {
+    if let Err(message) = crate::train::run::check_data(&plan.runs, source.as_ref()) {
         warnings.insert(0, format!("`sweep` refuses this data: {message}"));
     }
     Ok(warnings)
@@ -239,46 +241,6 @@ struct Worker<'a> {
     slot: Option<usize>,
     /// The WSD trunks as this process sees them, shared by its threads.
     trunks: &'a Trunks,
-}
-
-/// The WSD trunks as one sweep process sees them: which are its own to train (a failed trunk of
-/// its share is retried before its branches give up on it, as every failed run is retried on a
-/// rerun), and which it has settled (attempted to an end) since it started, with the failure
-/// when the attempt failed.
-struct Trunks {
-    mine: Vec<String>,
-    settled: Mutex<Vec<(String, Option<String>)>>,
-}
-
-impl Trunks {
-    fn new(mine: &[&RunSpec]) -> Self {
-        let mine = mine.iter().filter(|r| matches!(r.role, RunRole::Trunk { .. })).map(|r| r.run_id.clone()).collect();
-        Trunks { mine, settled: Mutex::new(Vec::new()) }
-    }
-
-    fn settle(&self, trunk: &str, failure: Option<String>) {
-        let mut settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
-        settled.retain(|(id, _)| id != trunk);
-        settled.push((trunk.to_string(), failure));
-    }
-
-    /// None: not settled by this process yet; Some(failure) once it is.
-    fn settled(&self, trunk: &str) -> Option<Option<String>> {
-        let settled = self.settled.lock().unwrap_or_else(|e| e.into_inner());
-        settled.iter().find(|(id, _)| id == trunk).map(|(_, failure)| failure.clone())
-    }
-}
-
-/// What becomes of a branch that has no checkpoint to start from, by its trunk's state.
-enum TrunkVerdict {
-    /// The trunk may still reach the branch point (pending, training, or failed and about to be
-    /// retried by this process).
-    Wait,
-    /// The trunk is finished without the checkpoint: the branch fails, with why (retried on a
-    /// rerun, as failed runs are, once the trunk is retried).
-    Failed(String),
-    /// The trunk diverged before the branch point: the branch is not trainable, and diverged.
-    Diverged(String),
 }
 
 /// What became of one attempt at a run.
@@ -382,15 +344,15 @@ impl Worker<'_> {
         let (own_points, trunk_point) = self.start_points(spec);
         // A branch with nothing to start from waits for its trunk, or gives up on a trunk that
         // is finished without the checkpoint it needs.
-        let mut given_up = None;
-        if let RunRole::Branch { trunk, from_step, .. } = &spec.role {
-            if own_points.is_empty() && trunk_point.is_none() {
-                match self.trunk_verdict(trunk, *from_step) {
-                    TrunkVerdict::Wait => return Ok(Attempt::Waiting(None)),
-                    verdict => given_up = Some(verdict),
+        let given_up = match &spec.role {
+            RunRole::Branch { trunk, from_step, .. } if own_points.is_empty() && trunk_point.is_none() => {
+                match branches::give_up(self.store, self.trunks, trunk, *from_step) {
+                    None => return Ok(Attempt::Waiting(None)),
+                    given_up => given_up,
                 }
             }
-        }
+            _ => None,
+        };
         let claim_config = ClaimConfig {
             worker: worker_name(self.options.worker, self.slot),
             stale_after: self.options.stale_after,
@@ -465,66 +427,18 @@ impl Worker<'_> {
         spec: &RunSpec,
         run_dir: &Path,
         start_points: Vec<StartPoint>,
-        given_up: Option<TrunkVerdict>,
+        given_up: Option<GiveUp>,
         claim: &claim::Claim,
         progress: &SweepProgress,
     ) -> Result<RunEnd> {
         match given_up {
-            None | Some(TrunkVerdict::Wait) => self.train_claimed(spec, run_dir, start_points, claim, progress),
-            Some(TrunkVerdict::Failed(reason)) => Err(Error::Failed(reason)),
-            Some(TrunkVerdict::Diverged(reason)) => {
+            None => self.train_claimed(spec, run_dir, start_points, claim, progress),
+            Some(GiveUp::Failed(reason)) => Err(Error::Failed(reason)),
+            Some(GiveUp::Diverged(reason)) => {
                 self.store.mark_finished(spec, RunStatus::Diverged, &reason, &self.plan.config_hash)?;
                 progress.println(&format!("diverged {}: {reason}", spec.run_id));
                 Ok(RunEnd { status: RunStatus::Diverged, reason: Some(reason), result: None, flops_trained_here: 0.0 })
             }
-        }
-    }
-
-    /// What a branch with no checkpoint to start from does: wait while its trunk may still reach
-    /// the branch point, or give up on a trunk that is finished (done, diverged, or failed and
-    /// not to be retried by this process) without the checkpoint, saying why.
-    fn trunk_verdict(&self, trunk: &str, from_step: u64) -> TrunkVerdict {
-        let checkpoint = self.store.run_dir(trunk).join("checkpoint").join(branch_checkpoint_name(from_step));
-        let record = self.store.record(trunk);
-        let status = record.as_ref().map_or(RunStatus::Pending, |r| r.status);
-        let reason = record.as_ref().and_then(|r| r.reason.clone()).map(|r| format!(" ({r})")).unwrap_or_default();
-        let settled = self.trunks.settled(trunk);
-        match status {
-            RunStatus::Done => TrunkVerdict::Failed(format!(
-                "its trunk {trunk} is done but has no checkpoint at this branch's branch point, step {from_step} \
-                 ({} is missing); move the trunk's run folder aside and rerun the sweep to train it again",
-                checkpoint.display()
-            )),
-            RunStatus::Diverged => {
-                let at = record.as_ref().and_then(|r| r.result.as_ref()).map_or(0, |r| r.steps);
-                if from_step >= at {
-                    TrunkVerdict::Diverged(format!(
-                        "its trunk {trunk} diverged at step {at}{reason}, before this branch's branch point, \
-                         step {from_step}: the branch is not trainable"
-                    ))
-                } else {
-                    TrunkVerdict::Failed(format!(
-                        "its trunk {trunk} diverged at step {at}, after this branch's branch point, step \
-                         {from_step}, but the checkpoint there ({}) is missing",
-                        checkpoint.display()
-                    ))
-                }
-            }
-            RunStatus::Failed if settled.is_some() || !self.trunks.mine.iter().any(|t| t == trunk) => {
-                TrunkVerdict::Failed(format!(
-                    "its trunk {trunk} failed{reason} before this branch's branch point, step {from_step}; \
-                     rerun the sweep to retry the trunk and then this branch"
-                ))
-            }
-            // The trunk failed here without a record that reads (its folder cannot hold one).
-            RunStatus::Pending | RunStatus::Running if matches!(settled, Some(Some(_))) => {
-                let failure = settled.flatten().unwrap_or_default();
-                TrunkVerdict::Failed(format!(
-                    "its trunk {trunk} failed ({failure}) before this branch's branch point, step {from_step}; \
-                     rerun the sweep to retry the trunk and then this branch"
-                ))
-            }
-            _ => TrunkVerdict::Wait,
         }
     }
 

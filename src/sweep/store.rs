@@ -310,16 +310,23 @@ pub fn rebuild_summary(dir: &Path) -> Result<RebuiltSummary> {
     Ok(RebuiltSummary { path, rows: records.len(), warnings })
 }
 
-/// Every readable run.json under `runs`, by run id; unreadable ones become warnings.
-fn records_in(runs: &Path, warnings: &mut Vec<String>) -> Result<Vec<RunRecord>> {
+/// The run folders under `runs`, sorted by run id: folders (a link to one counts) named as a
+/// run id can be (files, and hidden folders such as a copy in progress, are not runs).
+pub fn run_folders(runs: &Path) -> Result<Vec<PathBuf>> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
         .map_err(|e| Error::io(runs, e))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.is_dir())
+        .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| check_component(n).is_ok()))
         .collect();
     dirs.sort();
+    Ok(dirs)
+}
+
+/// Every readable run.json under `runs`, by run id; unreadable ones become warnings.
+fn records_in(runs: &Path, warnings: &mut Vec<String>) -> Result<Vec<RunRecord>> {
     let mut records = Vec::new();
-    for run_dir in dirs {
+    for run_dir in run_folders(runs)? {
         match RunRecord::read(&run_dir.join("run.json")) {
             Ok(record) if matches!(record.spec.role, RunRole::Trunk { .. }) => {}
             Ok(record) => records.push(record),

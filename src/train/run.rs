@@ -316,7 +316,7 @@ fn run_source<'a>(spec: &RunSpec, source: &'a dyn TokenSource) -> Result<Option<
 /// `sweep` and `train` say so before writing anything instead of recording the run `failed`
 /// (and the config, once fixed, being refused as another's). The message names the data's size
 /// and what to change. Synthetic data generates any validation set.
-pub fn check_evaluation(runs: &[RunSpec], source: &dyn TokenSource) -> std::result::Result<(), String> {
+pub fn check_data(runs: &[RunSpec], source: &dyn TokenSource) -> std::result::Result<(), String> {
     let mut rows_checked: Vec<(usize, Option<u64>)> = Vec::new();
     for spec in runs {
         let key = (spec.shape.seq_len, spec.unique_tokens);

@@ -58,7 +58,7 @@ pub fn train_single(options: &TrainOptions) -> Result<RunRecord> {
     crate::plan::memory::check_fits(std::slice::from_ref(&spec), &device.name)
         .map_err(|m| Error::config(&options.config, m))?;
     let source = config.data.build_source()?;
-    crate::train::run::check_evaluation(std::slice::from_ref(&spec), source.as_ref())
+    crate::train::run::check_data(std::slice::from_ref(&spec), source.as_ref())
         .map_err(|m| Error::config(&options.config, m))?;
     check_results_dir(&options.results)?;
     let config_text = std::fs::read(&options.config).map_err(|e| Error::io(&options.config, e))?;
