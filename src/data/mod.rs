@@ -104,6 +104,11 @@ pub trait TokenSource: Send + Sync {
     fn tokens_in_vocabulary(&self) -> usize {
         self.vocab_size()
     }
+    /// Whether a separator token ends each document in the training stream (false for text
+    /// whose tokenizer has no `<|endoftext|>`: its documents run together).
+    fn separates_documents(&self) -> bool {
+        true
+    }
     /// Deterministic random access: training batch number `index` (0, 1, 2, ...). Resuming a run =
     /// remembering the next index, so the same (index, batch_size, seq_len) always gives the same batch.
     fn train_batch(&self, index: u64, batch_size: usize, seq_len: usize) -> Result<Batch, DataError>;

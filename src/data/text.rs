@@ -159,11 +159,13 @@ pub struct TextSource {
     pub tokenizer_path: PathBuf,
     /// The tokenizer's vocabulary (the models' may be larger).
     tokenizer_vocab: usize,
+    /// Whether the tokenizer has an end-of-text token to end each document with.
+    separated: bool,
 }
 
-/// Closes the description of text whose tokenizer has no `<|endoftext|>`: its documents run
-/// together, which `plan` and `sweep` warn about.
-pub const NO_SEPARATOR: &str = ", no document separator";
+/// In the description of text whose tokenizer has no `<|endoftext|>` (its documents run
+/// together), so that the record says so.
+const NO_SEPARATOR: &str = ", no document separator";
 
 impl TextSource {
     /// Reads the corpus, trains or loads the tokenizer, and opens (building if needed) the cache.
@@ -227,11 +229,13 @@ impl TextSource {
             token_files: Default::default(),
         };
         let tokenizer_vocab = tokenizer.vocab_size();
+        let separated = tokenizer.separator.is_some();
         Ok(TextSource {
             streams,
             report: BuildReport { trained_tokenizer, tokenized },
             tokenizer_path: tokenizer.path,
             tokenizer_vocab,
+            separated,
         })
     }
 
@@ -323,6 +327,10 @@ impl TokenSource for TextSource {
 
     fn tokens_in_vocabulary(&self) -> usize {
         self.tokenizer_vocab
+    }
+
+    fn separates_documents(&self) -> bool {
+        self.separated
     }
 
     fn train_batch(&self, index: u64, batch_size: usize, seq_len: usize) -> Result<Batch, DataError> {

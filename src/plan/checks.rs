@@ -356,11 +356,11 @@ pub fn vocab_warning(runs: &[RunSpec], data_vocab: usize) -> Option<String> {
     })
 }
 
-/// Text whose tokenizer has no end-of-text token: documents follow each other with nothing
-/// between them, so a model learns to predict across their boundaries (`description` is the
-/// data's own, which says so).
-pub fn separator_warning(description: &str) -> Option<String> {
-    description.contains(crate::data::text::NO_SEPARATOR).then(|| {
+/// Text whose tokenizer has no end-of-text token (`separates_documents` false): documents
+/// follow each other with nothing between them, so a model learns to predict across their
+/// boundaries.
+pub fn separator_warning(separates_documents: bool) -> Option<String> {
+    (!separates_documents).then(|| {
         "the tokenizer has no <|endoftext|> token, so the documents run together in the token stream with \
          nothing between them; use a tokenizer that has one, or train one (data.vocab_size without \
          data.tokenizer)"

@@ -191,7 +191,8 @@ pub fn run_plan(options: &SweepOptions, config: SweepConfig, plan: Plan) -> Resu
 /// (`checks::vocab_warning`), and the runs' tokens against the training split
 /// (`checks::data_warnings`, none for the synthetic language, which has no finite split).
 pub fn data_warnings(plan: &Plan, source: &dyn TokenSource) -> Vec<String> {
-    let mut warnings: Vec<String> = crate::plan::checks::separator_warning(&source.describe()).into_iter().collect();
+    let mut warnings: Vec<String> =
+        crate::plan::checks::separator_warning(source.separates_documents()).into_iter().collect();
     warnings.extend(crate::plan::checks::vocab_warning(&plan.runs, source.tokens_in_vocabulary()));
     warnings.extend(
         source.unique_tokens().map(|tokens| crate::plan::checks::data_warnings(&plan.runs, tokens)).unwrap_or_default(),
